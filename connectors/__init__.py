@@ -1,0 +1,1 @@
+"""One package per partner: client, webhook verification, normalizer, and a sandbox server."""

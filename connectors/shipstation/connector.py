@@ -1,0 +1,226 @@
+"""The ShipStation v1 connector: webhook token check, resource_url fetch, polling, lookups.
+
+ShipStation v1 signs nothing, so the registered webhook URL carries a secret `token` query
+parameter, and only data re-fetched from the API with our credentials is trusted. A
+resource_url is fetched only when its origin matches `allowed_resource_origin`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+from aiohttp import web
+from yarl import URL
+
+from connectors.shipstation import normalize
+from connectors.shipstation.client import ShipStationClient
+from connectors.shipstation.pacific import utc_to_pacific
+from gateway.config import Config, ConnectorConfig
+from gateway.connector import (
+    POLL,
+    WEBHOOKS,
+    Connector,
+    DemoContext,
+    PollResult,
+    WebhookRequest,
+)
+from gateway.errors import ConfigError, PartnerRejected, WebhookRejected
+from gateway.metrics import Metrics
+from gateway.ratelimit import RateBudget
+from gateway.records import Shipment, parse_iso, utc_iso
+from storage import InboxEvent, NewInboxEvent
+
+SHIPMENT_EVENTS = {"SHIP_NOTIFY", "ITEM_SHIP_NOTIFY"}
+FULFILLMENT_EVENTS = {"FULFILLMENT_SHIPPED"}
+IGNORED_EVENTS = {"ORDER_NOTIFY", "ITEM_ORDER_NOTIFY", "FULFILLMENT_REJECTED"}
+RESOURCE_PATHS = ("/shipments", "/fulfillments")
+DEFAULT_ALLOWED_ORIGIN = r"https://ssapi\d*\.shipstation\.com"
+_ORDER_CACHE_SIZE = 2048
+
+
+class ShipStationConnector(Connector):
+    capabilities: ClassVar[frozenset[str]] = frozenset({WEBHOOKS, POLL})
+
+    def __init__(self, config: ConnectorConfig, app_config: Config,
+                 session: aiohttp.ClientSession, metrics: Metrics) -> None:
+        super().__init__(config, app_config, session, metrics)
+        key = app_config.secret(config.required("api_key_env"))
+        secret = app_config.secret(config.required("api_secret_env"))
+        self._webhook_token = app_config.secret(config.required("webhook_token_env"))
+        origin = config.option("allowed_resource_origin", DEFAULT_ALLOWED_ORIGIN, str)
+        try:
+            self._allowed_origin = re.compile(origin)
+        except re.error as exc:
+            raise ConfigError(f"{config.key}.allowed_resource_origin: not a regex: {exc}") from None
+        self.page_size = config.option("page_size", 500, int)
+        self.overlap = timedelta(minutes=config.option("poll_overlap_minutes", 60, (int, float)))
+        self.initial_lookback = timedelta(
+            hours=config.option("initial_lookback_hours", 24, (int, float)))
+        self.budget = RateBudget(config.option("rate_limit_per_minute", 40, int),
+                                 float(config.option("rate_limit_window_seconds", 60, (int, float))))
+        self.client = ShipStationClient(
+            session, config.base_url, aiohttp.BasicAuth(key, secret), self.budget,
+            timeout_seconds=float(config.option("request_timeout_seconds", 30, (int, float))),
+            max_rate_waits=config.option("max_rate_limit_waits", 10, int),
+            on_response=self._count)
+        self._orders: OrderedDict[int, dict[str, Any]] = OrderedDict()
+
+    def _count(self, status: int) -> None:
+        self.metrics.partner_requests.labels(self.name, str(status)).inc()
+        if status == 429:
+            self.metrics.partner_429.labels(self.name).inc()
+
+    # webhooks
+
+    def verify(self, request: WebhookRequest) -> str:
+        token = request.query.get("token", "")
+        if not hmac.compare_digest(token.encode(), self._webhook_token.encode()):
+            raise WebhookRejected("webhook token missing or wrong")
+        return "sha256:" + hashlib.sha256(request.body).hexdigest()
+
+    def resource_url(self, raw: Any) -> URL:
+        """The webhook's resource_url, if it is safe to send our credentials to."""
+        if not isinstance(raw, str) or len(raw) > 2048:
+            raise PartnerRejected("resource_url missing or not a string", 400)
+        url = URL(raw)
+        if not url.is_absolute() or url.user or url.password:
+            raise PartnerRejected(f"resource_url refused: {raw[:200]}", 400)
+        origin = f"{url.scheme}://{url.host}" + (f":{url.explicit_port}" if url.explicit_port else "")
+        if not self._allowed_origin.fullmatch(origin) or not url.path.startswith(RESOURCE_PATHS):
+            raise PartnerRejected(f"resource_url refused (origin {origin} or path {url.path}"
+                                  " not allowed)", 400)
+        return url
+
+    # normalizing
+
+    async def _order(self, order_id: Any) -> dict[str, Any] | None:
+        try:
+            key = int(order_id)
+        except (TypeError, ValueError):
+            return None
+        if key in self._orders:
+            self._orders.move_to_end(key)
+            return self._orders[key]
+        order = await self.client.get(self.client.url(f"/orders/{key}"))
+        if not isinstance(order, dict):
+            return None
+        self._orders[key] = order
+        while len(self._orders) > _ORDER_CACHE_SIZE:
+            self._orders.popitem(last=False)
+        return order
+
+    async def _related(self, record: dict[str, Any], order: dict[str, Any] | None
+                       ) -> list[dict[str, Any]]:
+        """A split child's parent and a merge survivor's absorbed orders, by lookup."""
+        if order is None:
+            return []
+        options = order.get("advancedOptions") or {}
+        ids = [options.get("parentId"), *(options.get("mergedIds") or [])]
+        related = [order]
+        for order_id in ids:
+            if order_id:
+                parent = await self._order(order_id)
+                if parent:
+                    related.append(parent)
+        return related
+
+    def _needs_order(self, record: dict[str, Any]) -> bool:
+        options = record.get("advancedOptions")
+        if isinstance(options, dict) and options.get("mergedOrSplit") is False:
+            return False
+        return bool(record.get("orderId"))
+
+    async def _shipment(self, record: dict[str, Any]) -> Shipment:
+        order = await self._order(record.get("orderId")) if self._needs_order(record) else None
+        return normalize.shipment(self.name, record, await self._related(record, order))
+
+    async def _fulfillment(self, record: dict[str, Any]) -> Shipment:
+        order = await self._order(record.get("orderId"))
+        related = await self._related(record, order)
+        return normalize.fulfillment(self.name, record, order, related[1:])
+
+    async def normalize(self, event: InboxEvent) -> list[Shipment]:
+        body = orjson.loads(event.body)
+        if event.kind == "poll":
+            kind, record = body["type"], body["record"]
+            if kind == "shipment":
+                return [await self._shipment(record)]
+            if kind == "fulfillment":
+                return [await self._fulfillment(record)]
+            raise ValueError(f"unknown polled record type {kind!r}")
+        resource_type = body.get("resource_type")
+        if resource_type in IGNORED_EVENTS:
+            return []
+        url = self.resource_url(body.get("resource_url"))
+        if resource_type in SHIPMENT_EVENTS or url.path.startswith("/shipments"):
+            # The URL asks for no items (includeShipmentItems=False); we need them.
+            url = url.update_query(includeShipmentItems="true")
+            return [await self._shipment(r) async for r in self.client.pages(url, {}, "shipments")]
+        if resource_type in FULFILLMENT_EVENTS or url.path.startswith("/fulfillments"):
+            return [await self._fulfillment(r)
+                    async for r in self.client.pages(url, {}, "fulfillments")]
+        return []
+
+    # polling
+
+    async def poll(self, cursor: str | None) -> PollResult:
+        """Everything created or voided since the cursor (minus the overlap), up to now."""
+        now = datetime.now(UTC)
+        since = parse_iso(orjson.loads(cursor)["until"]) if cursor else now - self.initial_lookback
+        start, end = utc_to_pacific(since - self.overlap), utc_to_pacific(now)
+        records: list[NewInboxEvent] = []
+        stats = {"window_start_pacific": start, "window_end_pacific": end}
+        shipments = self.client.url("/shipments")
+        common = {"includeShipmentItems": "true", "pageSize": self.page_size}
+        seen: set[str] = set()
+        for label, params in (("created", {"createDateStart": start, "createDateEnd": end}),
+                              ("voided", {"voidDateStart": start, "voidDateEnd": end})):
+            count = 0
+            async for record in self.client.pages(shipments, {**common, **params}, "shipments"):
+                version = record.get("voidDate") if record.get("voided") else record.get("createDate")
+                key = f"shipment:{record.get('shipmentId')}:{version}"
+                count += 1
+                if key not in seen:
+                    seen.add(key)
+                    records.append(_polled(self.name, key, "shipment", record))
+            stats[f"shipments_{label}"] = count
+        count = 0
+        async for record in self.client.pages(
+                self.client.url("/fulfillments"),
+                {"createDateStart": start, "createDateEnd": end, "pageSize": self.page_size},
+                "fulfillments"):
+            version = record.get("voidDate") or record.get("deliveryDate") or record.get("createDate")
+            count += 1
+            records.append(_polled(self.name, f"fulfillment:{record.get('fulfillmentId')}:{version}",
+                                   "fulfillment", record))
+        stats["fulfillments"] = count
+        return PollResult(records, orjson.dumps({"until": utc_iso(now)}).decode(), stats)
+
+    def status(self) -> dict[str, Any]:
+        return {"rate_limit": self.budget.state()}
+
+    @classmethod
+    def sandbox(cls, config: ConnectorConfig, app_config: Config) -> web.Application:
+        from connectors.shipstation.sandbox import create_app
+
+        return create_app(app_config.secret(config.required("api_key_env")),
+                          app_config.secret(config.required("api_secret_env")),
+                          rate_limit=config.option("rate_limit_per_minute", 40, int))
+
+    @classmethod
+    async def demo(cls, ctx: DemoContext) -> None:
+        from connectors.shipstation.demo import run
+
+        await run(ctx)
+
+
+def _polled(connector: str, key: str, kind: str, record: dict[str, Any]) -> NewInboxEvent:
+    return NewInboxEvent(connector=connector, delivery_key=key, kind="poll",
+                         body=orjson.dumps({"type": kind, "record": record}))

@@ -1,0 +1,87 @@
+"""The demo scenario against the ShipStation sandbox: one FO of 10 units, split 6 + 4.
+
+The order is placed in the sandbox as the gateway's push would place it (the FO id as
+`orderKey`); the sandbox splits it into child orders 1001-1 and 1001-2, ships them a few
+seconds apart, and tells the gateway by SHIP_NOTIFY webhook, as ShipStation does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+
+from gateway.connector import DemoContext
+
+SKU = "TSHIRT-BLK-M"
+PAUSE_SECONDS = 3.0
+
+
+async def _wait_for_status(ctx: DemoContext, fo_id: str, wanted: str, seen: list[str],
+                           within_seconds: float = 30.0) -> dict:
+    headers = {"Authorization": f"Bearer {ctx.api_token}"}
+    deadline = time.monotonic() + within_seconds
+    while True:
+        async with ctx.session.get(f"{ctx.api_url}/api/v1/fulfillment-orders/{fo_id}",
+                                   headers=headers) as resp:
+            fo = await resp.json()
+        if not seen or seen[-1] != fo["status"]:
+            seen.append(fo["status"])
+            line = fo["lines"][0]
+            ctx.say(f"  FO {fo_id}: {fo['status']:<20} {line['fulfilled']}/{line['requested']}"
+                    f" shipped (the FO still requests {line['requested']})")
+        if fo["status"] == wanted:
+            return fo
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"FO {fo_id} did not reach {wanted} in {within_seconds} s")
+        await asyncio.sleep(0.1)
+
+
+async def run(ctx: DemoContext) -> None:
+    base = ctx.connector.base_url
+    auth = aiohttp.BasicAuth(ctx.app_config.secret(ctx.connector.options["api_key_env"]),
+                             ctx.app_config.secret(ctx.connector.options["api_secret_env"]))
+    token = ctx.app_config.secret(ctx.connector.options["webhook_token_env"])
+    api = {"Authorization": f"Bearer {ctx.api_token}"}
+
+    async with ctx.session.post(f"{base}/webhooks/subscribe", auth=auth, json={
+            "target_url": f"{ctx.webhook_url}?token={token}", "event": "SHIP_NOTIFY",
+            "friendly_name": "fulfillment gateway demo"}) as resp:
+        resp.raise_for_status()
+    ctx.say(f"Registered the gateway's webhook with the ShipStation sandbox at {base}")
+
+    async with ctx.session.post(f"{ctx.api_url}/api/v1/fulfillment-orders", headers=api, json={
+            "channel": "wholesale", "order_number": "1001",
+            "lines": [{"sku": SKU, "quantity": 10}],
+            "ship_to": {"name": "Demo Buyer", "city": "Portland", "country": "US"}}) as resp:
+        resp.raise_for_status()
+        fo = await resp.json()
+    fo_id = fo["id"]
+    ctx.say(f"Created FO {fo_id} through the API: order 1001, 10 x {SKU}")
+    seen: list[str] = []
+    await _wait_for_status(ctx, fo_id, "unfulfilled", seen)
+
+    async with ctx.session.post(f"{base}/_sandbox/orders", json={
+            "orderKey": fo_id, "orderNumber": "1001",
+            "items": [{"lineItemKey": "1", "sku": SKU, "name": "T-shirt", "quantity": 10}],
+            "shipTo": {"name": "Demo Buyer", "city": "Portland", "country": "US"}}) as resp:
+        order = await resp.json()
+    async with ctx.session.post(f"{base}/_sandbox/orders/{order['orderId']}/split", json={
+            "parts": [[{"sku": SKU, "quantity": 6}], [{"sku": SKU, "quantity": 4}]]}) as resp:
+        children = (await resp.json())["orders"]
+    ctx.say("The 3PL split the order into "
+            + " and ".join(f"{c['orderNumber']} ({c['items'][0]['quantity']} units)"
+                           for c in children))
+
+    for child, wanted in zip(children, ("partially_fulfilled", "fulfilled"), strict=True):
+        await asyncio.sleep(PAUSE_SECONDS)
+        async with ctx.session.post(f"{base}/_sandbox/orders/{child['orderId']}/ship",
+                                    json={}) as resp:
+            shipped = await resp.json()
+        ctx.say(f"ShipStation shipped {child['orderNumber']} (label"
+                f" {shipped['shipment']['shipmentId']}) and sent SHIP_NOTIFY")
+        await _wait_for_status(ctx, fo_id, wanted, seen)
+    ctx.say(f"Done: FO {fo_id} went {' -> '.join(seen)}.")
+    ctx.say(f"  curl -H 'Authorization: Bearer {ctx.api_token}' "
+            f"{ctx.api_url}/api/v1/fulfillment-orders/{fo_id}")

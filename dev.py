@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Set-up and entry points for a fresh clone; needs only Python 3.11+ with pip and venv.
+
+    python3 dev.py demo     create .venv if needed, install, run the demo
+    python3 dev.py test     create .venv if needed, install, run the whole test suite
+    python3 dev.py bench    run the benchmarks in bench/
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_environment() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
+    if not PYTHON.exists():
+        print("Creating .venv ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    stamp = VENV / f".installed-{digest}"
+    if not stamp.exists():
+        print("Installing the gateway and its test tools into .venv ...", flush=True)
+        subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "-e", f"{ROOT}[test]"], check=True)
+        for old in VENV.glob(".installed-*"):
+            old.unlink()
+        stamp.touch()
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"demo", "test", "bench"}:
+        print(__doc__)
+        return 2
+    ensure_environment()
+    command, rest = argv[0], argv[1:]
+    os.chdir(ROOT)
+    if command == "demo":
+        args = [str(PYTHON), "-m", "gateway.cli", "demo", *rest]
+    elif command == "test":
+        args = [str(PYTHON), "-m", "pytest", "-q", *rest]
+    else:
+        args = [str(PYTHON), "bench/intake.py", *rest]
+    try:
+        return subprocess.call(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

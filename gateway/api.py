@@ -1,0 +1,354 @@
+"""The HTTP API for internal services: bearer tokens, one error shape, cursor pagination."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from gateway import ledger, logs
+from gateway.errors import (
+    BadRequest,
+    Conflict,
+    GatewayError,
+    NotFound,
+    Unauthorized,
+)
+from gateway.records import (
+    FO_STATUSES,
+    FulfillmentOrder,
+    FulfillmentOrderLine,
+    OrderRef,
+    new_id,
+    now_iso,
+    parse_iso,
+    utc_iso,
+)
+from storage import NewFulfillmentOrder
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logs.get("gateway.api")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+GATEWAY_KEY = web.AppKey("gateway", object)
+
+
+def json_response(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return json_response({"error": {"code": code, "message": message}}, status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place errors become `{"error": {"code", "message"}}` with a proper status."""
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed",
+                413: "payload_too_large"}.get(exc.status, "http_error")
+        return error_response(exc.status, code, exc.reason)
+    except Exception:  # noqa: BLE001 - logged with its traceback, never shown to the caller
+        log.exception("api.unhandled", path=request.path, method=request.method)
+        return error_response(500, "internal_error", "internal error; see the gateway's log")
+
+
+def auth_middleware(tokens: Callable[[], tuple[str, ...]]) -> Callable[..., Any]:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/api/"):
+            header = request.headers.get("Authorization", "")
+            scheme, _, presented = header.partition(" ")
+            if scheme.lower() != "bearer" or not presented:
+                raise Unauthorized("send Authorization: Bearer <token>")
+            if not any(hmac.compare_digest(presented.encode(), t.encode()) for t in tokens()):
+                raise Unauthorized("bearer token not recognised")
+        return await handler(request)
+
+    return check
+
+
+def _gateway(request: web.Request) -> Gateway:
+    return request.app[GATEWAY_KEY]  # type: ignore[return-value]
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", str(DEFAULT_LIMIT))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(f"limit: a whole number from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def _page(items: list[dict[str, Any]], next_cursor: str | None) -> web.Response:
+    return json_response({"items": items, "next_cursor": next_cursor})
+
+
+def _optional_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and (not isinstance(value, str) or not value or len(value) > 256):
+        raise BadRequest(f"{key}: a non-empty string of at most 256 characters")
+    return value
+
+
+def _optional_object(body: dict[str, Any], key: str) -> dict[str, Any]:
+    value = body.get(key, {})
+    if not isinstance(value, dict):
+        raise BadRequest(f"{key}: must be an object")
+    return value
+
+
+FO_FIELDS = {"id", "channel", "order_number", "lines", "ship_to", "custom_fields", "external_refs"}
+
+
+def parse_fulfillment_order(body: dict[str, Any]) -> NewFulfillmentOrder:
+    unknown = sorted(set(body) - FO_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
+    fo_id = body.get("id")
+    if fo_id is not None and (not isinstance(fo_id, str) or not _ID.match(fo_id)):
+        raise BadRequest("id: 1-128 characters of letters, digits, '.', '_', ':' or '-'")
+    lines = body.get("lines")
+    if not isinstance(lines, list) or not lines:
+        raise BadRequest("lines: a non-empty list of {sku, quantity}")
+    parsed_lines, line_ids = [], set()
+    for i, line in enumerate(lines):
+        if not isinstance(line, dict) or set(line) - {"sku", "quantity", "line_id"}:
+            raise BadRequest(f"lines[{i}]: an object with sku, quantity and optional line_id")
+        sku, quantity = line.get("sku"), line.get("quantity")
+        if not isinstance(sku, str) or not sku.strip() or len(sku) > 128:
+            raise BadRequest(f"lines[{i}].sku: a non-empty string")
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 < quantity <= 10**9:
+            raise BadRequest(f"lines[{i}].quantity: a whole number greater than 0")
+        line_id = line.get("line_id", str(i + 1))
+        if not isinstance(line_id, str) or not _ID.match(line_id) or line_id in line_ids:
+            raise BadRequest(f"lines[{i}].line_id: a unique id string")
+        line_ids.add(line_id)
+        parsed_lines.append(FulfillmentOrderLine(line_id, sku, quantity))
+    order_number = _optional_str(body, "order_number")
+    refs = [OrderRef("order_number", order_number)] if order_number else []
+    raw_refs = body.get("external_refs", [])
+    if not isinstance(raw_refs, list):
+        raise BadRequest("external_refs: a list of {kind, value}")
+    for i, ref in enumerate(raw_refs):
+        if (not isinstance(ref, dict) or ref.get("kind") not in ("order_number", "partner_order_id")
+                or not isinstance(ref.get("value"), str) or not ref["value"]):
+            raise BadRequest(f"external_refs[{i}]: kind order_number or partner_order_id,"
+                             " and a string value")
+        refs.append(OrderRef(ref["kind"], ref["value"]))
+    canonical = {k: v for k, v in body.items() if k != "id"}
+    request_hash = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    fo = FulfillmentOrder(id=fo_id or new_id("fo"), seq=0, lines=tuple(parsed_lines),
+                          order_number=order_number, channel=_optional_str(body, "channel"),
+                          refs=tuple(refs))
+    return NewFulfillmentOrder(fo=fo, request_hash=request_hash,
+                               ship_to=_optional_object(body, "ship_to"),
+                               custom_fields=_optional_object(body, "custom_fields"),
+                               created_at=now_iso())
+
+
+async def create_fulfillment_order(request: web.Request) -> web.Response:
+    gw = _gateway(request)
+    new = parse_fulfillment_order(await _json_body(request))
+    async with gw.storage.transaction() as tx:
+        created, outcome = await ledger.create_fulfillment_order(tx, new)
+    gw.report(outcome)
+    view = await gw.storage.fulfillment_order_view(new.fo.id)
+    if created:
+        log.info("fulfillment_order.created", fo_id=new.fo.id)
+    return json_response(view, 201 if created else 200)
+
+
+async def get_fulfillment_order(request: web.Request) -> web.Response:
+    fo_id = request.match_info["id"]
+    view = await _gateway(request).storage.fulfillment_order_view(fo_id)
+    if view is None:
+        raise NotFound(f"fulfillment order {fo_id} does not exist")
+    return json_response(view)
+
+
+async def list_fulfillment_orders(request: web.Request) -> web.Response:
+    status = request.query.get("status") or None
+    if status and status not in FO_STATUSES:
+        raise BadRequest(f"status: one of {', '.join(FO_STATUSES)}")
+    since = request.query.get("updated_since") or None
+    if since:
+        try:
+            since = utc_iso(parse_iso(since))
+        except ValueError:
+            raise BadRequest("updated_since: an ISO 8601 timestamp with an offset") from None
+    page = await _gateway(request).storage.list_fulfillment_orders(
+        status, since, request.query.get("cursor") or None, _limit(request))
+    return _page(page.items, page.next_cursor)
+
+
+async def cancel_fulfillment_order(request: web.Request) -> web.Response:
+    gw, fo_id = _gateway(request), request.match_info["id"]
+    async with gw.storage.transaction() as tx:
+        outcome = await ledger.cancel_fulfillment_order(tx, fo_id, now_iso())
+    gw.report(outcome)
+    return json_response(await gw.storage.fulfillment_order_view(fo_id))
+
+
+async def get_shipment(request: web.Request) -> web.Response:
+    shipment_id = request.match_info["id"]
+    view = await _gateway(request).storage.shipment_view(shipment_id)
+    if view is None:
+        raise NotFound(f"shipment {shipment_id} does not exist")
+    return json_response(view)
+
+
+async def list_shipments(request: web.Request) -> web.Response:
+    page = await _gateway(request).storage.list_shipments(
+        request.query.get("fulfillment_order_id") or None, request.query.get("cursor") or None,
+        _limit(request))
+    return _page(page.items, page.next_cursor)
+
+
+async def list_unmatched(request: web.Request) -> web.Response:
+    page = await _gateway(request).storage.list_unmatched(request.query.get("cursor") or None,
+                                                          _limit(request))
+    return _page(page.items, page.next_cursor)
+
+
+async def match_unmatched(request: web.Request) -> web.Response:
+    gw, shipment_id = _gateway(request), request.match_info["id"]
+    body = await _json_body(request)
+    fo_ids = body.get("fulfillment_order_ids")
+    if fo_ids is None and isinstance(body.get("fulfillment_order_id"), str):
+        fo_ids = [body["fulfillment_order_id"]]
+    if (not isinstance(fo_ids, list) or not fo_ids
+            or not all(isinstance(i, str) and i for i in fo_ids)):
+        raise BadRequest("fulfillment_order_ids: a non-empty list of FO ids")
+    view = await gw.storage.shipment_view(shipment_id)
+    if view is None:
+        raise NotFound(f"shipment {shipment_id} does not exist")
+    if view["match_state"] != "unmatched":
+        raise Conflict(f"shipment {shipment_id} is already matched to "
+                       f"{', '.join(view['fulfillment_order_ids'])}")
+    async with gw.storage.transaction() as tx:
+        outcome = await ledger.match_manually(tx, shipment_id, fo_ids, now_iso())
+    gw.report(outcome)
+    return json_response(await gw.storage.shipment_view(shipment_id))
+
+
+async def list_connectors(request: web.Request) -> web.Response:
+    gw = _gateway(request)
+    items = []
+    for config in gw.config.connectors:
+        connector = gw.connectors.get(config.name)
+        state = await gw.storage.poll_state(config.name) or {}
+        items.append({
+            "name": config.name, "type": config.type, "enabled": config.enabled,
+            "capabilities": sorted(connector.capabilities) if connector else [],
+            "poll_interval_minutes": config.poll_interval_minutes,
+            "last_poll_at": state.get("last_poll_at"), "cursor": state.get("cursor"),
+            "last_result": state.get("last_result"), "last_error": state.get("last_error"),
+            "last_error_at": state.get("last_error_at"),
+            **(connector.status() if connector else {}),
+        })
+    return json_response({"items": items, "next_cursor": None})
+
+
+async def poll_connector(request: web.Request) -> web.Response:
+    return json_response(await _gateway(request).poller.poll(request.match_info["name"]))
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    page = await _gateway(request).storage.list_dead_letters(request.query.get("cursor") or None,
+                                                             _limit(request))
+    return _page(page.items, page.next_cursor)
+
+
+def parse_dead_letter_id(raw: str) -> int:
+    kind, _, number = raw.partition("-")
+    if kind != "inbox" or not number.isdigit():
+        raise NotFound(f"dead letter {raw} does not exist")
+    return int(number)
+
+
+async def replay_dead_letter(request: web.Request) -> web.Response:
+    gw, raw = _gateway(request), request.match_info["id"]
+    if not await gw.storage.replay_dead_letter(parse_dead_letter_id(raw), now_iso()):
+        raise NotFound(f"dead letter {raw} does not exist")
+    gw.worker.wake()
+    return json_response({"id": raw, "status": "replaying"}, 202)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    from gateway.openapi import document
+
+    return json_response(document())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    gw = _gateway(request)
+    storage_ok = await gw.storage.ping()
+    checks = {
+        "storage": storage_ok,
+        "migrations": storage_ok and await gw.storage.pending_migrations() == 0,
+        "scheduler": gw.scheduler_running,
+        "worker": gw.worker.running,
+    }
+    ready = all(checks.values())
+    return json_response({"status": "ready" if ready else "not_ready", "checks": checks},
+                         200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    gw = _gateway(request)
+    stats = await gw.storage.inbox_stats()
+    gw.metrics.inbox_depth.set(stats["depth"])
+    gw.metrics.inbox_oldest_age.set(stats["oldest_age_seconds"])
+    gw.metrics.dead_letters.set(stats["dead"])
+    return web.Response(body=gw.metrics.render(),
+                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/api/v1/fulfillment-orders", create_fulfillment_order),
+    ("GET", "/api/v1/fulfillment-orders", list_fulfillment_orders),
+    ("GET", "/api/v1/fulfillment-orders/{id}", get_fulfillment_order),
+    ("POST", "/api/v1/fulfillment-orders/{id}/cancel", cancel_fulfillment_order),
+    ("GET", "/api/v1/shipments", list_shipments),
+    ("GET", "/api/v1/shipments/{id}", get_shipment),
+    ("GET", "/api/v1/unmatched-shipments", list_unmatched),
+    ("POST", "/api/v1/unmatched-shipments/{id}/match", match_unmatched),
+    ("GET", "/api/v1/connectors", list_connectors),
+    ("POST", "/api/v1/connectors/{name}/poll", poll_connector),
+    ("GET", "/api/v1/dead-letters", list_dead_letters),
+    ("POST", "/api/v1/dead-letters/{id}/replay", replay_dead_letter),
+    ("GET", "/api/v1/openapi.json", openapi),
+    ("GET", "/healthz", healthz),
+    ("GET", "/readyz", readyz),
+    ("GET", "/metrics", metrics),
+]
+

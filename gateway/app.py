@@ -1,0 +1,122 @@
+"""Wiring: one Gateway owns storage, connectors, intake, the worker, the poller and the scheduler,
+and builds the aiohttp application that serves the API and the webhooks."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway import api, logs
+from gateway.backoff import RetryPolicy
+from gateway.config import Config
+from gateway.connector import Connector, connector_class
+from gateway.intake import GroupCommitter, webhook_handler
+from gateway.ledger import Outcome
+from gateway.metrics import Metrics
+from gateway.scheduler import Poller, build_scheduler
+from gateway.worker import InboxWorker
+from storage.sqlite import SqliteStorage
+
+log = logs.get("gateway.app")
+USER_AGENT = "fulfillment-gateway/0.1"
+
+
+class Gateway:
+    def __init__(self, config: Config, *, first_poll_delay_seconds: float = 30.0,
+                 run_scheduler: bool = True) -> None:
+        self.config = config
+        self.storage = SqliteStorage(config.storage.path)
+        self.metrics = Metrics()
+        self.connectors: dict[str, Connector] = {}
+        self.first_poll_delay_seconds = first_poll_delay_seconds
+        self.run_scheduler = run_scheduler
+        self.session: aiohttp.ClientSession | None = None
+        self.worker = InboxWorker(self.storage, self.connectors,
+                                  RetryPolicy.from_config(config.retry), self.metrics,
+                                  config.worker.concurrency, config.worker.batch_size)
+        self.committer = GroupCommitter(self.storage, on_commit=self.worker.wake)
+        self.poller = Poller(self.storage, self.connectors, self.metrics,
+                             on_records=self.worker.wake)
+        self.scheduler: Any = None
+        self.tokens = config.api_tokens()
+        # Connector classes are resolved now so a bad type fails before anything starts.
+        self._classes = {c.name: connector_class(c) for c in config.connectors if c.enabled}
+
+    @property
+    def scheduler_running(self) -> bool:
+        return bool(self.scheduler and self.scheduler.running) or not self.run_scheduler
+
+    async def start(self) -> None:
+        await self.storage.open()
+        applied = await self.storage.migrate()
+        if applied:
+            log.info("storage.migrated", applied=applied, path=self.config.storage.path)
+        self.session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+        for cfg in self.config.connectors:
+            if cfg.enabled:
+                self.connectors[cfg.name] = self._classes[cfg.name](
+                    cfg, self.config, self.session, self.metrics)
+        self.committer.start()
+        await self.worker.start()
+        if self.run_scheduler:
+            self.scheduler = build_scheduler(
+                self.poller, {c.name: c.poll_interval_minutes for c in self.config.connectors},
+                self.first_poll_delay_seconds)
+            self.scheduler.start()
+        log.info("gateway.started", connectors=sorted(self.connectors),
+                 storage=self.config.storage.path)
+
+    async def stop(self) -> None:
+        if self.scheduler and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await self.committer.stop()
+        await self.worker.stop()
+        if self.session:
+            await self.session.close()
+        await self.storage.close()
+        log.info("gateway.stopped")
+
+    def report(self, outcome: Outcome) -> None:
+        for change in outcome.status_changes:
+            log.info("fulfillment_order.status_changed", fo_id=change.fo_id, old=change.old,
+                     new=change.new)
+
+    async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    def web_app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[api.errors_middleware, api.auth_middleware(lambda: self.tokens)],
+            client_max_size=self.config.server.max_body_bytes)
+        app[api.GATEWAY_KEY] = self
+        for method, path, handler in api.ROUTES:
+            app.router.add_route(method, path, handler)
+        app.router.add_post("/webhooks/{connector}", webhook_handler(
+            self.connectors, self.committer, self.config.server.max_body_bytes, self.metrics))
+        app.cleanup_ctx.append(self._lifecycle)
+        return app
+
+
+async def serve(config: Config, *, first_poll_delay_seconds: float = 30.0) -> None:
+    """Run until cancelled (SIGINT/SIGTERM end the task that awaits this)."""
+    import asyncio
+
+    gateway = Gateway(config, first_poll_delay_seconds=first_poll_delay_seconds)
+    runner = web.AppRunner(gateway.web_app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.server.host, config.server.port)
+    await site.start()
+    log.info("gateway.listening", host=config.server.host, port=config.server.port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await runner.cleanup()

@@ -1,0 +1,119 @@
+"""The `fulfillment-gateway` command: serve, demo, migrate, poll, dead-letters."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from gateway import config as config_mod
+from gateway import logs
+from gateway.errors import ConfigError, GatewayError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fulfillment-gateway",
+                                     description="Keeps fulfillment status true across partners.")
+    parser.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", "config.toml"),
+                        help="path to config.toml (default: $GATEWAY_CONFIG or ./config.toml)")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the gateway")
+    sub.add_parser("demo", help="run the gateway with its sandboxes and a scripted order")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    poll = sub.add_parser("poll", help="poll one connector now")
+    poll.add_argument("connector")
+    dead = sub.add_parser("dead-letters", help="list or replay dead letters")
+    dead_sub = dead.add_subparsers(dest="action", required=True)
+    dead_sub.add_parser("list")
+    replay = dead_sub.add_parser("replay")
+    replay.add_argument("id", help="a dead letter id, e.g. inbox-12")
+    return parser
+
+
+async def _migrate(cfg: config_mod.Config) -> None:
+    from storage.sqlite import SqliteStorage
+
+    storage = SqliteStorage(cfg.storage.path)
+    await storage.open()
+    try:
+        applied = await storage.migrate()
+        print(f"schema version {await storage.schema_version()} ({applied} migration(s) applied)")
+    finally:
+        await storage.close()
+
+
+async def _poll(cfg: config_mod.Config, name: str) -> None:
+    from gateway.app import Gateway
+
+    gateway = Gateway(cfg, run_scheduler=False)
+    await gateway.start()
+    try:
+        result = await gateway.poller.poll(name)
+        print(f"{name}: {result['records']} record(s), {result['new_events']} new inbox event(s)")
+    finally:
+        await gateway.stop()
+
+
+async def _dead_letters(cfg: config_mod.Config, action: str, dead_id: str | None) -> None:
+    from gateway.api import parse_dead_letter_id
+    from gateway.records import now_iso
+    from storage.sqlite import SqliteStorage
+
+    storage = SqliteStorage(cfg.storage.path)
+    await storage.open()
+    try:
+        await storage.migrate()
+        if action == "list":
+            cursor = None
+            while True:
+                page = await storage.list_dead_letters(cursor, 200)
+                for item in page.items:
+                    print(f"{item['id']}\t{item['connector']}\t{item['attempts']} attempt(s)\t"
+                          f"{item['error']}")
+                if not page.next_cursor:
+                    break
+                cursor = page.next_cursor
+        else:
+            if not await storage.replay_dead_letter(parse_dead_letter_id(dead_id or ""),
+                                                    now_iso()):
+                raise GatewayError(f"dead letter {dead_id} does not exist")
+            print(f"{dead_id} queued again; a running gateway processes it within seconds")
+    finally:
+        await storage.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from gateway.demo import main as demo_main
+
+        return demo_main(args.config)
+    logs.configure(args.log_level)
+    try:
+        cfg = config_mod.load(args.config)
+        if args.command == "serve":
+            from gateway.app import serve
+
+            try:
+                asyncio.run(serve(cfg))
+            except KeyboardInterrupt:
+                pass
+        elif args.command == "migrate":
+            asyncio.run(_migrate(cfg))
+        elif args.command == "poll":
+            asyncio.run(_poll(cfg, args.connector))
+        else:
+            asyncio.run(_dead_letters(cfg, args.action, getattr(args, "id", None)))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except GatewayError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""Configuration: config.toml parsed once into frozen dataclasses, validated at start.
+
+Nothing else reads the file. Secrets never live in it: every key ending in `_env` names an
+environment variable, and a missing variable stops the process with the key that named it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from gateway.errors import ConfigError
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_POLL_INTERVAL_MINUTES = 15.0
+DEFAULT_RETRY_ATTEMPTS = 8
+DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+DEFAULT_RETRY_JITTER = 0.2
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: str = "data/gateway.sqlite3"
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    tokens_env: str = "GATEWAY_API_TOKENS"
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """One retry policy for every retried thing: inbox events now, outbound calls later."""
+
+    attempts: int = DEFAULT_RETRY_ATTEMPTS
+    schedule_seconds: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    jitter: float = DEFAULT_RETRY_JITTER
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    concurrency: int = 4
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    name: str
+    type: str
+    base_url: str
+    enabled: bool = True
+    poll_interval_minutes: float = DEFAULT_POLL_INTERVAL_MINUTES
+    # Everything else in the table, for the connector type to read and validate itself.
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    key: str = "connectors[?]"  # where in config.toml it came from, for error messages
+
+    def option(self, name: str, default: Any = None, kind: type | tuple[type, ...] | None = None) -> Any:
+        value = self.options.get(name, default)
+        if kind is not None and value is not None and not isinstance(value, kind):
+            raise ConfigError(f"{self.key}.{name}: expected {_kind_name(kind)}, got {value!r}")
+        return value
+
+    def required(self, name: str, kind: type | tuple[type, ...] = str) -> Any:
+        if name not in self.options:
+            raise ConfigError(f"{self.key}.{name}: required for connector type {self.type!r}")
+        return self.option(name, kind=kind)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    storage: StorageConfig
+    api: ApiConfig
+    retry: RetryConfig
+    worker: WorkerConfig
+    connectors: tuple[ConnectorConfig, ...]
+    source: str = "<memory>"
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def connector(self, name: str) -> ConnectorConfig | None:
+        return next((c for c in self.connectors if c.name == name), None)
+
+    def secret(self, env_name: str) -> str:
+        """The value of a variable an `*_env` key named; present, since load() checked it."""
+        try:
+            return self.secrets[env_name]
+        except KeyError:
+            raise ConfigError(f"environment variable {env_name} is not set") from None
+
+    def api_tokens(self) -> tuple[str, ...]:
+        raw = self.secret(self.api.tokens_env)
+        return tuple(t.strip() for t in raw.split(",") if t.strip())
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "a table"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _take(table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    if key not in table:
+        return default
+    value = table.pop(key)
+    if kind in (int, float, (int, float)) and isinstance(value, bool):
+        raise ConfigError(f"{where}.{key}: expected {_kind_name(kind)}, got {value!r}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}.{key}: expected {_kind_name(kind)}, got {value!r}")
+    return value
+
+
+def _no_leftovers(table: dict[str, Any], where: str) -> None:
+    if table:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(table))}")
+
+
+def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    value = doc.pop(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}]: expected a table")
+    return dict(value)
+
+
+def _positive(value: float, where: str) -> None:
+    if value <= 0:
+        raise ConfigError(f"{where}: must be greater than 0, got {value!r}")
+
+
+def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
+          source: str = "<memory>") -> Config:
+    """Validate a parsed TOML document; every `*_env` key must name a set variable."""
+    environ = os.environ if environ is None else environ
+    doc = dict(doc)
+
+    srv = _section(doc, "server")
+    server = ServerConfig(
+        host=_take(srv, "host", "server", str, ServerConfig.host),
+        port=_take(srv, "port", "server", int, ServerConfig.port),
+        max_body_bytes=_take(srv, "max_body_bytes", "server", int, DEFAULT_MAX_BODY_BYTES),
+    )
+    _no_leftovers(srv, "[server]")
+    if not 0 <= server.port <= 65535:
+        raise ConfigError(f"server.port: must be 0..65535, got {server.port}")
+    _positive(server.max_body_bytes, "server.max_body_bytes")
+
+    sto = _section(doc, "storage")
+    storage = StorageConfig(path=_take(sto, "path", "storage", str, StorageConfig.path))
+    _no_leftovers(sto, "[storage]")
+
+    api_t = _section(doc, "api")
+    api = ApiConfig(tokens_env=_take(api_t, "tokens_env", "api", str, ApiConfig.tokens_env))
+    _no_leftovers(api_t, "[api]")
+
+    ret = _section(doc, "retry")
+    schedule = _take(ret, "schedule_seconds", "retry", list, list(DEFAULT_RETRY_SCHEDULE))
+    if not schedule or not all(isinstance(s, int | float) and not isinstance(s, bool) and s >= 0
+                               for s in schedule):
+        raise ConfigError("retry.schedule_seconds: expected a non-empty list of numbers >= 0")
+    retry = RetryConfig(
+        attempts=_take(ret, "attempts", "retry", int, DEFAULT_RETRY_ATTEMPTS),
+        schedule_seconds=tuple(float(s) for s in schedule),
+        jitter=float(_take(ret, "jitter", "retry", (int, float), DEFAULT_RETRY_JITTER)),
+    )
+    _no_leftovers(ret, "[retry]")
+    _positive(retry.attempts, "retry.attempts")
+    if not 0 <= retry.jitter <= 1:
+        raise ConfigError(f"retry.jitter: must be between 0 and 1, got {retry.jitter}")
+
+    wrk = _section(doc, "worker")
+    worker = WorkerConfig(
+        concurrency=_take(wrk, "concurrency", "worker", int, WorkerConfig.concurrency),
+        batch_size=_take(wrk, "batch_size", "worker", int, WorkerConfig.batch_size),
+    )
+    _no_leftovers(wrk, "[worker]")
+    _positive(worker.concurrency, "worker.concurrency")
+    _positive(worker.batch_size, "worker.batch_size")
+
+    raw_connectors = doc.pop("connectors", [])
+    if not isinstance(raw_connectors, list):
+        raise ConfigError("[[connectors]]: expected an array of tables")
+    connectors = []
+    seen: set[str] = set()
+    for i, table in enumerate(raw_connectors):
+        where = f"connectors[{i}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: expected a table")
+        table = dict(table)
+        name = _take(table, "name", where, str, None)
+        if name is None:
+            raise ConfigError(f"{where}.name: required")
+        if not _NAME.match(name):
+            raise ConfigError(f"{where}.name: {name!r} must be lowercase letters, digits, - or _")
+        if name in seen:
+            raise ConfigError(f"{where}.name: {name!r} is used by another connector")
+        seen.add(name)
+        ctype = _take(table, "type", where, str, None)
+        if ctype is None:
+            raise ConfigError(f"{where}.type: required")
+        base_url = _take(table, "base_url", where, str, None)
+        if base_url is None or not re.match(r"^https?://", base_url):
+            raise ConfigError(f"{where}.base_url: required, an http(s) URL")
+        interval = float(_take(table, "poll_interval_minutes", where, (int, float),
+                               DEFAULT_POLL_INTERVAL_MINUTES))
+        _positive(interval, f"{where}.poll_interval_minutes")
+        connectors.append(ConnectorConfig(
+            name=name, type=ctype, base_url=base_url.rstrip("/"),
+            enabled=_take(table, "enabled", where, bool, True),
+            poll_interval_minutes=interval,
+            options=MappingProxyType(table), key=where,
+        ))
+
+    _no_leftovers(doc, "config")
+
+    env_keys = [("api.tokens_env", api.tokens_env)]
+    for c in connectors:
+        if c.enabled:
+            env_keys += [(f"{c.key}.{k}", v) for k, v in c.options.items() if k.endswith("_env")]
+    secrets = {}
+    for key, var in env_keys:
+        if not isinstance(var, str) or not var:
+            raise ConfigError(f"{key}: expected the name of an environment variable")
+        if var not in environ or environ[var] == "":
+            raise ConfigError(f"{key}: environment variable {var} is not set")
+        secrets[var] = environ[var]
+
+    return Config(server=server, storage=storage, api=api, retry=retry, worker=worker,
+                  connectors=tuple(connectors), source=source, secrets=MappingProxyType(secrets))
+
+
+def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(doc, environ, source=str(path))

@@ -1,0 +1,112 @@
+"""`fulfillment-gateway demo`: the gateway and its partners' sandboxes in one process.
+
+Every connector whose base_url is a loopback address gets its sandbox served there; missing
+secrets are filled with demo values; the database is a fresh file beside the configured one.
+Each connector type's own scenario then runs, and everything keeps serving until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from gateway import config as config_mod
+from gateway import logs
+from gateway.app import Gateway
+from gateway.config import Config
+from gateway.connector import DemoContext, connector_class
+
+DEMO_TOKEN = "demo-token"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def demo_environment(path: str | Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment with every `*_env` variable the config names set (demo values)."""
+    import tomllib
+
+    doc = tomllib.loads(Path(path).read_text())
+    env = dict(environ)
+    tokens_env = doc.get("api", {}).get("tokens_env", config_mod.ApiConfig.tokens_env)
+    env.setdefault(tokens_env, DEMO_TOKEN)
+    for table in doc.get("connectors", []):
+        for key, var in table.items():
+            if key.endswith("_env") and isinstance(var, str):
+                env.setdefault(var, f"demo-{var.lower().replace('_', '-')}")
+    return env
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def demo_config(config_path: str) -> Config:
+    """The config with demo secrets filled in and a fresh demo database."""
+    cfg = config_mod.load(config_path, demo_environment(config_path, os.environ))
+    db = Path(cfg.storage.path).with_name("demo.sqlite3")
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(str(db) + suffix).unlink()
+    return replace(cfg, storage=replace(cfg.storage, path=str(db)))
+
+
+async def run_demo(cfg: Config) -> None:
+    db = cfg.storage.path
+
+    runners: list[web.AppRunner] = []
+    try:
+        for c in cfg.connectors:
+            url = URL(c.base_url)
+            if c.enabled and url.host in LOOPBACK:
+                runner = web.AppRunner(connector_class(c).sandbox(c, cfg), access_log=None)
+                await runner.setup()
+                await web.TCPSite(runner, url.host, url.port).start()
+                runners.append(runner)
+                say(f"{c.name} sandbox listening on {c.base_url}")
+        gateway = Gateway(cfg)
+        runner = web.AppRunner(gateway.web_app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, cfg.server.host, cfg.server.port).start()
+        runners.append(runner)
+        api_url = f"http://{cfg.server.host}:{cfg.server.port}"
+        say(f"Gateway listening on {api_url} (database {db})")
+        token = cfg.api_tokens()[0]
+        async with aiohttp.ClientSession() as session:
+            for c in cfg.connectors:
+                if c.enabled and URL(c.base_url).host in LOOPBACK:
+                    await connector_class(c).demo(DemoContext(
+                        connector=c, app_config=cfg, api_url=api_url, api_token=token,
+                        webhook_url=f"{api_url}/webhooks/{c.name}", session=session, say=say))
+        say("")
+        say(f"API:       {api_url}/api/v1/fulfillment-orders   (token: {token})")
+        say(f"OpenAPI:   {api_url}/api/v1/openapi.json")
+        for c in cfg.connectors:
+            if c.enabled and URL(c.base_url).host in LOOPBACK:
+                say(f"Sandbox:   {c.base_url}  ({c.name})")
+        say(f"  curl -H 'Authorization: Bearer {token}' {api_url}/api/v1/fulfillment-orders")
+        say("Serving until Ctrl-C.")
+        await asyncio.Event().wait()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+def main(config_path: str) -> int:
+    logs.configure("WARNING")
+    try:
+        asyncio.run(run_demo(demo_config(config_path)))
+    except KeyboardInterrupt:
+        say("\nStopped.")
+    except config_mod.ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+

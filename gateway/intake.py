@@ -1,0 +1,117 @@
+"""Webhook intake: check, then persist with group commit, then acknowledge.
+
+Order of checks: unknown or disabled connector (404), body over the limit (413, read no
+further), the connector's verification (401), not JSON (400). Only after the event's batch has
+committed (synchronous=FULL) does the partner get its 2xx, so an acknowledged event survives
+a crash or a power loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+
+import orjson
+from aiohttp import web
+
+from gateway.connector import WEBHOOKS, Connector, WebhookRequest
+from gateway.errors import BadRequest, NotFound, PayloadTooLarge, WebhookRejected
+from gateway.metrics import Metrics
+from storage import NewInboxEvent, Storage
+
+MAX_BATCH = 1024
+
+
+class GroupCommitter:
+    """One writer task; each caller awaits the commit of the batch its event went into.
+
+    A batch is committed as soon as the writer is free and the queue has anything: under load
+    the queue fills while the previous batch commits, so batches grow without a fixed wait.
+    """
+
+    def __init__(self, storage: Storage, on_commit: Callable[[], None] = lambda: None) -> None:
+        self.storage = storage
+        self.on_commit = on_commit
+        self._queue: asyncio.Queue[tuple[NewInboxEvent, asyncio.Future[None]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="group-commit")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while not self._queue.empty():
+            _, future = self._queue.get_nowait()
+            if not future.done():
+                future.set_exception(RuntimeError("gateway is stopping"))
+
+    async def submit(self, event: NewInboxEvent) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((event, future))
+        await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self.storage.insert_inbox_events([event for event, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - every waiter learns of the failure
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+            self.on_commit()
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def webhook_handler(connectors: Mapping[str, Connector], committer: GroupCommitter,
+                    max_body_bytes: int, metrics: Metrics
+                    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def receive(request: web.Request) -> web.Response:
+        name = request.match_info["connector"]
+        connector = connectors.get(name)
+        if connector is None or WEBHOOKS not in connector.capabilities:
+            metrics.webhooks.labels("unknown", "not_found").inc()
+            raise NotFound(f"no enabled connector {name!r} takes webhooks")
+        try:
+            body = await read_limited(request, max_body_bytes)
+            key = connector.verify(WebhookRequest(request.headers, request.query, body))
+            try:
+                orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise BadRequest("body is not valid JSON") from None
+        except PayloadTooLarge:
+            metrics.webhooks.labels(name, "too_large").inc()
+            raise
+        except WebhookRejected:
+            metrics.webhooks.labels(name, "unverified").inc()
+            raise
+        except BadRequest:
+            metrics.webhooks.labels(name, "malformed").inc()
+            raise
+        headers = {h: request.headers[h] for h in connector.stored_headers if h in request.headers}
+        await committer.submit(NewInboxEvent(name, key, "webhook", body, headers))
+        metrics.webhooks.labels(name, "accepted").inc()
+        return web.Response(body=b'{"status":"accepted"}', content_type="application/json")
+
+    return receive

@@ -1,0 +1,160 @@
+"""Applies the reconciler's pure rules to stored state, inside one storage transaction.
+
+Every entry point takes a transaction, loads just the connected FOs and shipments a change
+touches, recomputes their allocations and statuses from scratch, and writes what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from gateway.errors import Conflict, NotFound
+from gateway.reconcile import (
+    Match,
+    allocate,
+    derive_status,
+    lookup_keys,
+    match_shipment,
+    supersedes,
+)
+from gateway.records import Allocation, FulfillmentOrder, Shipment, new_id
+from storage import NewFulfillmentOrder, Transaction
+
+_MAX_COMPONENT_ROUNDS = 16
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    fo_id: str
+    old: str
+    new: str
+
+
+@dataclass
+class Outcome:
+    """What one unit of work changed; the caller logs it and (later) emits events from it."""
+
+    status_changes: list[StatusChange] = field(default_factory=list)
+    recorded: list[str] = field(default_factory=list)  # shipment ids stored or replaced
+    ignored: list[str] = field(default_factory=list)  # external ids of stale or equal versions
+    unmatched: list[str] = field(default_factory=list)
+
+
+async def _match(tx: Transaction, shipment: Shipment) -> Match:
+    ids, keys = lookup_keys(shipment.order_refs)
+    known = await tx.existing_fulfillment_order_ids(ids)
+    by_ref = await tx.fulfillment_orders_by_ref(keys)
+    return match_shipment(shipment.order_refs, known, by_ref)
+
+
+async def refresh(tx: Transaction, fo_ids: Iterable[str], shipment_ids: Iterable[str],
+                  at: str, outcome: Outcome) -> None:
+    """Recompute allocations and statuses for everything connected to these FOs and shipments."""
+    fos, sids = set(fo_ids), set(shipment_ids)
+    matches: dict[str, list[str]] = {}
+    for _ in range(_MAX_COMPONENT_ROUNDS):
+        sids |= await tx.shipments_of_fulfillment_orders(fos)
+        matches = await tx.matches_of_shipments(sids)
+        grown = fos | {fo for fo_list in matches.values() for fo in fo_list}
+        if grown == fos:
+            break
+        fos = grown
+    fulfillment_orders = await tx.get_fulfillment_orders(fos)
+    shipments = await tx.get_shipments(sids)
+    allocations, overshipped = allocate(
+        fulfillment_orders, [(s, matches.get(s.id or "", [])) for s in shipments])
+    await tx.replace_allocations(fos, sids, allocations, overshipped)
+    for fo in sorted(fulfillment_orders, key=lambda f: f.seq):
+        await _update_status(tx, fo, allocations, at, outcome)
+
+
+async def _update_status(tx: Transaction, fo: FulfillmentOrder, allocations: Sequence[Allocation],
+                         at: str, outcome: Outcome) -> None:
+    status = derive_status(fo, allocations)
+    if status == fo.status:
+        return
+    lines = {ln.line_id: 0 for ln in fo.lines}
+    for a in allocations:
+        if a.fo_id == fo.id:
+            lines[a.line_id] += a.quantity
+    detail = {"lines": [{"line_id": ln.line_id, "sku": ln.sku, "requested": ln.requested,
+                         "fulfilled": lines[ln.line_id]} for ln in fo.lines]}
+    await tx.set_fulfillment_order_status(fo.id, fo.status, status, at, detail)
+    outcome.status_changes.append(StatusChange(fo.id, fo.status, status))
+
+
+async def record_shipments(tx: Transaction, shipments: Iterable[Shipment], at: str,
+                           outcome: Outcome | None = None) -> Outcome:
+    """Rule 4 then rules 1-3: keep the newest version of each shipment, match it, reconcile."""
+    outcome = outcome or Outcome()
+    for incoming in shipments:
+        old = await tx.get_shipment(incoming.source, incoming.external_id)
+        if not supersedes(incoming, old):
+            outcome.ignored.append(incoming.external_id)
+            continue
+        shipment_id = old.id if old and old.id else new_id("shp")
+        shipment = Shipment(**{**incoming.__dict__, "id": shipment_id})
+        await tx.save_shipment(shipment, at)
+        previous = (await tx.matches_of_shipments([shipment_id]))[shipment_id]
+        if await tx.get_match_rule(shipment_id) == "manual":
+            match = Match(tuple(previous), rule="manual")
+        else:
+            match = await _match(tx, shipment)
+        await tx.set_match(shipment_id, match, at)
+        outcome.recorded.append(shipment_id)
+        if not match.matched and shipment.status != "voided":
+            outcome.unmatched.append(shipment_id)
+        await refresh(tx, set(previous) | set(match.fo_ids), [shipment_id], at, outcome)
+    return outcome
+
+
+async def create_fulfillment_order(tx: Transaction, new: NewFulfillmentOrder) -> tuple[bool, Outcome]:
+    """Create an FO, or confirm an identical earlier request (False). Rule 5: re-try unmatched."""
+    outcome = Outcome()
+    existing = await tx.fulfillment_order_request_hash(new.fo.id)
+    if existing is not None:
+        if existing != new.request_hash:
+            raise Conflict(f"fulfillment order {new.fo.id} exists with a different request")
+        return False, outcome
+    await tx.create_fulfillment_order(new)
+    await rematch_unmatched(tx, new.created_at, outcome)
+    return True, outcome
+
+
+async def rematch_unmatched(tx: Transaction, at: str, outcome: Outcome) -> None:
+    for shipment in await tx.get_shipments(await tx.unmatched_shipment_ids()):
+        match = await _match(tx, shipment)
+        if match.matched:
+            await tx.set_match(shipment.id or "", match, at)
+            await refresh(tx, match.fo_ids, [shipment.id or ""], at, outcome)
+
+
+async def cancel_fulfillment_order(tx: Transaction, fo_id: str, at: str) -> Outcome:
+    outcome = Outcome()
+    fos = await tx.get_fulfillment_orders([fo_id])
+    if not fos:
+        raise NotFound(f"fulfillment order {fo_id} does not exist")
+    if not fos[0].cancelled:
+        await tx.cancel_fulfillment_order(fo_id, at)
+        await refresh(tx, [fo_id], [], at, outcome)
+    return outcome
+
+
+async def match_manually(tx: Transaction, shipment_id: str, fo_ids: Sequence[str],
+                         at: str) -> Outcome:
+    """A person's answer for an unmatched shipment; later versions keep it."""
+    outcome = Outcome()
+    shipments = await tx.get_shipments([shipment_id])
+    if not shipments:
+        raise NotFound(f"shipment {shipment_id} does not exist")
+    known = await tx.existing_fulfillment_order_ids(fo_ids)
+    missing = sorted(set(fo_ids) - known)
+    if missing:
+        raise NotFound(f"fulfillment order(s) {', '.join(missing)} do not exist")
+    previous = (await tx.matches_of_shipments([shipment_id]))[shipment_id]
+    await tx.set_match(shipment_id, Match(tuple(sorted(set(fo_ids))), rule="manual"), at)
+    for fo_id in fo_ids:
+        await tx.add_timeline(fo_id, "shipment_matched_manually", at, {"shipment_id": shipment_id})
+    await refresh(tx, set(previous) | set(fo_ids), [shipment_id], at, outcome)
+    return outcome

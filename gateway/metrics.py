@@ -1,0 +1,34 @@
+"""Prometheus metrics, one registry per running gateway so tests can run several side by side."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.webhooks = Counter("gateway_webhooks_received_total",
+                                "Webhook deliveries by connector and result",
+                                ["connector", "result"], registry=r)
+        self.inbox_depth = Gauge("gateway_inbox_depth", "Inbox events not yet processed",
+                                 registry=r)
+        self.inbox_oldest_age = Gauge("gateway_inbox_oldest_age_seconds",
+                                      "Age of the oldest unprocessed inbox event", registry=r)
+        self.dead_letters = Gauge("gateway_dead_letters", "Inbox events that gave up", registry=r)
+        self.inbox_processed = Counter("gateway_inbox_events_total",
+                                       "Inbox events handled by connector and result",
+                                       ["connector", "result"], registry=r)
+        self.polls = Counter("gateway_polls_total", "Polls by connector and result",
+                             ["connector", "result"], registry=r)
+        self.partner_requests = Counter("gateway_partner_requests_total",
+                                        "Requests to partners by connector and status",
+                                        ["connector", "status"], registry=r)
+        self.partner_429 = Counter("gateway_partner_rate_limited_total",
+                                   "429 answers from partners", ["connector"], registry=r)
+        self.reconcile_seconds = Histogram("gateway_reconcile_duration_seconds",
+                                           "Time to apply one inbox event's records", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

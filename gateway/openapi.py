@@ -1,0 +1,259 @@
+"""The OpenAPI 3.1 document served at /api/v1/openapi.json; a test checks it against the routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.records import FO_STATUSES, REF_KINDS, SHIPMENT_STATUSES
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _page_of(name: str) -> dict[str, Any]:
+    return {"type": "object", "required": ["items", "next_cursor"], "properties": {
+        "items": {"type": "array", "items": _ref(name)},
+        "next_cursor": {"type": ["string", "null"],
+                        "description": "Pass as `cursor` for the next page; null on the last."}}}
+
+
+ERRORS = {
+    "400": {"$ref": "#/components/responses/BadRequest"},
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+}
+NOT_FOUND = {"404": {"$ref": "#/components/responses/NotFound"}}
+PAGING = [
+    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+]
+
+
+def _id_param(name: str = "id") -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _schemas() -> dict[str, Any]:
+    nullable_str = {"type": ["string", "null"]}
+    return {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+        "FulfillmentOrderRequest": {
+            "type": "object", "required": ["lines"], "additionalProperties": False,
+            "properties": {
+                "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+                       "description": "Client-chosen; makes the call idempotent."},
+                "channel": {"type": "string"}, "order_number": {"type": "string"},
+                "lines": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["sku", "quantity"],
+                    "properties": {"sku": {"type": "string"},
+                                   "quantity": {"type": "integer", "minimum": 1},
+                                   "line_id": {"type": "string"}}}},
+                "ship_to": {"type": "object"}, "custom_fields": {"type": "object"},
+                "external_refs": {"type": "array", "items": {
+                    "type": "object", "required": ["kind", "value"], "properties": {
+                        "kind": {"enum": ["order_number", "partner_order_id"]},
+                        "value": {"type": "string"}}}}}},
+        "FulfillmentOrder": {
+            "type": "object",
+            "required": ["id", "status", "lines", "shipments", "timeline"],
+            "properties": {
+                "id": {"type": "string"}, "channel": nullable_str, "order_number": nullable_str,
+                "status": {"enum": list(FO_STATUSES)},
+                "ship_to": {"type": "object"}, "custom_fields": {"type": "object"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+                "lines": {"type": "array", "items": {
+                    "type": "object", "required": ["line_id", "sku", "requested", "fulfilled"],
+                    "properties": {"line_id": {"type": "string"}, "sku": {"type": "string"},
+                                   "requested": {"type": "integer"},
+                                   "fulfilled": {"type": "integer"}}}},
+                "external_refs": {"type": "array", "items": _ref("OrderRef")},
+                "shipments": {"type": "array", "items": _ref("Shipment")},
+                "timeline": {"type": "array", "items": {
+                    "type": "object", "properties": {
+                        "at": {"type": "string"}, "kind": {"type": "string"},
+                        "from_status": nullable_str, "to_status": nullable_str,
+                        "detail": {"type": "object"}}}}}},
+        "FulfillmentOrderSummary": {
+            "type": "object", "required": ["id", "status", "lines"],
+            "properties": {"id": {"type": "string"}, "status": {"enum": list(FO_STATUSES)},
+                           "order_number": nullable_str, "channel": nullable_str,
+                           "updated_at": {"type": "string"},
+                           "lines": {"type": "array", "items": {"type": "object"}}}},
+        "OrderRef": {"type": "object", "required": ["kind", "value"], "properties": {
+            "kind": {"enum": list(REF_KINDS)}, "value": {"type": "string"}}},
+        "Shipment": {
+            "type": "object",
+            "required": ["id", "source", "external_id", "status", "lines", "allocations"],
+            "properties": {
+                "id": {"type": "string"}, "source": {"type": "string"},
+                "external_id": {"type": "string"},
+                "order_refs": {"type": "array", "items": _ref("OrderRef")},
+                "lines": {"type": "array", "items": {"type": "object", "properties": {
+                    "sku": {"type": "string"}, "quantity": {"type": "integer"},
+                    "partner_line_id": nullable_str}}},
+                "status": {"enum": list(SHIPMENT_STATUSES)},
+                "carrier": nullable_str, "service": nullable_str,
+                "tracking_numbers": {"type": "array", "items": {"type": "string"}},
+                "tracking_url": nullable_str, "shipped_at": nullable_str,
+                "partner_updated_at": {"type": "string"},
+                "match_state": {"enum": ["matched", "unmatched"]},
+                "match_rule": nullable_str, "unmatched_reason": nullable_str,
+                "candidates": {"type": "array", "items": {"type": "string"}},
+                "fulfillment_order_ids": {"type": "array", "items": {"type": "string"}},
+                "allocations": {"type": "array", "items": {"type": "object", "properties": {
+                    "fo_id": {"type": "string"}, "line_id": {"type": "string"},
+                    "sku": {"type": "string"}, "quantity": {"type": "integer"}}}},
+                "overshipped": {"type": "object",
+                                "additionalProperties": {"type": "integer"}}}},
+        "Connector": {"type": "object", "required": ["name", "type", "enabled"], "properties": {
+            "name": {"type": "string"}, "type": {"type": "string"}, "enabled": {"type": "boolean"},
+            "capabilities": {"type": "array", "items": {"type": "string"}},
+            "poll_interval_minutes": {"type": "number"}, "last_poll_at": nullable_str,
+            "cursor": nullable_str, "last_result": {"type": ["object", "null"]},
+            "last_error": nullable_str, "last_error_at": nullable_str,
+            "rate_limit": {"type": "object"}}},
+        "PollResult": {"type": "object", "required": ["connector", "records", "new_events"],
+                       "properties": {"connector": {"type": "string"},
+                                      "records": {"type": "integer"},
+                                      "new_events": {"type": "integer"},
+                                      "cursor": {"type": "string"}}},
+        "DeadLetter": {"type": "object", "required": ["id", "error"], "properties": {
+            "id": {"type": "string"}, "source": {"type": "string"},
+            "connector": {"type": "string"}, "delivery_key": {"type": "string"},
+            "kind": {"type": "string"}, "received_at": {"type": "string"},
+            "attempts": {"type": "integer"}, "error": nullable_str, "failed_at": nullable_str}},
+        "MatchRequest": {"type": "object", "required": ["fulfillment_order_ids"], "properties": {
+            "fulfillment_order_ids": {"type": "array", "minItems": 1,
+                                      "items": {"type": "string"}}}},
+    }
+
+
+def _paths() -> dict[str, Any]:
+    fo = _ref("FulfillmentOrder")
+    return {
+        "/api/v1/fulfillment-orders": {
+            "post": {"summary": "Create a fulfillment order (idempotent with a client id)",
+                     "operationId": "createFulfillmentOrder",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": _ref("FulfillmentOrderRequest")}}},
+                     "responses": {"201": _json(fo, "Created"),
+                                   "200": _json(fo, "The same request again: the same FO"),
+                                   "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}},
+            "get": {"summary": "List fulfillment orders", "operationId": "listFulfillmentOrders",
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"enum": list(FO_STATUSES)}},
+                        {"name": "updated_since", "in": "query",
+                         "schema": {"type": "string", "format": "date-time"}}, *PAGING],
+                    "responses": {"200": _json(_page_of("FulfillmentOrderSummary"), "A page"),
+                                  **ERRORS}}},
+        "/api/v1/fulfillment-orders/{id}": {
+            "get": {"summary": "A fulfillment order with lines, shipments and timeline",
+                    "operationId": "getFulfillmentOrder", "parameters": [_id_param()],
+                    "responses": {"200": _json(fo, "The FO"), **ERRORS, **NOT_FOUND}}},
+        "/api/v1/fulfillment-orders/{id}/cancel": {
+            "post": {"summary": "Cancel a fulfillment order",
+                     "operationId": "cancelFulfillmentOrder", "parameters": [_id_param()],
+                     "responses": {"200": _json(fo, "The cancelled FO"), **ERRORS, **NOT_FOUND}}},
+        "/api/v1/shipments": {
+            "get": {"summary": "Canonical shipments with their allocations",
+                    "operationId": "listShipments",
+                    "parameters": [{"name": "fulfillment_order_id", "in": "query",
+                                    "schema": {"type": "string"}}, *PAGING],
+                    "responses": {"200": _json(_page_of("Shipment"), "A page"), **ERRORS}}},
+        "/api/v1/shipments/{id}": {
+            "get": {"summary": "One canonical shipment", "operationId": "getShipment",
+                    "parameters": [_id_param()],
+                    "responses": {"200": _json(_ref("Shipment"), "The shipment"), **ERRORS,
+                                  **NOT_FOUND}}},
+        "/api/v1/unmatched-shipments": {
+            "get": {"summary": "Shipments no rule could match, with reason and candidates",
+                    "operationId": "listUnmatchedShipments", "parameters": PAGING,
+                    "responses": {"200": _json(_page_of("Shipment"), "A page"), **ERRORS}}},
+        "/api/v1/unmatched-shipments/{id}/match": {
+            "post": {"summary": "Match an unmatched shipment by hand",
+                     "operationId": "matchShipment", "parameters": [_id_param()],
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": _ref("MatchRequest")}}},
+                     "responses": {"200": _json(_ref("Shipment"), "The matched shipment"),
+                                   "409": {"$ref": "#/components/responses/Conflict"},
+                                   **ERRORS, **NOT_FOUND}}},
+        "/api/v1/connectors": {
+            "get": {"summary": "Connector health: last poll, cursor, errors, rate-limit state",
+                    "operationId": "listConnectors",
+                    "responses": {"200": _json(_page_of("Connector"), "All connectors"),
+                                  **ERRORS}}},
+        "/api/v1/connectors/{name}/poll": {
+            "post": {"summary": "Poll a connector now", "operationId": "pollConnector",
+                     "parameters": [_id_param("name")],
+                     "responses": {"200": _json(_ref("PollResult"), "What the poll found"),
+                                   "502": {"$ref": "#/components/responses/PartnerError"},
+                                   "503": {"$ref": "#/components/responses/PartnerError"},
+                                   **ERRORS, **NOT_FOUND}}},
+        "/api/v1/dead-letters": {
+            "get": {"summary": "Inbox events that failed every attempt",
+                    "operationId": "listDeadLetters", "parameters": PAGING,
+                    "responses": {"200": _json(_page_of("DeadLetter"), "A page"), **ERRORS}}},
+        "/api/v1/dead-letters/{id}/replay": {
+            "post": {"summary": "Put a dead letter back in the queue",
+                     "operationId": "replayDeadLetter", "parameters": [_id_param()],
+                     "responses": {"202": _json({"type": "object"}, "Queued again"), **ERRORS,
+                                   **NOT_FOUND}}},
+        "/api/v1/openapi.json": {
+            "get": {"summary": "This document", "operationId": "openapi",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1"), **ERRORS}}},
+        "/webhooks/{connector}": {
+            "post": {"summary": "A partner's webhook; verified by the connector, not a token",
+                     "operationId": "receiveWebhook", "security": [],
+                     "parameters": [_id_param("connector")],
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"type": "object"}}}},
+                     "responses": {"200": _json({"type": "object"}, "Stored; safe to forget"),
+                                   "400": {"$ref": "#/components/responses/BadRequest"},
+                                   "401": {"$ref": "#/components/responses/Unauthorized"},
+                                   "404": {"$ref": "#/components/responses/NotFound"},
+                                   "413": {"$ref": "#/components/responses/TooLarge"}}}},
+        "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz", "security": [],
+                             "responses": {"200": _json({"type": "object"}, "Alive")}}},
+        "/readyz": {"get": {"summary": "Readiness: storage, migrations, scheduler, worker",
+                            "operationId": "readyz", "security": [],
+                            "responses": {"200": _json({"type": "object"}, "Ready"),
+                                          "503": _json({"type": "object"}, "Not ready")}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics",
+                             "security": [],
+                             "responses": {"200": {"description": "Prometheus text format",
+                                                   "content": {"text/plain": {
+                                                       "schema": {"type": "string"}}}}}}},
+    }
+
+
+def document() -> dict[str, Any]:
+    def error(description: str) -> dict[str, Any]:
+        return _json(_ref("Error"), description)
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Fulfillment gateway", "version": "1",
+                 "description": "Fulfillment orders, reconciled shipments, connectors."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": _schemas(),
+            "responses": {
+                "BadRequest": error("The request is invalid"),
+                "Unauthorized": error("Missing or wrong credentials"),
+                "NotFound": error("No such resource"),
+                "Conflict": error("Contradicts what is stored"),
+                "TooLarge": error("Body over the configured limit"),
+                "PartnerError": error("The partner failed or rate limited us"),
+            },
+        },
+    }
