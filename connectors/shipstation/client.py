@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -15,6 +16,11 @@ from gateway.ratelimit import RateBudget
 DEFAULT_RESET_SECONDS = 60.0
 
 
+def basic_auth(user: str, password: str) -> str:
+    """The Authorization header value for HTTP Basic (ShipStation: API key, API secret)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
     try:
         return int(headers[name])
@@ -23,12 +29,12 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
 
 
 class ShipStationClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, auth: aiohttp.BasicAuth,
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, authorization: str,
                  budget: RateBudget, *, timeout_seconds: float = 30.0, max_rate_waits: int = 10,
                  on_response: Callable[[int], None] = lambda status: None) -> None:
         self.session = session
         self.base_url = URL(base_url)
-        self.auth = auth
+        self._authorization = authorization
         self.budget = budget
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.max_rate_waits = max_rate_waits
@@ -43,13 +49,15 @@ class ShipStationClient:
         if params:
             url = url.update_query({k: str(v) for k, v in params.items()})
         body = orjson.dumps(json_body) if json_body is not None else None
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {"Authorization": self._authorization}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         reset = DEFAULT_RESET_SECONDS
         for _ in range(self.max_rate_waits + 1):
             await self.budget.acquire()
             try:
                 async with self.session.request(method, url, data=body, headers=headers,
-                                                auth=self.auth, timeout=self.timeout,
+                                                timeout=self.timeout,
                                                 allow_redirects=False) as resp:
                     payload = await resp.read()
                     status = resp.status

@@ -20,7 +20,7 @@ from aiohttp import web
 from yarl import URL
 
 from connectors.shipstation import normalize
-from connectors.shipstation.client import ShipStationClient
+from connectors.shipstation.client import ShipStationClient, basic_auth
 from connectors.shipstation.pacific import utc_to_pacific
 from gateway.config import Config, ConnectorConfig
 from gateway.connector import (
@@ -66,7 +66,7 @@ class ShipStationConnector(Connector):
         self.budget = RateBudget(config.option("rate_limit_per_minute", 40, int),
                                  float(config.option("rate_limit_window_seconds", 60, (int, float))))
         self.client = ShipStationClient(
-            session, config.base_url, aiohttp.BasicAuth(key, secret), self.budget,
+            session, config.base_url, basic_auth(key, secret), self.budget,
             timeout_seconds=float(config.option("request_timeout_seconds", 30, (int, float))),
             max_rate_waits=config.option("max_rate_limit_waits", 10, int),
             on_response=self._count)
@@ -174,14 +174,16 @@ class ShipStationConnector(Connector):
         """Everything created or voided since the cursor (minus the overlap), up to now."""
         now = datetime.now(UTC)
         since = parse_iso(orjson.loads(cursor)["until"]) if cursor else now - self.initial_lookback
-        start, end = utc_to_pacific(since - self.overlap), utc_to_pacific(now)
+        # No end filter: the window is open to "now", and the overlap covers what the next
+        # poll must see again (a label indexed late, a timestamp truncated to the second).
+        start = utc_to_pacific(since - self.overlap)
         records: list[NewInboxEvent] = []
-        stats = {"window_start_pacific": start, "window_end_pacific": end}
+        stats: dict[str, Any] = {"window_start_pacific": start}
         shipments = self.client.url("/shipments")
         common = {"includeShipmentItems": "true", "pageSize": self.page_size}
         seen: set[str] = set()
-        for label, params in (("created", {"createDateStart": start, "createDateEnd": end}),
-                              ("voided", {"voidDateStart": start, "voidDateEnd": end})):
+        for label, params in (("created", {"createDateStart": start}),
+                              ("voided", {"voidDateStart": start})):
             count = 0
             async for record in self.client.pages(shipments, {**common, **params}, "shipments"):
                 version = record.get("voidDate") if record.get("voided") else record.get("createDate")
@@ -194,7 +196,7 @@ class ShipStationConnector(Connector):
         count = 0
         async for record in self.client.pages(
                 self.client.url("/fulfillments"),
-                {"createDateStart": start, "createDateEnd": end, "pageSize": self.page_size},
+                {"createDateStart": start, "pageSize": self.page_size},
                 "fulfillments"):
             version = record.get("voidDate") or record.get("deliveryDate") or record.get("createDate")
             count += 1

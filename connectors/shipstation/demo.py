@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-import aiohttp
-
+from connectors.shipstation.client import basic_auth
 from gateway.connector import DemoContext
 
 SKU = "TSHIRT-BLK-M"
@@ -40,12 +39,13 @@ async def _wait_for_status(ctx: DemoContext, fo_id: str, wanted: str, seen: list
 
 async def run(ctx: DemoContext) -> None:
     base = ctx.connector.base_url
-    auth = aiohttp.BasicAuth(ctx.app_config.secret(ctx.connector.options["api_key_env"]),
-                             ctx.app_config.secret(ctx.connector.options["api_secret_env"]))
+    auth = {"Authorization": basic_auth(
+        ctx.app_config.secret(ctx.connector.options["api_key_env"]),
+        ctx.app_config.secret(ctx.connector.options["api_secret_env"]))}
     token = ctx.app_config.secret(ctx.connector.options["webhook_token_env"])
     api = {"Authorization": f"Bearer {ctx.api_token}"}
 
-    async with ctx.session.post(f"{base}/webhooks/subscribe", auth=auth, json={
+    async with ctx.session.post(f"{base}/webhooks/subscribe", headers=auth, json={
             "target_url": f"{ctx.webhook_url}?token={token}", "event": "SHIP_NOTIFY",
             "friendly_name": "fulfillment gateway demo"}) as resp:
         resp.raise_for_status()

@@ -1,0 +1,175 @@
+"""Shared fixtures: a ShipStation sandbox and a gateway on loopback, a real SQLite file each."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from connectors.shipstation.client import basic_auth
+from connectors.shipstation.sandbox import SandboxState, create_app, sandbox_state
+from gateway import config as config_mod
+from gateway import logs
+from gateway.app import Gateway
+
+API_TOKEN = "test-api-token"
+SS_KEY, SS_SECRET, SS_HOOK_TOKEN = "ss-key-123", "ss-secret-456", "hook-token-789"
+ENV = {"GATEWAY_API_TOKENS": f"other-token,{API_TOKEN}", "SS_KEY": SS_KEY,
+       "SS_SECRET": SS_SECRET, "SS_HOOK": SS_HOOK_TOKEN}
+
+logs.configure("WARNING")
+
+
+def gateway_doc(db_path: Path, sandbox_url: str, **connector: Any) -> dict[str, Any]:
+    return {
+        "server": {"host": "127.0.0.1", "port": 0, "max_body_bytes": 64 * 1024},
+        "storage": {"path": str(db_path)},
+        "api": {"tokens_env": "GATEWAY_API_TOKENS"},
+        "retry": {"attempts": 3, "schedule_seconds": [0.05, 0.1], "jitter": 0.1},
+        "worker": {"concurrency": 4, "batch_size": 32},
+        "connectors": [{
+            "name": "shipstation", "type": "shipstation", "base_url": sandbox_url,
+            "allowed_resource_origin": r"http://127\.0\.0\.1:\d+",
+            "api_key_env": "SS_KEY", "api_secret_env": "SS_SECRET",
+            "webhook_token_env": "SS_HOOK", "poll_overlap_minutes": 60,
+            "request_timeout_seconds": 5, **connector,
+        }],
+    }
+
+
+class Sandbox:
+    """The ShipStation sandbox over loopback HTTP, scripted through its control surface."""
+
+    def __init__(self, server: TestServer, session: aiohttp.ClientSession) -> None:
+        self.server = server
+        self.url = str(server.make_url("")).rstrip("/")
+        self.session = session
+        self.auth = {"Authorization": basic_auth(SS_KEY, SS_SECRET)}
+
+    @property
+    def state(self) -> SandboxState:
+        return sandbox_state(self.server.app)
+
+    async def control(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        async with self.session.post(f"{self.url}/_sandbox{path}", json=body or {}) as resp:
+            assert resp.status < 300, await resp.text()
+            return await resp.json()
+
+    async def order(self, order_number: str, items: list[tuple[str, int]],
+                    order_key: str | None = None) -> dict[str, Any]:
+        body = {"orderNumber": order_number, "items": [
+            {"lineItemKey": str(i), "sku": sku, "name": sku, "quantity": qty}
+            for i, (sku, qty) in enumerate(items, start=1)]}
+        if order_key:
+            body["orderKey"] = order_key
+        return await self.control("/orders", body)
+
+    async def ship(self, order_id: int, items: list[tuple[str, int]] | None = None,
+                   notify: bool = True, **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"notify": notify, **extra}
+        if items is not None:
+            body["items"] = [{"sku": s, "quantity": q} for s, q in items]
+        return await self.control(f"/orders/{order_id}/ship", body)
+
+    async def subscribe(self, target_url: str, event: str = "SHIP_NOTIFY") -> None:
+        async with self.session.post(f"{self.url}/webhooks/subscribe", headers=self.auth,
+                                     json={"target_url": target_url, "event": event}) as resp:
+            assert resp.status == 201, await resp.text()
+
+
+class GatewayUnderTest:
+    def __init__(self, server: TestServer, gateway: Gateway, session: aiohttp.ClientSession,
+                 db_path: Path) -> None:
+        self.server = server
+        self.gateway = gateway
+        self.url = str(server.make_url("")).rstrip("/")
+        self.session = session
+        self.db_path = db_path
+        self.headers = {"Authorization": f"Bearer {API_TOKEN}"}
+        self.webhook_url = f"{self.url}/webhooks/shipstation?token={SS_HOOK_TOKEN}"
+
+    async def call(self, method: str, path: str, body: Any = None,
+                   expect: int | None = 200) -> Any:
+        async with self.session.request(method, f"{self.url}{path}", json=body,
+                                        headers=self.headers) as resp:
+            payload = await resp.json(content_type=None)
+            if expect is not None:
+                assert resp.status == expect, (resp.status, payload)
+            return payload
+
+    async def create_fo(self, lines: list[tuple[str, int]], **fields: Any) -> dict[str, Any]:
+        body = {"lines": [{"sku": s, "quantity": q} for s, q in lines], **fields}
+        return await self.call("POST", "/api/v1/fulfillment-orders", body, expect=201)
+
+    async def fo(self, fo_id: str) -> dict[str, Any]:
+        return await self.call("GET", f"/api/v1/fulfillment-orders/{fo_id}")
+
+    async def poll(self) -> dict[str, Any]:
+        return await self.call("POST", "/api/v1/connectors/shipstation/poll")
+
+    async def wait_for(self, check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
+        deadline = time.monotonic() + within
+        while True:
+            result = await check()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not reached in time")
+            await asyncio.sleep(0.05)
+
+    async def wait_status(self, fo_id: str, status: str, within: float = 10.0) -> dict[str, Any]:
+        async def check() -> dict[str, Any] | None:
+            fo = await self.fo(fo_id)
+            return fo if fo["status"] == status else None
+
+        return await self.wait_for(check, within)
+
+    async def wait_idle(self, within: float = 10.0) -> None:
+        """Until the inbox has nothing pending or in progress."""
+        async def check() -> bool:
+            return (await self.gateway.storage.inbox_stats())["depth"] == 0
+
+        await self.wait_for(check, within)
+
+    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.db_path) as db:
+            return db.execute(query, params).fetchall()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def sandbox(aiohttp_server: Any, http: aiohttp.ClientSession) -> Sandbox:
+    server = await aiohttp_server(create_app(SS_KEY, SS_SECRET))
+    return Sandbox(server, http)
+
+
+@pytest.fixture
+def start_gateway(aiohttp_server: Any, http: aiohttp.ClientSession, tmp_path: Path,
+                  sandbox: Sandbox) -> Callable[..., Awaitable[GatewayUnderTest]]:
+    async def start(doc: dict[str, Any] | None = None, **connector: Any) -> GatewayUnderTest:
+        db_path = tmp_path / "gateway.sqlite3"
+        cfg = config_mod.parse(doc or gateway_doc(db_path, sandbox.url, **connector), ENV)
+        gateway = Gateway(cfg, run_scheduler=False)
+        server = await aiohttp_server(gateway.web_app())
+        return GatewayUnderTest(server, gateway, http, Path(cfg.storage.path))
+
+    return start
+
+
+@pytest.fixture
+async def gw(start_gateway: Callable[..., Awaitable[GatewayUnderTest]]) -> GatewayUnderTest:
+    return await start_gateway()
+
+

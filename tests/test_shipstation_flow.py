@@ -1,0 +1,229 @@
+"""End to end through loopback HTTP: sandbox webhooks and polls become reconciled FO statuses."""
+
+from __future__ import annotations
+
+from connectors.shipstation.pacific import pacific_stamp
+from tests.conftest import GatewayUnderTest, Sandbox
+
+SKU = "TSHIRT-BLK-M"
+
+
+def status_changes(fo: dict) -> list[tuple[str, str]]:
+    return [(t["from_status"], t["to_status"]) for t in fo["timeline"]
+            if t["kind"] == "status_changed"]
+
+
+async def split_order(sandbox: Sandbox, fo_id: str) -> list[dict]:
+    order = await sandbox.order("1001", [(SKU, 10)], order_key=fo_id)
+    result = await sandbox.control(f"/orders/{order['orderId']}/split", {
+        "parts": [[{"sku": SKU, "quantity": 6}], [{"sku": SKU, "quantity": 4}]]})
+    return result["orders"]
+
+
+async def test_golden_split_by_webhooks(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+    await sandbox.subscribe(gw.webhook_url)
+    fo = await gw.create_fo([(SKU, 10)], order_number="1001", channel="wholesale")
+    assert fo["status"] == "unfulfilled"
+    first, second = await split_order(sandbox, fo["id"])
+    assert (first["orderNumber"], second["orderNumber"]) == ("1001-1", "1001-2")
+
+    shipped = await sandbox.ship(first["orderId"])
+    assert [d["status"] for d in shipped["webhooks"]] == [200]
+    fo = await gw.wait_status(fo["id"], "partially_fulfilled")
+    assert fo["lines"][0]["requested"] == 10 and fo["lines"][0]["fulfilled"] == 6
+
+    await sandbox.ship(second["orderId"])
+    fo = await gw.wait_status(fo["id"], "fulfilled")
+    assert fo["lines"] == [{"line_id": "1", "sku": SKU, "requested": 10, "fulfilled": 10}]
+    assert sorted(s["order_refs"][2]["value"] for s in fo["shipments"]) == ["1001-1", "1001-2"]
+    assert status_changes(fo) == [("unfulfilled", "partially_fulfilled"),
+                                  ("partially_fulfilled", "fulfilled")]
+    # The resource_url asked for no items; the gateway asked again with them.
+    fetched = [r for r in sandbox.state.requests if r["path"] == "/shipments"]
+    assert fetched and all(r["query"]["includeShipmentItems"] == "true" for r in fetched)
+
+
+async def test_golden_split_by_polling_only(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+    fo = await gw.create_fo([(SKU, 10)], order_number="1001")
+    first, second = await split_order(sandbox, fo["id"])
+    await sandbox.ship(first["orderId"], notify=False)
+    result = await gw.poll()
+    assert result["records"] == 1 and result["new_events"] == 1
+    fo = await gw.wait_status(fo["id"], "partially_fulfilled")
+    await sandbox.ship(second["orderId"], notify=False)
+    await gw.poll()
+    fo = await gw.wait_status(fo["id"], "fulfilled")
+    assert fo["lines"][0]["fulfilled"] == 10
+    assert not sandbox.state.deliveries  # no webhook was involved
+
+
+async def test_one_order_several_shipments(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+    await sandbox.subscribe(gw.webhook_url)
+    fo = await gw.create_fo([(SKU, 5), ("MUG", 2)], order_number="1002")
+    order = await sandbox.order("1002", [(SKU, 5), ("MUG", 2)], order_key=fo["id"])
+    await sandbox.ship(order["orderId"], [(SKU, 5)])
+    fo = await gw.wait_status(fo["id"], "partially_fulfilled")
+    await sandbox.ship(order["orderId"], [("MUG", 2)])
+    fo = await gw.wait_status(fo["id"], "fulfilled")
+    assert {ln["sku"]: ln["fulfilled"] for ln in fo["lines"]} == {SKU: 5, "MUG": 2}
+    assert all(s["match_rule"] == "fulfillment_order_id" for s in fo["shipments"])
+
+
+async def test_merge_allocates_oldest_fo_first(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+    await sandbox.subscribe(gw.webhook_url)
+    older = await gw.create_fo([(SKU, 3)], order_number="2001")
+    newer = await gw.create_fo([(SKU, 2), ("MUG", 1)], order_number="2002")
+    a = await sandbox.order("2001", [(SKU, 3)], order_key=older["id"])
+    b = await sandbox.order("2002", [(SKU, 2), ("MUG", 1)], order_key=newer["id"])
+    survivor = await sandbox.control("/orders/merge", {"orderIds": [a["orderId"], b["orderId"]]})
+    assert survivor["advancedOptions"]["mergedIds"] == [b["orderId"]]
+    # One box with 4 of the 5 shirts and the mug: the older FO is filled first.
+    await sandbox.ship(survivor["orderId"], [(SKU, 4), ("MUG", 1)])
+    older_fo = await gw.wait_status(older["id"], "fulfilled")
+    newer_fo = await gw.wait_status(newer["id"], "partially_fulfilled")
+    assert older_fo["lines"][0]["fulfilled"] == 3
+    assert {ln["sku"]: ln["fulfilled"] for ln in newer_fo["lines"]} == {SKU: 1, "MUG": 1}
+    shipment = older_fo["shipments"][0]
+    assert sorted(shipment["fulfillment_order_ids"]) == sorted([older["id"], newer["id"]])
+
+
+async def test_overshipment_is_kept_and_reported(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+    fo = await gw.create_fo([(SKU, 2)], order_number="3001")
+    order = await sandbox.order("3001", [(SKU, 5)], order_key=fo["id"])
+    await sandbox.ship(order["orderId"], notify=False)
+    await gw.poll()
+    fo = await gw.wait_status(fo["id"], "fulfilled")
+    assert fo["lines"][0]["fulfilled"] == 2
+    assert fo["shipments"][0]["overshipped"] == {SKU: 3}
+
+
+async def test_void_then_reship(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+    await sandbox.subscribe(gw.webhook_url)
+    fo = await gw.create_fo([(SKU, 4)], order_number="4001")
+    order = await sandbox.order("4001", [(SKU, 4)], order_key=fo["id"])
+    shipped = await sandbox.ship(order["orderId"])
+    await gw.wait_status(fo["id"], "fulfilled")
+
+    # A voided label fires no webhook: only the poll (voidDate window) learns of it.
+    await sandbox.control(f"/shipments/{shipped['shipment']['shipmentId']}/void")
+    await gw.poll()
+    fo_after_void = await gw.wait_status(fo["id"], "unfulfilled")
+    assert fo_after_void["lines"][0]["fulfilled"] == 0
+    voided = fo_after_void["shipments"][0]
+    assert voided["status"] == "voided" and voided["allocations"] == []
+
+    relabel = await sandbox.control(f"/shipments/{shipped['shipment']['shipmentId']}/relabel")
+    assert relabel["shipment"]["shipmentId"] != shipped["shipment"]["shipmentId"]
+    fo = await gw.wait_status(fo["id"], "fulfilled")
+    assert sorted(s["status"] for s in fo["shipments"]) == ["shipped", "voided"]
+    assert status_changes(fo) == [("unfulfilled", "fulfilled"), ("fulfilled", "unfulfilled"),
+                                  ("unfulfilled", "fulfilled")]
+
+
+async def test_duplicate_webhook_does_not_double_count(gw: GatewayUnderTest,
+                                                       sandbox: Sandbox) -> None:
+    fo = await gw.create_fo([(SKU, 10)], order_number="5001")
+    order = await sandbox.order("5001", [(SKU, 10)], order_key=fo["id"])
+    shipped = await sandbox.ship(order["orderId"], [(SKU, 6)], notify=False)
+    body = {"resource_url": f"{sandbox.url}/shipments?storeID=1&batchId="
+                            f"{shipped['shipment']['batchNumber']}&includeShipmentItems=False",
+            "resource_type": "SHIP_NOTIFY"}
+    for _ in range(3):
+        async with gw.session.post(gw.webhook_url, json=body) as resp:
+            assert resp.status == 200
+    await gw.wait_status(fo["id"], "partially_fulfilled")
+    # The same shipment arriving by poll as well is stored once.
+    await gw.poll()
+    await gw.wait_idle()
+    fo = await gw.fo(fo["id"])
+    assert fo["lines"][0]["fulfilled"] == 6
+    assert len(fo["shipments"]) == 1
+    assert gw.sql("SELECT COUNT(*) FROM inbox_events WHERE kind = 'webhook'") == [(1,)]
+    assert gw.sql("SELECT COUNT(*) FROM shipments") == [(1,)]
+
+
+async def test_unmatched_then_fo_created_later(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+    order = await sandbox.order("6001", [(SKU, 2)])  # ShipStation made up its own orderKey
+    await sandbox.ship(order["orderId"], notify=False)
+    await gw.poll()
+    await gw.wait_idle()
+    page = await gw.call("GET", "/api/v1/unmatched-shipments")
+    assert len(page["items"]) == 1
+    unmatched = page["items"][0]
+    assert unmatched["unmatched_reason"] == "no_fulfillment_order_matches"
+    assert unmatched["candidates"] == []
+
+    fo = await gw.create_fo([(SKU, 2)], order_number="6001")
+    assert fo["status"] == "fulfilled"  # rule 5: unmatched shipments are tried again at once
+    assert fo["shipments"][0]["match_rule"] == "reference"
+    assert (await gw.call("GET", "/api/v1/unmatched-shipments"))["items"] == []
+
+
+async def test_ambiguous_reference_waits_with_candidates(gw: GatewayUnderTest,
+                                                         sandbox: Sandbox) -> None:
+    a = await gw.create_fo([(SKU, 1)], order_number="7001", channel="web")
+    b = await gw.create_fo([(SKU, 1)], order_number="7001", channel="wholesale")
+    order = await sandbox.order("7001", [(SKU, 1)])
+    await sandbox.ship(order["orderId"], notify=False)
+    await gw.poll()
+    await gw.wait_idle()
+    [item] = (await gw.call("GET", "/api/v1/unmatched-shipments"))["items"]
+    assert item["unmatched_reason"] == "ambiguous_reference"
+    assert sorted(item["candidates"]) == sorted([a["id"], b["id"]])
+
+    matched = await gw.call("POST", f"/api/v1/unmatched-shipments/{item['id']}/match",
+                            {"fulfillment_order_ids": [b["id"]]})
+    assert matched["match_rule"] == "manual" and matched["fulfillment_order_ids"] == [b["id"]]
+    assert (await gw.fo(b["id"]))["status"] == "fulfilled"
+    assert (await gw.fo(a["id"]))["status"] == "unfulfilled"
+    again = await gw.call("POST", f"/api/v1/unmatched-shipments/{item['id']}/match",
+                          {"fulfillment_order_ids": [a["id"]]}, expect=409)
+    assert again["error"]["code"] == "conflict"
+
+
+async def test_manual_match_errors(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+    order = await sandbox.order("8001", [(SKU, 1)])
+    await sandbox.ship(order["orderId"], notify=False)
+    await gw.poll()
+    await gw.wait_idle()
+    [item] = (await gw.call("GET", "/api/v1/unmatched-shipments"))["items"]
+    missing = await gw.call("POST", f"/api/v1/unmatched-shipments/{item['id']}/match",
+                            {"fulfillment_order_ids": ["fo_nope"]}, expect=404)
+    assert "fo_nope" in missing["error"]["message"]
+    bad = await gw.call("POST", f"/api/v1/unmatched-shipments/{item['id']}/match", {},
+                        expect=400)
+    assert bad["error"]["code"] == "bad_request"
+    await gw.call("POST", "/api/v1/unmatched-shipments/shp_nope/match",
+                  {"fulfillment_order_ids": ["x"]}, expect=404)
+
+
+async def test_marked_shipped_order_arrives_through_fulfillments(gw: GatewayUnderTest,
+                                                                 sandbox: Sandbox) -> None:
+    fo = await gw.create_fo([(SKU, 3)], order_number="9001")
+    order = await sandbox.order("9001", [(SKU, 3)], order_key=fo["id"])
+    await sandbox.control(f"/orders/{order['orderId']}/mark-shipped", {"notify": False})
+    result = await gw.poll()
+    assert result["fulfillments"] == 1 and result["shipments_created"] == 0
+    fo = await gw.wait_status(fo["id"], "fulfilled")
+    assert fo["shipments"][0]["external_id"].startswith("fulfillment:")
+
+
+async def test_poll_overlap_catches_late_shipment_once(gw: GatewayUnderTest,
+                                                       sandbox: Sandbox) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    fo = await gw.create_fo([(SKU, 2)], order_number="9101")
+    order = await sandbox.order("9101", [(SKU, 2)], order_key=fo["id"])
+    first = await gw.poll()
+    assert first["records"] == 0
+    # A label created 10 minutes ago that only now becomes visible: before the cursor.
+    late = pacific_stamp(datetime.now(UTC) - timedelta(minutes=10))
+    await sandbox.ship(order["orderId"], notify=False, createDate=late)
+    second = await gw.poll()
+    assert second["records"] == 1 and second["new_events"] == 1
+    third = await gw.poll()
+    assert third["records"] == 1 and third["new_events"] == 0
+    fo = await gw.wait_status(fo["id"], "fulfilled")
+    assert len(fo["shipments"]) == 1 and fo["lines"][0]["fulfilled"] == 2
+    shipped_at = datetime.fromisoformat(fo["shipments"][0]["shipped_at"].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - timedelta(minutes=10) - shipped_at).total_seconds()) < 5
