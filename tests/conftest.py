@@ -158,9 +158,11 @@ async def sandbox(aiohttp_server: Any, http: aiohttp.ClientSession) -> Sandbox:
 @pytest.fixture
 def start_gateway(aiohttp_server: Any, http: aiohttp.ClientSession, tmp_path: Path,
                   sandbox: Sandbox) -> Callable[..., Awaitable[GatewayUnderTest]]:
-    async def start(doc: dict[str, Any] | None = None, **connector: Any) -> GatewayUnderTest:
+    async def start(doc: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+                    **connector: Any) -> GatewayUnderTest:
         db_path = tmp_path / "gateway.sqlite3"
-        cfg = config_mod.parse(doc or gateway_doc(db_path, sandbox.url, **connector), ENV)
+        cfg = config_mod.parse(doc or gateway_doc(db_path, sandbox.url, **connector),
+                               {**ENV, **(env or {})})
         gateway = Gateway(cfg, run_scheduler=False)
         server = await aiohttp_server(gateway.web_app())
         return GatewayUnderTest(server, gateway, http, Path(cfg.storage.path))

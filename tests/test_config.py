@@ -1,0 +1,82 @@
+"""Config: parsed once, every error names the key, secrets only from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway import config as config_mod
+from gateway.errors import ConfigError
+from tests.conftest import ENV, gateway_doc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse(doc, env=None):
+    return config_mod.parse(doc, ENV if env is None else env)
+
+
+def base() -> dict:
+    return gateway_doc(Path("db.sqlite3"), "http://127.0.0.1:9")
+
+
+def test_shipped_config_parses_with_its_variables() -> None:
+    env = {"GATEWAY_API_TOKENS": "tok-91", "SHIPSTATION_API_KEY": "key-92",
+           "SHIPSTATION_API_SECRET": "sec-93", "SHIPSTATION_WEBHOOK_TOKEN": "hook-94"}
+    cfg = config_mod.load(ROOT / "config.toml", env)
+    assert cfg.server.max_body_bytes == 1024 * 1024
+    assert cfg.connectors[0].poll_interval_minutes == 15
+    assert cfg.retry.schedule_seconds[0] == 5
+    assert cfg.secret("SHIPSTATION_API_SECRET") == "sec-93"
+    assert not any(v in repr(cfg) for v in env.values())
+
+
+def test_missing_variable_names_the_key() -> None:
+    env = {k: v for k, v in ENV.items() if k != "SS_SECRET"}
+    with pytest.raises(ConfigError, match=r"connectors\[0\]\.api_secret_env.*SS_SECRET"):
+        parse(base(), env)
+
+
+def test_disabled_connector_needs_no_secrets() -> None:
+    doc = base()
+    doc["connectors"][0]["enabled"] = False
+    cfg = parse(doc, {"GATEWAY_API_TOKENS": "t"})
+    assert not cfg.connectors[0].enabled
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda d: d["server"].update(port="80"), r"server\.port: expected an integer"),
+    (lambda d: d["server"].update(max_body_bytes=0), r"server\.max_body_bytes"),
+    (lambda d: d["server"].update(colour="red"), r"\[server\]: unknown key\(s\) colour"),
+    (lambda d: d["retry"].update(schedule_seconds=[]), r"retry\.schedule_seconds"),
+    (lambda d: d["retry"].update(attempts=True), r"retry\.attempts"),
+    (lambda d: d["connectors"][0].update(base_url="ftp://x"), r"connectors\[0\]\.base_url"),
+    (lambda d: d["connectors"][0].update(poll_interval_minutes=0),
+     r"connectors\[0\]\.poll_interval_minutes"),
+    (lambda d: d["connectors"].append(dict(d["connectors"][0])), r"connectors\[1\]\.name"),
+    (lambda d: d.update(extra={}), r"config: unknown key\(s\) extra"),
+])
+def test_errors_name_the_key(mutate, message) -> None:
+    doc = base()
+    mutate(doc)
+    with pytest.raises(ConfigError, match=message):
+        parse(doc)
+
+
+def test_unknown_connector_type_fails_before_start(tmp_path: Path) -> None:
+    from gateway.app import Gateway
+
+    doc = base()
+    doc["connectors"][0]["type"] = "nosuchpartner"
+    with pytest.raises(ConfigError, match=r"connectors\[0\]\.type: no connector type"):
+        Gateway(parse(doc))
+
+
+def test_missing_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        config_mod.load(tmp_path / "nope.toml", ENV)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config_mod.load(bad, ENV)

@@ -1,0 +1,105 @@
+"""The ledger on a real SQLite file: out-of-order versions, replays, one timeline entry each."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from gateway import ledger
+from gateway.records import FulfillmentOrder, FulfillmentOrderLine, OrderRef, Shipment, ShipmentLine
+from storage import NewFulfillmentOrder
+from storage.sqlite import SqliteStorage, migrations
+
+
+def new_fo(fo_id: str, qty: int, number: str | None = None) -> NewFulfillmentOrder:
+    refs = (OrderRef("order_number", number),) if number else ()
+    return NewFulfillmentOrder(
+        FulfillmentOrder(fo_id, 0, (FulfillmentOrderLine("1", "A", qty),), order_number=number,
+                         refs=refs),
+        request_hash=fo_id, ship_to={}, custom_fields={}, created_at="2026-01-01T00:00:00.000000Z")
+
+
+def version(at: str, status: str = "shipped", qty: int = 4, key: str = "fo_1") -> Shipment:
+    return Shipment(source="ss", external_id="500001", order_refs=(OrderRef("order_key", key),),
+                    lines=(ShipmentLine("A", qty),), status=status, partner_updated_at=at,
+                    shipped_at="2026-01-01T00:00:00.000000Z")
+
+
+async def open_storage(tmp_path: Path) -> SqliteStorage:
+    storage = SqliteStorage(tmp_path / "db.sqlite3")
+    await storage.open()
+    await storage.migrate()
+    return storage
+
+
+async def test_migrations_are_numbered_and_idempotent(tmp_path: Path) -> None:
+    storage = await open_storage(tmp_path)
+    try:
+        assert await storage.schema_version() == len(migrations())
+        assert await storage.migrate() == 0
+        assert await storage.pending_migrations() == 0
+    finally:
+        await storage.close()
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_older_version_never_replaces_newer(tmp_path: Path) -> None:
+    storage = await open_storage(tmp_path)
+    try:
+        async with storage.transaction() as tx:
+            await ledger.create_fulfillment_order(tx, new_fo("fo_1", 4))
+        shipped = version("2026-01-01T00:00:00.000000Z")
+        voided = version("2026-01-02T00:00:00.000000Z", status="voided")
+        async with storage.transaction() as tx:
+            out = await ledger.record_shipments(tx, [voided], "t1")
+        assert out.status_changes == []  # a void of something never seen changes nothing
+        async with storage.transaction() as tx:
+            out = await ledger.record_shipments(tx, [shipped], "t2")
+        assert out.ignored == ["500001"] and out.status_changes == []
+        view = await storage.fulfillment_order_view("fo_1")
+        assert view["status"] == "unfulfilled" and view["shipments"][0]["status"] == "voided"
+
+        async with storage.transaction() as tx:  # a relabel is a new shipment id
+            relabel = Shipment(**{**shipped.__dict__, "external_id": "500002",
+                                  "partner_updated_at": "2026-01-03T00:00:00.000000Z"})
+            out = await ledger.record_shipments(tx, [relabel, relabel], "t3")
+        assert [(c.old, c.new) for c in out.status_changes] == [("unfulfilled", "fulfilled")]
+        view = await storage.fulfillment_order_view("fo_1")
+        changes = [t for t in view["timeline"] if t["kind"] == "status_changed"]
+        assert len(changes) == 1 and view["lines"][0]["fulfilled"] == 4
+    finally:
+        await storage.close()
+
+
+async def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
+    storage = await open_storage(tmp_path)
+    try:
+        try:
+            async with storage.transaction() as tx:
+                await ledger.create_fulfillment_order(tx, new_fo("fo_x", 1))
+                raise RuntimeError("crash between steps")
+        except RuntimeError:
+            pass
+        assert await storage.fulfillment_order_view("fo_x") is None
+    finally:
+        await storage.close()
+
+
+async def test_rematch_moves_allocation_when_reference_appears(tmp_path: Path) -> None:
+    storage = await open_storage(tmp_path)
+    try:
+        s = Shipment(source="ss", external_id="1", order_refs=(OrderRef("order_number", "77-1"),),
+                     lines=(ShipmentLine("A", 2),), status="shipped",
+                     partner_updated_at="2026-01-01T00:00:00.000000Z")
+        async with storage.transaction() as tx:
+            out = await ledger.record_shipments(tx, [s], "t1")
+        assert len(out.unmatched) == 1
+        async with storage.transaction() as tx:
+            created, out = await ledger.create_fulfillment_order(tx, new_fo("fo_77", 2, "77"))
+        assert created and [(c.fo_id, c.new) for c in out.status_changes] == [("fo_77", "fulfilled")]
+        async with storage.transaction() as tx:
+            created, _ = await ledger.create_fulfillment_order(tx, new_fo("fo_77", 2, "77"))
+        assert not created
+    finally:
+        await storage.close()
