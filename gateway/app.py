@@ -48,7 +48,7 @@ class Gateway:
 
     @property
     def scheduler_running(self) -> bool:
-        return bool(self.scheduler and self.scheduler.running) or not self.run_scheduler
+        return bool(self.scheduler and self.scheduler.running)
 
     async def start(self) -> None:
         await self.storage.open()

@@ -159,11 +159,11 @@ async def sandbox(aiohttp_server: Any, http: aiohttp.ClientSession) -> Sandbox:
 def start_gateway(aiohttp_server: Any, http: aiohttp.ClientSession, tmp_path: Path,
                   sandbox: Sandbox) -> Callable[..., Awaitable[GatewayUnderTest]]:
     async def start(doc: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                    **connector: Any) -> GatewayUnderTest:
+                    first_poll_delay: float = 3600.0, **connector: Any) -> GatewayUnderTest:
         db_path = tmp_path / "gateway.sqlite3"
         cfg = config_mod.parse(doc or gateway_doc(db_path, sandbox.url, **connector),
                                {**ENV, **(env or {})})
-        gateway = Gateway(cfg, run_scheduler=False)
+        gateway = Gateway(cfg, first_poll_delay_seconds=first_poll_delay)
         server = await aiohttp_server(gateway.web_app())
         return GatewayUnderTest(server, gateway, http, Path(cfg.storage.path))
 

@@ -1,0 +1,140 @@
+"""Kill -9 after webhooks were acknowledged but before they were processed; restart; each
+acknowledged event is processed exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import API_TOKEN, ENV, SS_HOOK_TOKEN, SS_KEY, SS_SECRET, Sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+N = 8
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(path: Path, db: Path, port: int, sandbox_url: str) -> None:
+    path.write_text(f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+[storage]
+path = "{db}"
+[api]
+tokens_env = "GATEWAY_API_TOKENS"
+[retry]
+attempts = 5
+schedule_seconds = [0.2]
+[[connectors]]
+name = "shipstation"
+type = "shipstation"
+base_url = "{sandbox_url}"
+allowed_resource_origin = "http://127\\\\.0\\\\.0\\\\.1:\\\\d+"
+api_key_env = "SS_KEY"
+api_secret_env = "SS_SECRET"
+webhook_token_env = "SS_HOOK"
+request_timeout_seconds = 60
+""")
+
+
+def read(log: Path) -> str:
+    return log.read_text()
+
+
+async def start(config: Path, port: int, log: Path) -> asyncio.subprocess.Process:
+    with log.open("ab") as sink:  # noqa: ASYNC230 - opened once, handed to the child
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli", "--config", str(config), "serve",
+            cwd=ROOT, env={**os.environ, **ENV}, stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            assert process.returncode is None, read(log)
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    if resp.status == 200:
+                        return process
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    process.kill()
+    await process.wait()
+    raise AssertionError(f"gateway did not become ready:\n{read(log)}")
+
+
+async def test_sigkill_between_ack_and_processing(sandbox: Sandbox, tmp_path: Path) -> None:
+    port, db, config, log = free_port(), tmp_path / "gw.sqlite3", tmp_path / "gw.toml", \
+        tmp_path / "gw.log"
+    write_config(config, db, port, sandbox.url)
+    api = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    process = await start(config, port, log)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{api}/api/v1/fulfillment-orders", headers=headers, json={
+                    "id": "fo-crash", "lines": [{"sku": "A", "quantity": N}]}) as resp:
+                assert resp.status == 201
+            order = await sandbox.order("C1", [("A", N)], order_key="fo-crash")
+            batches = [(await sandbox.ship(order["orderId"], [("A", 1)], notify=False))
+                       ["shipment"]["batchNumber"] for _ in range(N)]
+            # The partner hangs: every fetch the worker starts stays in flight.
+            await sandbox.control("/fail", {"count": 1000, "status": 503, "delay_seconds": 30,
+                                            "path_prefix": "/shipments"})
+            for batch in batches:
+                body = {"resource_url": f"{sandbox.url}/shipments?batchId={batch}"
+                                        "&includeShipmentItems=False",
+                        "resource_type": "SHIP_NOTIFY"}
+                async with session.post(f"{api}/webhooks/shipstation?token={SS_HOOK_TOKEN}",
+                                        json=body) as resp:
+                    assert resp.status == 200
+            deadline = time.monotonic() + 10
+            while not any(r["path"] == "/shipments" for r in sandbox.state.requests):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+
+        sandbox.state.failures.clear()
+        process = await start(config, port, log)
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 30
+            while True:
+                async with session.get(f"{api}/api/v1/fulfillment-orders/fo-crash",
+                                       headers=headers) as resp:
+                    fo = await resp.json()
+                if fo["status"] == "fulfilled":
+                    break
+                assert time.monotonic() < deadline, fo
+                await asyncio.sleep(0.1)
+        assert fo["lines"][0]["fulfilled"] == N and len(fo["shipments"]) == N
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status, COUNT(*) FROM inbox_events GROUP BY status"
+                            ).fetchall() == [("processed", N)]
+        assert conn.execute("SELECT SUM(quantity) FROM allocations").fetchone() == (N,)
+        changes = conn.execute("SELECT to_status FROM timeline WHERE kind = 'status_changed'"
+                               ).fetchall()
+        assert changes[-1] == ("fulfilled",) and changes.count(("fulfilled",)) == 1
+    text = read(log)
+    assert "gateway.started" in text and "inbox.claims_released" in text
+    for secret in (SS_KEY, SS_SECRET, SS_HOOK_TOKEN, API_TOKEN):
+        assert secret not in text
