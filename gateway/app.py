@@ -35,10 +35,12 @@ class Gateway:
         self.first_poll_delay_seconds = first_poll_delay_seconds
         self.run_scheduler = run_scheduler
         self.session: aiohttp.ClientSession | None = None
+        self.committer = GroupCommitter(self.storage)
         self.worker = InboxWorker(self.storage, self.connectors,
                                   RetryPolicy.from_config(config.retry), self.metrics,
-                                  config.worker.concurrency, config.worker.batch_size)
-        self.committer = GroupCommitter(self.storage, on_commit=self.worker.wake)
+                                  config.worker.concurrency, config.worker.batch_size,
+                                  intake_busy=self.committer.busy)
+        self.committer.on_commit = self.worker.wake
         self.poller = Poller(self.storage, self.connectors, self.metrics,
                              on_records=self.worker.wake)
         self.scheduler: Any = None

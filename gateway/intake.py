@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -21,20 +23,28 @@ from gateway.metrics import Metrics
 from storage import NewInboxEvent, Storage
 
 MAX_BATCH = 1024
+# While more than this many webhooks arrive per window, the worker yields the CPU to intake.
+BURST_EVENTS = 100
+BURST_WINDOW_SECONDS = 0.1
+ACCEPTED = b'{"status":"accepted"}'
 
 
 class GroupCommitter:
     """One writer task; each caller awaits the commit of the batch its event went into.
 
-    A batch is committed as soon as the writer is free and the queue has anything: under load
-    the queue fills while the previous batch commits, so batches grow without a fixed wait.
+    A batch is committed as soon as the writer is free and anything is waiting: under load
+    events pile up while the previous batch commits, so batches grow without a fixed wait.
     """
 
     def __init__(self, storage: Storage, on_commit: Callable[[], None] = lambda: None) -> None:
         self.storage = storage
         self.on_commit = on_commit
-        self._queue: asyncio.Queue[tuple[NewInboxEvent, asyncio.Future[None]]] = asyncio.Queue()
+        self._waiting: list[tuple[NewInboxEvent, asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._window_start = 0.0
+        self._window_count = 0
+        self._busy_until = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group-commit")
@@ -44,37 +54,56 @@ class GroupCommitter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        while not self._queue.empty():
-            _, future = self._queue.get_nowait()
+        for _, future in self._waiting:
             if not future.done():
                 future.set_exception(RuntimeError("gateway is stopping"))
+        self._waiting.clear()
 
     async def submit(self, event: NewInboxEvent) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((event, future))
+        self._waiting.append((event, future))
+        self._wakeup.set()
         await future
+
+    def busy(self) -> bool:
+        """Is a burst of webhooks arriving? (more than BURST_EVENTS in the last window)"""
+        return time.monotonic() < self._busy_until
+
+    def _count(self, events: int) -> None:
+        now = time.monotonic()
+        if now - self._window_start > BURST_WINDOW_SECONDS:
+            self._window_start, self._window_count = now, 0
+        self._window_count += events
+        if self._window_count >= BURST_EVENTS:
+            self._busy_until = now + BURST_WINDOW_SECONDS
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await self.storage.insert_inbox_events([event for event, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - every waiter learns of the failure
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._waiting:
+                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+                try:
+                    await self.storage.insert_inbox_events([event for event, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - every waiter learns of the failure
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(exc)
-                continue
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
-            self.on_commit()
+                        future.set_result(None)
+                self._count(len(batch))
+                self.on_commit()
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {limit}")
+    """The body, refusing at its declared length, or as soon as a chunked body passes it."""
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {limit}")
+        return await request.content.readexactly(request.content_length) \
+            if request.content_length else b""
     chunks, size = [], 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
@@ -87,6 +116,8 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
 def webhook_handler(connectors: Mapping[str, Connector], committer: GroupCommitter,
                     max_body_bytes: int, metrics: Metrics
                     ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    accepted: dict[str, Any] = {}
+
     async def receive(request: web.Request) -> web.Response:
         name = request.match_info["connector"]
         connector = connectors.get(name)
@@ -111,7 +142,9 @@ def webhook_handler(connectors: Mapping[str, Connector], committer: GroupCommitt
             raise
         headers = {h: request.headers[h] for h in connector.stored_headers if h in request.headers}
         await committer.submit(NewInboxEvent(name, key, "webhook", body, headers))
-        metrics.webhooks.labels(name, "accepted").inc()
-        return web.Response(body=b'{"status":"accepted"}', content_type="application/json")
+        if name not in accepted:
+            accepted[name] = metrics.webhooks.labels(name, "accepted")
+        accepted[name].inc()
+        return web.Response(body=ACCEPTED, content_type="application/json")
 
     return receive

@@ -1,8 +1,12 @@
-"""The inbox worker: claim pending events, normalize, reconcile, mark processed, in one commit.
+"""The inbox worker: take due events, normalize them, and apply their records in batches.
 
-A failure is retried on the retry policy's schedule; after the last attempt, or at once for an
-error retrying cannot fix, the event becomes a dead letter. Events claimed when the process
-died are released at start and claimed again. Every step is safe to run twice.
+Normalizing (which may call the partner) runs a few events at a time; applying is one writer
+task that commits whatever has been normalized in one transaction, records and "processed"
+marks together, like the intake's group commit. A batch that fails is applied again event by
+event, so one bad event fails alone. A failure is retried on the retry policy's schedule;
+after the last attempt, or at once for an error retrying cannot fix, the event becomes a dead
+letter. Claims are held in memory: after a crash every unprocessed event is pending again.
+Every step is safe to run twice.
 """
 
 from __future__ import annotations
@@ -10,70 +14,94 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from gateway import ledger, logs
 from gateway.backoff import RetryPolicy
 from gateway.connector import Connector
 from gateway.errors import PartnerRateLimited, PartnerRejected
+from gateway.ledger import Outcome
 from gateway.metrics import Metrics
-from gateway.records import now_iso, parse_iso, utc_iso
+from gateway.records import Shipment, now_iso, parse_iso, utc_iso
 from storage import InboxEvent, Storage
 
 log = logs.get("gateway.worker")
 IDLE_WAIT_SECONDS = 5.0
+MAX_APPLY_BATCH = 256
+BURST_PAUSE_SECONDS = 0.05
+
+
+@dataclass
+class _Normalized:
+    event: InboxEvent
+    shipments: list[Shipment] | None = None
+    error: BaseException | None = None
+    started: float = 0.0
 
 
 class InboxWorker:
     def __init__(self, storage: Storage, connectors: Mapping[str, Connector], policy: RetryPolicy,
-                 metrics: Metrics, concurrency: int = 4, batch_size: int = 64) -> None:
+                 metrics: Metrics, concurrency: int = 4, batch_size: int = 64,
+                 intake_busy: Callable[[], bool] = lambda: False) -> None:
         self.storage = storage
+        self.intake_busy = intake_busy
         self.connectors = connectors
         self.policy = policy
         self.metrics = metrics
         self.batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._applied: asyncio.Queue[_Normalized] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._normalizing: set[asyncio.Task[None]] = set()
+        self._in_hand: set[int] = set()  # claimed: being normalized or waiting to be applied
+        self._processed: dict[tuple[str, str], Any] = {}
 
     def wake(self) -> None:
         self._wake.set()
 
     async def start(self) -> None:
-        released = await self.storage.release_claims()
-        if released:
-            log.info("inbox.claims_released", count=released)
-        self._task = asyncio.create_task(self._run(), name="inbox-worker")
+        stats = await self.storage.inbox_stats()
+        if stats["depth"]:
+            log.info("inbox.pending_at_start", count=stats["depth"])
+        self._tasks = [asyncio.create_task(self._claim_loop(), name="inbox-claim"),
+                       asyncio.create_task(self._apply_loop(), name="inbox-apply")]
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for task in list(self._in_flight):
+        for task in [*self._tasks, *self._normalizing]:
             task.cancel()
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        for task in [*self._tasks, *self._normalizing]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
 
-    async def _run(self) -> None:
+    # claiming and normalizing
+
+    async def _claim_loop(self) -> None:
         while True:
+            if self.intake_busy():
+                # Acknowledging comes first: during a burst of webhooks the inbox buffers,
+                # and the worker takes one batch per pause instead of competing for the CPU.
+                await asyncio.sleep(BURST_PAUSE_SECONDS)
             self._wake.clear()
-            free = self.batch_size - len(self._in_flight)
-            events = await self.storage.claim_inbox_events(free, now_iso()) if free > 0 else []
+            room = self.batch_size - len(self._in_hand)
+            events = await self.storage.pending_inbox_events(room, now_iso(), self._in_hand) \
+                if room > 0 else []
             for event in events:
+                self._in_hand.add(event.id)
                 await self._slots.acquire()
-                task = asyncio.create_task(self._process_in_slot(event))
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
-            if events:
-                continue
-            await self._sleep_until_due()
+                task = asyncio.create_task(self._normalize(event))
+                self._normalizing.add(task)
+                task.add_done_callback(self._normalizing.discard)
+            if not events:
+                await self._sleep_until_due()
 
     async def _sleep_until_due(self) -> None:
         wait = IDLE_WAIT_SECONDS
@@ -83,51 +111,100 @@ class InboxWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
-    async def _process_in_slot(self, event: InboxEvent) -> None:
+    async def _normalize(self, event: InboxEvent) -> None:
+        item = _Normalized(event, started=time.perf_counter())
         try:
-            await self.process(event)
-        finally:
-            self._slots.release()
-            self.wake()
-
-    async def process(self, event: InboxEvent) -> None:
-        bound = log.bind(connector=event.connector, delivery_key=event.delivery_key,
-                         inbox_event_id=event.id)
-        connector = self.connectors.get(event.connector)
-        if connector is None:
-            await self._give_up(event, "connector is not configured or not enabled", bound)
-            return
-        started = time.perf_counter()
-        try:
-            shipments = await connector.normalize(event)
-            at = now_iso()
-            async with self.storage.transaction() as tx:
-                outcome = await ledger.record_shipments(tx, shipments, at)
-                await tx.mark_inbox_processed(event.id, at)
+            connector = self.connectors.get(event.connector)
+            if connector is None:
+                raise PartnerRejected("connector is not configured or not enabled", 0)
+            item.shipments = await connector.normalize(event)
         except asyncio.CancelledError:
             raise
-        except PartnerRejected as exc:
-            await self._give_up(event, str(exc), bound)
+        except Exception as exc:  # noqa: BLE001 - every failure is retried or dead-lettered
+            item.error = exc
+        finally:
+            self._slots.release()
+        await self._applied.put(item)
+
+    # applying
+
+    async def _apply_loop(self) -> None:
+        while True:
+            batch = [await self._applied.get()]
+            # Bounded, so intake commits waiting for the write lock are not held up long.
+            while not self._applied.empty() and len(batch) < MAX_APPLY_BATCH:
+                batch.append(self._applied.get_nowait())
+            try:
+                await self._apply(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - storage trouble: leave them pending, retry
+                log.exception("inbox.apply_failed", events=len(batch))
+                await asyncio.sleep(1.0)
+            finally:
+                for item in batch:
+                    self._in_hand.discard(item.event.id)
+                self.wake()
+
+    async def _apply(self, batch: list[_Normalized]) -> None:
+        good = [item for item in batch if item.error is None]
+        for item in batch:
+            if item.error is not None:
+                await self._failed(item.event, item.error)
+        if not good:
             return
-        except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
-            await self._retry(event, exc, bound)
+        try:
+            outcomes = await self._commit(good)
+        except Exception:  # noqa: BLE001 - find the event that fails, apply the rest
+            if len(good) == 1:
+                raise
+            outcomes = []
+            for item in good:
+                try:
+                    outcomes += await self._commit([item])
+                except Exception as exc:  # noqa: BLE001
+                    await self._failed(item.event, exc)
+        for item, outcome in outcomes:
+            self._report(item, outcome)
+
+    async def _commit(self, items: list[_Normalized]) -> list[tuple[_Normalized, Outcome]]:
+        at = now_iso()
+        done = []
+        async with self.storage.transaction() as tx:
+            for item in items:
+                outcome = await ledger.record_shipments(tx, item.shipments or [], at)
+                done.append((item, outcome))
+            await tx.mark_inbox_processed([item.event.id for item in items], at)
+        return done
+
+    def _report(self, item: _Normalized, outcome: Outcome) -> None:
+        event = item.event
+        self.metrics.reconcile_seconds.observe(time.perf_counter() - item.started)
+        key = (event.connector, "processed")
+        if key not in self._processed:
+            self._processed[key] = self.metrics.inbox_processed.labels(*key)
+        self._processed[key].inc()
+        if not (outcome.status_changes or outcome.unmatched or outcome.recorded):
             return
-        self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
-        self.metrics.inbox_processed.labels(event.connector, "processed").inc()
+        bound = log.bind(connector=event.connector, delivery_key=event.delivery_key,
+                         inbox_event_id=event.id)
         for change in outcome.status_changes:
             bound.info("fulfillment_order.status_changed", fo_id=change.fo_id,
                        old=change.old, new=change.new)
         for shipment_id in outcome.unmatched:
             bound.warning("shipment.unmatched", shipment_id=shipment_id)
-        bound.info("inbox.processed", shipments=len(shipments), recorded=len(outcome.recorded),
-                   ignored=len(outcome.ignored))
+        bound.info("inbox.processed", shipments=len(item.shipments or []),
+                   recorded=len(outcome.recorded), ignored=len(outcome.ignored))
 
-    async def _retry(self, event: InboxEvent, exc: Exception, bound: logs.structlog.BoundLogger
-                     ) -> None:
+    async def _failed(self, event: InboxEvent, exc: BaseException) -> None:
+        bound = log.bind(connector=event.connector, delivery_key=event.delivery_key,
+                         inbox_event_id=event.id)
         attempts = event.attempts + 1
-        error = f"{type(exc).__name__}: {exc}"
-        if self.policy.exhausted(attempts):
-            await self._give_up(event, error, bound, attempts)
+        error = str(exc) if isinstance(exc, PartnerRejected) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, PartnerRejected) or self.policy.exhausted(attempts):
+            await self.storage.dead_letter_inbox_event(event.id, attempts, error, now_iso())
+            self.metrics.inbox_processed.labels(event.connector, "dead_letter").inc()
+            bound.error("inbox.dead_letter", attempts=attempts, error=error)
             return
         retry_after = exc.retry_after if isinstance(exc, PartnerRateLimited) else None
         delay = self.policy.delay(attempts, retry_after)
@@ -137,9 +214,4 @@ class InboxWorker:
         bound.warning("inbox.retry", attempts=attempts, retry_in_seconds=round(delay, 3),
                       error=error)
 
-    async def _give_up(self, event: InboxEvent, error: str, bound: logs.structlog.BoundLogger,
-                       attempts: int | None = None) -> None:
-        attempts = event.attempts + 1 if attempts is None else attempts
-        await self.storage.dead_letter_inbox_event(event.id, attempts, error, now_iso())
-        self.metrics.inbox_processed.labels(event.connector, "dead_letter").inc()
-        bound.error("inbox.dead_letter", attempts=attempts, error=error)
+

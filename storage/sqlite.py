@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -279,10 +279,11 @@ class SqliteTransaction:
             "UPDATE fulfillment_orders SET updated_at = MAX(updated_at, ?) WHERE id = ?",
             (at, fo_id))
 
-    async def mark_inbox_processed(self, event_id: int, at: str) -> None:
+    async def mark_inbox_processed(self, event_ids: Sequence[int], at: str) -> None:
+        ids = list(event_ids)
         await self.db.execute(
             "UPDATE inbox_events SET status = 'processed', processed_at = ?, last_error = NULL"
-            " WHERE id = ?", (at, event_id))
+            f" WHERE id IN ({_placeholders(ids)})", (at, *ids))
 
 
 class SqliteStorage:
@@ -391,28 +392,33 @@ class SqliteStorage:
 
     # intake and polling
 
-    @staticmethod
-    def _inbox_rows(events: Sequence[NewInboxEvent], at: str) -> list[tuple[Any, ...]]:
-        return [(e.connector, e.delivery_key, e.kind, _json(dict(e.headers)), e.body, at, at)
-                for e in events]
+    # One statement inserts the whole batch: in autocommit mode it is its own durable
+    # transaction, and it costs one hop to the database thread instead of three.
+    _INSERT_INBOX = (
+        "INSERT INTO inbox_events (connector, delivery_key, kind, headers, body, received_at,"
+        " next_attempt_at) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+        " json_extract(value, '$[2]'), json_extract(value, '$[3]'),"
+        " CAST(json_extract(value, '$[4]') AS BLOB), json_extract(value, '$[5]'),"
+        " json_extract(value, '$[5]') FROM json_each(?) WHERE true"
+        " ON CONFLICT (connector, delivery_key) DO NOTHING")
 
-    _INSERT_INBOX = ("INSERT INTO inbox_events (connector, delivery_key, kind, headers, body,"
-                     " received_at, next_attempt_at) VALUES (?,?,?,?,?,?,?)"
-                     " ON CONFLICT (connector, delivery_key) DO NOTHING")
+    @staticmethod
+    def _inbox_batch(events: Sequence[NewInboxEvent], at: str) -> str:
+        """Events as one JSON parameter; bodies are JSON already, so valid UTF-8."""
+        return orjson.dumps([[e.connector, e.delivery_key, e.kind, _json(dict(e.headers)),
+                              e.body.decode(), at] for e in events]).decode()
 
     async def insert_inbox_events(self, events: Sequence[NewInboxEvent]) -> int:
-        at = now_iso()
-        async with self._write() as db:
-            before = db.total_changes
-            await db.executemany(self._INSERT_INBOX, self._inbox_rows(events, at))
-            return db.total_changes - before
+        batch = self._inbox_batch(events, now_iso())
+        async with self._write_lock:
+            cursor = await self.writer.execute(self._INSERT_INBOX, (batch,))
+            return cursor.rowcount
 
     async def commit_poll(self, connector: str, events: Sequence[NewInboxEvent], cursor: str,
                           result: Mapping[str, Any], at: str) -> int:
         async with self._write() as db:
-            before = db.total_changes
-            await db.executemany(self._INSERT_INBOX, self._inbox_rows(events, at))
-            inserted = db.total_changes - before
+            inserted = (await db.execute(self._INSERT_INBOX,
+                                         (self._inbox_batch(events, at),))).rowcount
             await db.execute(
                 "INSERT INTO poll_state (connector, cursor, last_poll_at, last_result)"
                 " VALUES (?,?,?,?) ON CONFLICT (connector) DO UPDATE SET cursor = excluded.cursor,"
@@ -437,26 +443,20 @@ class SqliteStorage:
 
     # the inbox worker
 
-    async def release_claims(self) -> int:
-        async with self._write() as db:
-            cur = await db.execute(
-                "UPDATE inbox_events SET status = 'pending' WHERE status = 'processing'")
-            return cur.rowcount
+    async def pending_inbox_events(self, limit: int, now: str,
+                                   skip: Collection[int] = ()) -> list[InboxEvent]:
+        """Due events, oldest first, except those the caller already has in hand.
 
-    async def claim_inbox_events(self, limit: int, now: str) -> list[InboxEvent]:
-        async with self._write() as db:
-            rows = list(await db.execute_fetchall(
-                "SELECT * FROM inbox_events WHERE status = 'pending' AND next_attempt_at <= ?"
-                " ORDER BY next_attempt_at, id LIMIT ?", (now, limit)))
-            if not rows:
-                return []
-            ids = [r["id"] for r in rows]
-            await db.execute(
-                f"UPDATE inbox_events SET status = 'processing' WHERE id IN ({_placeholders(ids)})",
-                ids)
+        Claims live in the one process's memory, not in the table: a claim costs no write, and
+        after a crash every unprocessed event is simply pending again.
+        """
+        rows = list(await self.reader.execute_fetchall(
+            "SELECT * FROM inbox_events WHERE status = 'pending' AND next_attempt_at <= ?"
+            " ORDER BY next_attempt_at, id LIMIT ?", (now, limit + len(skip))))
         return [InboxEvent(id=r["id"], connector=r["connector"], delivery_key=r["delivery_key"],
                            kind=r["kind"], body=bytes(r["body"]), headers=_unjson(r["headers"]),
-                           attempts=r["attempts"], received_at=r["received_at"]) for r in rows]
+                           attempts=r["attempts"], received_at=r["received_at"])
+                for r in rows if r["id"] not in skip][:limit]
 
     async def retry_inbox_event(self, event_id: int, attempts: int, next_attempt_at: str,
                                 error: str) -> None:
@@ -480,11 +480,10 @@ class SqliteStorage:
     async def inbox_stats(self) -> dict[str, Any]:
         rows = await self._read(
             "SELECT status, COUNT(*) AS n, MIN(received_at) AS oldest FROM inbox_events"
-            " WHERE status IN ('pending', 'processing', 'dead') GROUP BY status")
+            " WHERE status IN ('pending', 'dead') GROUP BY status")
         by_status = {r["status"]: r for r in rows}
-        depth = sum(by_status[s]["n"] for s in ("pending", "processing") if s in by_status)
-        oldest = min((by_status[s]["oldest"] for s in ("pending", "processing")
-                      if s in by_status), default=None)
+        depth = by_status["pending"]["n"] if "pending" in by_status else 0
+        oldest = by_status["pending"]["oldest"] if "pending" in by_status else None
         age = (datetime.now(UTC) - parse_iso(oldest)).total_seconds() if oldest else 0.0
         return {"depth": depth, "oldest_age_seconds": max(age, 0.0),
                 "dead": by_status["dead"]["n"] if "dead" in by_status else 0}
