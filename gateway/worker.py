@@ -32,6 +32,7 @@ log = logs.get("gateway.worker")
 IDLE_WAIT_SECONDS = 5.0
 MAX_APPLY_BATCH = 256
 BURST_PAUSE_SECONDS = 0.05
+STOP_ROUNDS, STOP_WAIT_SECONDS = 5, 1.0
 
 
 @dataclass
@@ -71,11 +72,14 @@ class InboxWorker:
                        asyncio.create_task(self._apply_loop(), name="inbox-apply")]
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *self._normalizing]:
-            task.cancel()
-        for task in [*self._tasks, *self._normalizing]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks = [*self._tasks, *self._normalizing]
+        for _ in range(STOP_ROUNDS):
+            pending = [t for t in tasks if not t.done()]
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=STOP_WAIT_SECONDS)
         self._tasks = []
 
     @property
@@ -108,8 +112,11 @@ class InboxWorker:
         due = await self.storage.next_inbox_due()
         if due is not None:
             wait = min(wait, max((parse_iso(due) - datetime.now(UTC)).total_seconds(), 0.01))
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # lands as the wake-up fires, and stop() would then wait for a loop that never ends.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            async with asyncio.timeout(wait):
+                await self._wake.wait()
 
     async def _normalize(self, event: InboxEvent) -> None:
         item = _Normalized(event, started=time.perf_counter())
