@@ -19,6 +19,7 @@ from gateway.errors import (
     NotFound,
     Unauthorized,
 )
+from gateway.openapi import document
 from gateway.records import (
     FO_STATUSES,
     FulfillmentOrder,
@@ -300,8 +301,6 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    from gateway.openapi import document
-
     return json_response(document())
 
 

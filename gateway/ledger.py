@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from gateway.errors import Conflict, NotFound
 from gateway.reconcile import (
+    ID_KINDS,
     Match,
     allocate,
     derive_status,
@@ -86,8 +87,13 @@ async def _update_status(tx: Transaction, fo: FulfillmentOrder, allocations: Seq
 
 async def record_shipments(tx: Transaction, shipments: Iterable[Shipment], at: str,
                            outcome: Outcome | None = None) -> Outcome:
-    """Rule 4 then rules 1-3: keep the newest version of each shipment, match it, reconcile."""
+    """Rule 4 then rules 1-3: keep the newest version of each shipment, match it, reconcile.
+
+    All the shipments are stored and matched first and reconciled together once, so the FOs
+    they touch change status at most once for the whole set.
+    """
     outcome = outcome or Outcome()
+    fo_ids: set[str] = set()
     for incoming in shipments:
         old = await tx.get_shipment(incoming.source, incoming.external_id)
         if not supersedes(incoming, old):
@@ -105,7 +111,9 @@ async def record_shipments(tx: Transaction, shipments: Iterable[Shipment], at: s
         outcome.recorded.append(shipment_id)
         if not match.matched and shipment.status != "voided":
             outcome.unmatched.append(shipment_id)
-        await refresh(tx, set(previous) | set(match.fo_ids), [shipment_id], at, outcome)
+        fo_ids |= set(previous) | set(match.fo_ids)
+    if outcome.recorded:
+        await refresh(tx, fo_ids, outcome.recorded, at, outcome)
     return outcome
 
 
@@ -118,16 +126,26 @@ async def create_fulfillment_order(tx: Transaction, new: NewFulfillmentOrder) ->
             raise Conflict(f"fulfillment order {new.fo.id} exists with a different request")
         return False, outcome
     await tx.create_fulfillment_order(new)
-    await rematch_unmatched(tx, new.created_at, outcome)
+    await rematch_unmatched(tx, new.fo, new.created_at, outcome)
     return True, outcome
 
 
-async def rematch_unmatched(tx: Transaction, at: str, outcome: Outcome) -> None:
-    for shipment in await tx.get_shipments(await tx.unmatched_shipment_ids()):
+async def rematch_unmatched(tx: Transaction, fo: FulfillmentOrder, at: str,
+                            outcome: Outcome) -> None:
+    """Rule 5: unmatched shipments that name this FO, its references, or a split of them."""
+    refs = [(kind, fo.id) for kind in ID_KINDS] + [(r.kind, r.value) for r in fo.refs]
+    prefixes = [(r.kind, f"{r.value}-") for r in fo.refs]
+    candidates = await tx.unmatched_shipments_referencing(refs, prefixes)
+    fo_ids: set[str] = set()
+    matched: list[str] = []
+    for shipment in await tx.get_shipments(candidates):
         match = await _match(tx, shipment)
         if match.matched:
             await tx.set_match(shipment.id or "", match, at)
-            await refresh(tx, match.fo_ids, [shipment.id or ""], at, outcome)
+            fo_ids |= set(match.fo_ids)
+            matched.append(shipment.id or "")
+    if matched:
+        await refresh(tx, fo_ids, matched, at, outcome)
 
 
 async def cancel_fulfillment_order(tx: Transaction, fo_id: str, at: str) -> Outcome:

@@ -63,7 +63,8 @@ class Poller:
             log.info("poll.done", **summary)
             return summary
 
-    async def _scheduled(self, name: str) -> None:
+    async def poll_quietly(self, name: str) -> None:
+        """A scheduled poll: failures are logged and recorded, and the next run tries again."""
         try:
             await self.poll(name)
         except Exception:  # noqa: BLE001 - already logged and recorded; the next run retries
@@ -75,7 +76,7 @@ def build_scheduler(poller: Poller, intervals: Mapping[str, float],
     scheduler = AsyncIOScheduler(timezone=UTC)
     first = datetime.now(UTC) + timedelta(seconds=first_run_delay_seconds)
     for name in poller.pollable():
-        scheduler.add_job(poller._scheduled, IntervalTrigger(minutes=intervals[name]),
+        scheduler.add_job(poller.poll_quietly, IntervalTrigger(minutes=intervals[name]),
                           args=[name], id=f"poll:{name}", coalesce=True, max_instances=1,
                           misfire_grace_time=MISFIRE_GRACE_SECONDS, next_run_time=first)
     return scheduler

@@ -201,6 +201,10 @@ class SqliteTransaction:
              shipment.status, shipment.carrier, shipment.service,
              _json(list(shipment.tracking_numbers)), shipment.tracking_url, shipment.shipped_at,
              shipment.partner_updated_at, at, at))
+        await self.db.execute("DELETE FROM shipment_refs WHERE shipment_id = ?", (shipment.id,))
+        await self.db.executemany(
+            "INSERT OR IGNORE INTO shipment_refs (shipment_id, kind, value) VALUES (?,?,?)",
+            [(shipment.id, r.kind, r.value) for r in shipment.order_refs])
         return shipment.id
 
     async def set_match(self, shipment_id: str, match: Match, at: str) -> None:
@@ -237,11 +241,22 @@ class SqliteTransaction:
             f"SELECT shipment_id FROM shipment_matches WHERE fo_id IN ({_placeholders(ids)})", ids)
         return {r["shipment_id"] for r in rows}
 
-    async def unmatched_shipment_ids(self) -> list[str]:
-        rows = await self._all(
-            "SELECT id FROM shipments WHERE match_state = 'unmatched' AND status != 'voided'"
-            " ORDER BY recorded_at, id")
-        return [r["id"] for r in rows]
+    async def unmatched_shipments_referencing(
+            self, refs: Iterable[tuple[str, str]], prefixes: Iterable[tuple[str, str]]
+    ) -> list[str]:
+        found: set[str] = set()
+        unmatched = ("SELECT r.shipment_id FROM shipment_refs r JOIN shipments s"
+                     " ON s.id = r.shipment_id WHERE s.match_state = 'unmatched'"
+                     " AND s.status != 'voided' AND r.kind = ?")
+        for kind, value in set(refs):
+            rows = await self._all(unmatched + " AND r.value = ?", (kind, value))
+            found |= {row["shipment_id"] for row in rows}
+        for kind, prefix in set(prefixes):
+            # A range on the (kind, value) key: every value that starts with the prefix.
+            rows = await self._all(unmatched + " AND r.value >= ? AND r.value < ?",
+                                   (kind, prefix, prefix + "\U0010ffff"))
+            found |= {row["shipment_id"] for row in rows}
+        return sorted(found)
 
     async def replace_allocations(self, fo_ids: Iterable[str], shipment_ids: Iterable[str],
                                   allocations: Sequence[Allocation],

@@ -103,3 +103,31 @@ async def test_rematch_moves_allocation_when_reference_appears(tmp_path: Path) -
         assert not created
     finally:
         await storage.close()
+
+
+async def test_fo_created_later_finds_its_unmatched_shipments_by_index(tmp_path: Path) -> None:
+    storage = await open_storage(tmp_path)
+    try:
+        def shipment(ext: str, *refs: OrderRef) -> Shipment:
+            return Shipment(source="ss", external_id=ext, order_refs=refs,
+                            lines=(ShipmentLine("A", 1),), status="shipped",
+                            partner_updated_at="2026-01-01T00:00:00.000000Z")
+
+        noise = [shipment(f"n{i}", OrderRef("order_number", f"9{i}-1")) for i in range(50)]
+        wanted = [shipment("s1", OrderRef("order_number", "500-1")),
+                  shipment("s2", OrderRef("order_number", "500-2")),
+                  shipment("s3", OrderRef("order_key", "fo_key"))]
+        lookalike = shipment("s4", OrderRef("order_number", "5000-1"))
+        async with storage.transaction() as tx:
+            await ledger.record_shipments(tx, [*noise, *wanted, lookalike], "t1")
+        async with storage.transaction() as tx:
+            _, out = await ledger.create_fulfillment_order(tx, new_fo("fo_500", 2, "500"))
+            _, out2 = await ledger.create_fulfillment_order(tx, new_fo("fo_key", 1))
+        assert [(c.fo_id, c.new) for c in out.status_changes] == [("fo_500", "fulfilled")]
+        assert [(c.fo_id, c.new) for c in out2.status_changes] == [("fo_key", "fulfilled")]
+        view = await storage.fulfillment_order_view("fo_500")
+        assert sorted(s["external_id"] for s in view["shipments"]) == ["s1", "s2"]
+        unmatched = await storage.list_unmatched(None, 200)
+        assert len(unmatched.items) == 51  # the noise and the look-alike 5000-1 still wait
+    finally:
+        await storage.close()
