@@ -50,37 +50,39 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return json_response({"error": {"code": code, "message": message}}, status)
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place errors become `{"error": {"code", "message"}}` with a proper status."""
-    try:
-        return await handler(request)
-    except GatewayError as exc:
-        return error_response(exc.status, exc.code, exc.message)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = {404: "not_found", 405: "method_not_allowed",
-                413: "payload_too_large"}.get(exc.status, "http_error")
-        return error_response(exc.status, code, exc.reason)
-    except Exception:  # noqa: BLE001 - logged with its traceback, never shown to the caller
-        log.exception("api.unhandled", path=request.path, method=request.method)
-        return error_response(500, "internal_error", "internal error; see the gateway's log")
+def _check_token(request: web.Request, tokens: tuple[str, ...]) -> None:
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        raise Unauthorized("send Authorization: Bearer <token>")
+    if not any(hmac.compare_digest(presented.encode(), t.encode()) for t in tokens):
+        raise Unauthorized("bearer token not recognised")
 
 
-def auth_middleware(tokens: Callable[[], tuple[str, ...]]) -> Callable[..., Any]:
+def middleware(tokens: Callable[[], tuple[str, ...]]) -> Callable[..., Any]:
+    """Bearer tokens on /api/, and the one place errors become `{"error": {code, message}}`.
+
+    One middleware rather than two: it runs on every webhook, and each layer costs.
+    """
+
     @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/api/"):
-            header = request.headers.get("Authorization", "")
-            scheme, _, presented = header.partition(" ")
-            if scheme.lower() != "bearer" or not presented:
-                raise Unauthorized("send Authorization: Bearer <token>")
-            if not any(hmac.compare_digest(presented.encode(), t.encode()) for t in tokens()):
-                raise Unauthorized("bearer token not recognised")
-        return await handler(request)
+    async def handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            if request.path.startswith("/api/"):
+                _check_token(request, tokens())
+            return await handler(request)
+        except GatewayError as exc:
+            return error_response(exc.status, exc.code, exc.message)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = {404: "not_found", 405: "method_not_allowed",
+                    413: "payload_too_large"}.get(exc.status, "http_error")
+            return error_response(exc.status, code, exc.reason)
+        except Exception:  # noqa: BLE001 - logged with its traceback, never shown to the caller
+            log.exception("api.unhandled", path=request.path, method=request.method)
+            return error_response(500, "internal_error", "internal error; see the gateway's log")
 
-    return check
+    return handle
 
 
 def _gateway(request: web.Request) -> Gateway:

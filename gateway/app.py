@@ -96,7 +96,7 @@ class Gateway:
 
     def web_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[api.errors_middleware, api.auth_middleware(lambda: self.tokens)],
+            middlewares=[api.middleware(lambda: self.tokens)],
             client_max_size=self.config.server.max_body_bytes)
         app[api.GATEWAY_KEY] = self
         for method, path, handler in api.ROUTES:
