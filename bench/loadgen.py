@@ -9,6 +9,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
+def split_message(buffer: bytes) -> tuple[bytes, int] | None:
+    """(head, total length) of the first complete HTTP message in the buffer, if there is one."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    length = 0
+    for line in buffer[:end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if len(buffer) < end + 4 + length:
+        return None
+    return buffer[:end], end + 4 + length
+
+
 @dataclass
 class Run:
     sent: int = 0
@@ -57,20 +72,10 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buffer[:end]
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if len(self.buffer) < end + 4 + length:
-                return
+        while message := split_message(self.buffer):
+            head, size = message
             status = int(head[9:12])
-            self.buffer = self.buffer[end + 4 + length:]
+            self.buffer = self.buffer[size:]
             self.run.latencies.append(time.perf_counter() - self.started)
             if 200 <= status < 300:
                 self.run.ok += 1
@@ -126,18 +131,8 @@ class _RawResponder(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            length = 0
-            for line in self.buffer[:end].split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if len(self.buffer) < end + 4 + length:
-                return
-            self.buffer = self.buffer[end + 4 + length:]
+        while message := split_message(self.buffer):
+            self.buffer = self.buffer[message[1]:]
             self.transport.write(self.RESPONSE)  # type: ignore[attr-defined]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -20,28 +20,14 @@ import aiosqlite
 import orjson
 
 from gateway.errors import BadRequest
-from gateway.reconcile import Match
 from gateway.records import (
-    Allocation,
-    FulfillmentOrder,
-    FulfillmentOrderLine,
-    OrderRef,
-    Shipment,
-    ShipmentLine,
     now_iso,
     parse_iso,
 )
-from storage import InboxEvent, NewFulfillmentOrder, NewInboxEvent, Page
+from storage import InboxEvent, NewInboxEvent, Page
+from storage.sqlite_tx import SqliteTransaction, from_json, to_json
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _unjson(text: str | bytes | None) -> Any:
-    return None if text is None else orjson.loads(text)
 
 
 def encode_cursor(*key: Any) -> str:
@@ -58,10 +44,6 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
     return key
 
 
-def _placeholders(values: Sequence[Any]) -> str:
-    return ",".join("?" * len(values))
-
-
 def migrations() -> list[tuple[int, str, str]]:
     found = []
     for entry in resources.files("storage").joinpath("migrations").iterdir():
@@ -69,236 +51,6 @@ def migrations() -> list[tuple[int, str, str]]:
         if m:
             found.append((int(m.group(1)), entry.name, entry.read_text()))
     return sorted(found)
-
-
-def _shipment_from_row(row: aiosqlite.Row) -> Shipment:
-    return Shipment(
-        id=row["id"], source=row["source"], external_id=row["external_id"],
-        order_refs=tuple(OrderRef(**r) for r in _unjson(row["order_refs"])),
-        lines=tuple(ShipmentLine(**ln) for ln in _unjson(row["lines"])),
-        status=row["status"], carrier=row["carrier"], service=row["service"],
-        tracking_numbers=tuple(_unjson(row["tracking_numbers"])),
-        tracking_url=row["tracking_url"], shipped_at=row["shipped_at"],
-        partner_updated_at=row["partner_updated_at"],
-    )
-
-
-class SqliteTransaction:
-    """The `storage.Transaction` protocol over the writer connection, inside BEGIN IMMEDIATE."""
-
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self.db = db
-
-    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        return list(await self.db.execute_fetchall(sql, params))
-
-    # fulfillment orders
-
-    async def create_fulfillment_order(self, new: NewFulfillmentOrder) -> None:
-        fo = new.fo
-        rows = await self._all("SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM fulfillment_orders")
-        await self.db.execute(
-            "INSERT INTO fulfillment_orders (id, seq, channel, order_number, ship_to, custom_fields,"
-            " request_hash, status, cancelled, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,0,?,?)",
-            (fo.id, rows[0]["seq"], fo.channel, fo.order_number, _json(new.ship_to),
-             _json(new.custom_fields), new.request_hash, fo.status, new.created_at, new.created_at))
-        await self.db.executemany(
-            "INSERT INTO fulfillment_order_lines (fo_id, line_id, position, sku, requested)"
-            " VALUES (?,?,?,?,?)",
-            [(fo.id, ln.line_id, i, ln.sku, ln.requested) for i, ln in enumerate(fo.lines)])
-        await self.db.executemany(
-            "INSERT OR IGNORE INTO fulfillment_order_refs (fo_id, kind, value) VALUES (?,?,?)",
-            [(fo.id, r.kind, r.value) for r in fo.refs])
-        await self.add_timeline(fo.id, "created", new.created_at, {"status": fo.status})
-
-    async def fulfillment_order_request_hash(self, fo_id: str) -> str | None:
-        rows = await self._all("SELECT request_hash FROM fulfillment_orders WHERE id = ?", (fo_id,))
-        return rows[0]["request_hash"] if rows else None
-
-    async def get_fulfillment_orders(self, fo_ids: Iterable[str]) -> list[FulfillmentOrder]:
-        ids = list(set(fo_ids))
-        if not ids:
-            return []
-        fos = await self._all(
-            f"SELECT * FROM fulfillment_orders WHERE id IN ({_placeholders(ids)})", ids)
-        lines = await self._all(
-            "SELECT * FROM fulfillment_order_lines"
-            f" WHERE fo_id IN ({_placeholders(ids)}) ORDER BY fo_id, position", ids)
-        refs = await self._all(
-            f"SELECT * FROM fulfillment_order_refs WHERE fo_id IN ({_placeholders(ids)})", ids)
-        by_fo: dict[str, list[FulfillmentOrderLine]] = {}
-        for ln in lines:
-            by_fo.setdefault(ln["fo_id"], []).append(
-                FulfillmentOrderLine(ln["line_id"], ln["sku"], ln["requested"]))
-        refs_by_fo: dict[str, list[OrderRef]] = {}
-        for r in refs:
-            refs_by_fo.setdefault(r["fo_id"], []).append(OrderRef(r["kind"], r["value"]))
-        return [FulfillmentOrder(
-            id=row["id"], seq=row["seq"], lines=tuple(by_fo.get(row["id"], ())),
-            status=row["status"], cancelled=bool(row["cancelled"]),
-            order_number=row["order_number"], channel=row["channel"],
-            refs=tuple(refs_by_fo.get(row["id"], ()))) for row in fos]
-
-    async def existing_fulfillment_order_ids(self, fo_ids: Iterable[str]) -> set[str]:
-        ids = list(set(fo_ids))
-        if not ids:
-            return set()
-        rows = await self._all(
-            f"SELECT id FROM fulfillment_orders WHERE id IN ({_placeholders(ids)})", ids)
-        return {r["id"] for r in rows}
-
-    async def fulfillment_orders_by_ref(
-            self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
-        found: dict[tuple[str, str], list[str]] = {}
-        for kind, value in set(keys):
-            rows = await self._all(
-                "SELECT fo_id FROM fulfillment_order_refs WHERE kind = ? AND value = ?"
-                " ORDER BY fo_id", (kind, value))
-            if rows:
-                found[(kind, value)] = [r["fo_id"] for r in rows]
-        return found
-
-    async def cancel_fulfillment_order(self, fo_id: str, at: str) -> None:
-        await self.db.execute(
-            "UPDATE fulfillment_orders SET cancelled = 1, updated_at = ? WHERE id = ?", (at, fo_id))
-
-    async def add_fulfillment_order_ref(self, fo_id: str, ref: OrderRef) -> None:
-        await self.db.execute(
-            "INSERT OR IGNORE INTO fulfillment_order_refs (fo_id, kind, value) VALUES (?,?,?)",
-            (fo_id, ref.kind, ref.value))
-
-    # shipments
-
-    async def get_shipment(self, source: str, external_id: str) -> Shipment | None:
-        rows = await self._all("SELECT * FROM shipments WHERE source = ? AND external_id = ?",
-                               (source, external_id))
-        return _shipment_from_row(rows[0]) if rows else None
-
-    async def get_shipments(self, shipment_ids: Iterable[str]) -> list[Shipment]:
-        ids = list(set(shipment_ids))
-        if not ids:
-            return []
-        rows = await self._all(f"SELECT * FROM shipments WHERE id IN ({_placeholders(ids)})", ids)
-        return [_shipment_from_row(r) for r in rows]
-
-    async def save_shipment(self, shipment: Shipment, at: str) -> str:
-        if shipment.id is None:
-            raise ValueError("save_shipment needs the shipment's gateway id")
-        await self.db.execute(
-            "INSERT INTO shipments (id, source, external_id, order_refs, lines, status, carrier,"
-            " service, tracking_numbers, tracking_url, shipped_at, partner_updated_at,"
-            " recorded_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-            " ON CONFLICT (source, external_id) DO UPDATE SET order_refs = excluded.order_refs,"
-            " lines = excluded.lines, status = excluded.status, carrier = excluded.carrier,"
-            " service = excluded.service, tracking_numbers = excluded.tracking_numbers,"
-            " tracking_url = excluded.tracking_url, shipped_at = excluded.shipped_at,"
-            " partner_updated_at = excluded.partner_updated_at, updated_at = excluded.updated_at",
-            (shipment.id, shipment.source, shipment.external_id,
-             _json([{"kind": r.kind, "value": r.value} for r in shipment.order_refs]),
-             _json([{"sku": ln.sku, "quantity": ln.quantity, "partner_line_id": ln.partner_line_id}
-                    for ln in shipment.lines]),
-             shipment.status, shipment.carrier, shipment.service,
-             _json(list(shipment.tracking_numbers)), shipment.tracking_url, shipment.shipped_at,
-             shipment.partner_updated_at, at, at))
-        await self.db.execute("DELETE FROM shipment_refs WHERE shipment_id = ?", (shipment.id,))
-        await self.db.executemany(
-            "INSERT OR IGNORE INTO shipment_refs (shipment_id, kind, value) VALUES (?,?,?)",
-            [(shipment.id, r.kind, r.value) for r in shipment.order_refs])
-        return shipment.id
-
-    async def set_match(self, shipment_id: str, match: Match, at: str) -> None:
-        await self.db.execute("DELETE FROM shipment_matches WHERE shipment_id = ?", (shipment_id,))
-        await self.db.executemany(
-            "INSERT INTO shipment_matches (shipment_id, fo_id) VALUES (?,?)",
-            [(shipment_id, fo_id) for fo_id in match.fo_ids])
-        await self.db.execute(
-            "UPDATE shipments SET match_state = ?, match_rule = ?, unmatched_reason = ?,"
-            " candidates = ?, updated_at = ? WHERE id = ?",
-            ("matched" if match.matched else "unmatched", match.rule, match.reason,
-             _json(list(match.candidates)), at, shipment_id))
-
-    async def get_match_rule(self, shipment_id: str) -> str | None:
-        rows = await self._all("SELECT match_rule FROM shipments WHERE id = ?", (shipment_id,))
-        return rows[0]["match_rule"] if rows else None
-
-    async def matches_of_shipments(self, shipment_ids: Iterable[str]) -> dict[str, list[str]]:
-        ids = list(set(shipment_ids))
-        found: dict[str, list[str]] = {i: [] for i in ids}
-        if ids:
-            rows = await self._all(
-                "SELECT shipment_id, fo_id FROM shipment_matches"
-                f" WHERE shipment_id IN ({_placeholders(ids)})", ids)
-            for r in rows:
-                found[r["shipment_id"]].append(r["fo_id"])
-        return found
-
-    async def shipments_of_fulfillment_orders(self, fo_ids: Iterable[str]) -> set[str]:
-        ids = list(set(fo_ids))
-        if not ids:
-            return set()
-        rows = await self._all(
-            f"SELECT shipment_id FROM shipment_matches WHERE fo_id IN ({_placeholders(ids)})", ids)
-        return {r["shipment_id"] for r in rows}
-
-    async def unmatched_shipments_referencing(
-            self, refs: Iterable[tuple[str, str]], prefixes: Iterable[tuple[str, str]]
-    ) -> list[str]:
-        found: set[str] = set()
-        unmatched = ("SELECT r.shipment_id FROM shipment_refs r JOIN shipments s"
-                     " ON s.id = r.shipment_id WHERE s.match_state = 'unmatched'"
-                     " AND s.status != 'voided' AND r.kind = ?")
-        for kind, value in set(refs):
-            rows = await self._all(unmatched + " AND r.value = ?", (kind, value))
-            found |= {row["shipment_id"] for row in rows}
-        for kind, prefix in set(prefixes):
-            # A range on the (kind, value) key: every value that starts with the prefix.
-            rows = await self._all(unmatched + " AND r.value >= ? AND r.value < ?",
-                                   (kind, prefix, prefix + "\U0010ffff"))
-            found |= {row["shipment_id"] for row in rows}
-        return sorted(found)
-
-    async def replace_allocations(self, fo_ids: Iterable[str], shipment_ids: Iterable[str],
-                                  allocations: Sequence[Allocation],
-                                  overshipped: Mapping[str, Mapping[str, int]]) -> None:
-        fos, sids = list(set(fo_ids)), list(set(shipment_ids))
-        if fos:
-            await self.db.execute(
-                f"DELETE FROM allocations WHERE fo_id IN ({_placeholders(fos)})", fos)
-        if sids:
-            await self.db.execute(
-                f"DELETE FROM allocations WHERE shipment_id IN ({_placeholders(sids)})", sids)
-            await self.db.executemany(
-                "UPDATE shipments SET overshipped = ? WHERE id = ?",
-                [(_json(dict(overshipped.get(s, {}))), s) for s in sids])
-        await self.db.executemany(
-            "INSERT INTO allocations (shipment_id, fo_id, line_id, sku, quantity)"
-            " VALUES (?,?,?,?,?)",
-            [(a.shipment_id, a.fo_id, a.line_id, a.sku, a.quantity) for a in allocations])
-
-    async def set_fulfillment_order_status(self, fo_id: str, old: str, new: str, at: str,
-                                           detail: Mapping[str, Any]) -> None:
-        await self.db.execute(
-            "UPDATE fulfillment_orders SET status = ?, updated_at = ? WHERE id = ?",
-            (new, at, fo_id))
-        await self.db.execute(
-            "INSERT INTO timeline (fo_id, at, kind, from_status, to_status, detail)"
-            " VALUES (?,?,?,?,?,?)", (fo_id, at, "status_changed", old, new, _json(dict(detail))))
-
-    async def add_timeline(self, fo_id: str, kind: str, at: str,
-                           detail: Mapping[str, Any]) -> None:
-        await self.db.execute(
-            "INSERT INTO timeline (fo_id, at, kind, detail) VALUES (?,?,?,?)",
-            (fo_id, at, kind, _json(dict(detail))))
-        await self.db.execute(
-            "UPDATE fulfillment_orders SET updated_at = MAX(updated_at, ?) WHERE id = ?",
-            (at, fo_id))
-
-    async def mark_inbox_processed(self, event_ids: Sequence[int], at: str) -> None:
-        ids = list(event_ids)
-        await self.db.execute(
-            "UPDATE inbox_events SET status = 'processed', processed_at = ?, last_error = NULL"
-            f" WHERE id IN ({_placeholders(ids)})", (at, *ids))
 
 
 class SqliteStorage:
@@ -420,7 +172,7 @@ class SqliteStorage:
     @staticmethod
     def _inbox_batch(events: Sequence[NewInboxEvent], at: str) -> str:
         """Events as one JSON parameter; bodies are JSON already, so valid UTF-8."""
-        return orjson.dumps([[e.connector, e.delivery_key, e.kind, _json(dict(e.headers)),
+        return orjson.dumps([[e.connector, e.delivery_key, e.kind, to_json(dict(e.headers)),
                               e.body.decode(), at] for e in events]).decode()
 
     async def insert_inbox_events(self, events: Sequence[NewInboxEvent]) -> int:
@@ -438,7 +190,7 @@ class SqliteStorage:
                 "INSERT INTO poll_state (connector, cursor, last_poll_at, last_result)"
                 " VALUES (?,?,?,?) ON CONFLICT (connector) DO UPDATE SET cursor = excluded.cursor,"
                 " last_poll_at = excluded.last_poll_at, last_result = excluded.last_result",
-                (connector, cursor, at, _json({**result, "new_events": inserted})))
+                (connector, cursor, at, to_json({**result, "new_events": inserted})))
             return inserted
 
     async def record_poll_error(self, connector: str, error: str, at: str) -> None:
@@ -453,7 +205,7 @@ class SqliteStorage:
         if not rows:
             return None
         row = dict(rows[0])
-        row["last_result"] = _unjson(row["last_result"])
+        row["last_result"] = from_json(row["last_result"])
         return row
 
     # the inbox worker
@@ -469,7 +221,7 @@ class SqliteStorage:
             "SELECT * FROM inbox_events WHERE status = 'pending' AND next_attempt_at <= ?"
             " ORDER BY next_attempt_at, id LIMIT ?", (now, limit + len(skip))))
         return [InboxEvent(id=r["id"], connector=r["connector"], delivery_key=r["delivery_key"],
-                           kind=r["kind"], body=bytes(r["body"]), headers=_unjson(r["headers"]),
+                           kind=r["kind"], body=bytes(r["body"]), headers=from_json(r["headers"]),
                            attempts=r["attempts"], received_at=r["received_at"])
                 for r in rows if r["id"] not in skip][:limit]
 
@@ -515,8 +267,8 @@ class SqliteStorage:
 
     def _fo_summary(self, row: aiosqlite.Row) -> dict[str, Any]:
         return {"id": row["id"], "channel": row["channel"], "order_number": row["order_number"],
-                "status": row["status"], "ship_to": _unjson(row["ship_to"]),
-                "custom_fields": _unjson(row["custom_fields"]),
+                "status": row["status"], "ship_to": from_json(row["ship_to"]),
+                "custom_fields": from_json(row["custom_fields"]),
                 "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
     async def fulfillment_order_view(self, fo_id: str) -> dict[str, Any] | None:
@@ -537,7 +289,7 @@ class SqliteStorage:
         timeline = await self._read(
             "SELECT at, kind, from_status, to_status, detail FROM timeline WHERE fo_id = ?"
             " ORDER BY id", (fo_id,))
-        view["timeline"] = [{**dict(t), "detail": _unjson(t["detail"])} for t in timeline]
+        view["timeline"] = [{**dict(t), "detail": from_json(t["detail"])} for t in timeline]
         return view
 
     async def list_fulfillment_orders(self, status: str | None, updated_since: str | None,
@@ -574,17 +326,17 @@ class SqliteStorage:
             "SELECT fo_id FROM shipment_matches WHERE shipment_id = ? ORDER BY fo_id", (row["id"],))
         return {
             "id": row["id"], "source": row["source"], "external_id": row["external_id"],
-            "order_refs": _unjson(row["order_refs"]), "lines": _unjson(row["lines"]),
+            "order_refs": from_json(row["order_refs"]), "lines": from_json(row["lines"]),
             "status": row["status"], "carrier": row["carrier"], "service": row["service"],
-            "tracking_numbers": _unjson(row["tracking_numbers"]),
+            "tracking_numbers": from_json(row["tracking_numbers"]),
             "tracking_url": row["tracking_url"], "shipped_at": row["shipped_at"],
             "partner_updated_at": row["partner_updated_at"], "recorded_at": row["recorded_at"],
             "updated_at": row["updated_at"], "match_state": row["match_state"],
             "match_rule": row["match_rule"], "unmatched_reason": row["unmatched_reason"],
-            "candidates": _unjson(row["candidates"]),
+            "candidates": from_json(row["candidates"]),
             "fulfillment_order_ids": [m["fo_id"] for m in matches],
             "allocations": [dict(a) for a in allocations],
-            "overshipped": _unjson(row["overshipped"]),
+            "overshipped": from_json(row["overshipped"]),
         }
 
     async def shipment_view(self, shipment_id: str) -> dict[str, Any] | None:

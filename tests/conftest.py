@@ -44,6 +44,30 @@ def gateway_doc(db_path: Path, sandbox_url: str, **connector: Any) -> dict[str, 
     }
 
 
+def write_config(path: Path, db: Path, sandbox_url: str, port: int = 0,
+                 **connector: str | int) -> None:
+    """A config.toml for a gateway run as a separate process, against the sandbox."""
+    extra = "".join(f"{key} = {value!r}\n".replace("'", '"') for key, value in connector.items())
+    path.write_text(f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+[storage]
+path = "{db}"
+[retry]
+attempts = 5
+schedule_seconds = [0.2]
+[[connectors]]
+name = "shipstation"
+type = "shipstation"
+base_url = "{sandbox_url}"
+allowed_resource_origin = "http://127\\\\.0\\\\.0\\\\.1:\\\\d+"
+api_key_env = "SS_KEY"
+api_secret_env = "SS_SECRET"
+webhook_token_env = "SS_HOOK"
+{extra}""")
+
+
 class Sandbox:
     """The ShipStation sandbox over loopback HTTP, scripted through its control surface."""
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from gateway.logs import scrub
-from tests.conftest import ENV, GatewayUnderTest, Sandbox
+from tests.conftest import ENV, GatewayUnderTest, Sandbox, write_config
 from tests.test_crash import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,23 +24,6 @@ async def run_cli(*args: str, env: dict[str, str] | None = None, seconds: float 
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(process.communicate(), timeout=seconds)
     return process.returncode or 0, out.decode()
-
-
-def write_config(path: Path, db: Path, sandbox_url: str, port: int = 0) -> None:
-    path.write_text(f"""
-[server]
-port = {port}
-[storage]
-path = "{db}"
-[[connectors]]
-name = "shipstation"
-type = "shipstation"
-base_url = "{sandbox_url}"
-allowed_resource_origin = "http://127\\\\.0\\\\.0\\\\.1:\\\\d+"
-api_key_env = "SS_KEY"
-api_secret_env = "SS_SECRET"
-webhook_token_env = "SS_HOOK"
-""")
 
 
 async def test_demo_shows_the_split_reconcile(tmp_path: Path) -> None:

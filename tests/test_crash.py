@@ -14,7 +14,15 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import API_TOKEN, ENV, SS_HOOK_TOKEN, SS_KEY, SS_SECRET, Sandbox
+from tests.conftest import (
+    API_TOKEN,
+    ENV,
+    SS_HOOK_TOKEN,
+    SS_KEY,
+    SS_SECRET,
+    Sandbox,
+    write_config,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 8
@@ -24,30 +32,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def write_config(path: Path, db: Path, port: int, sandbox_url: str) -> None:
-    path.write_text(f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-[storage]
-path = "{db}"
-[api]
-tokens_env = "GATEWAY_API_TOKENS"
-[retry]
-attempts = 5
-schedule_seconds = [0.2]
-[[connectors]]
-name = "shipstation"
-type = "shipstation"
-base_url = "{sandbox_url}"
-allowed_resource_origin = "http://127\\\\.0\\\\.0\\\\.1:\\\\d+"
-api_key_env = "SS_KEY"
-api_secret_env = "SS_SECRET"
-webhook_token_env = "SS_HOOK"
-request_timeout_seconds = 60
-""")
 
 
 def read(log: Path) -> str:
@@ -78,7 +62,7 @@ async def start(config: Path, port: int, log: Path) -> asyncio.subprocess.Proces
 async def test_sigkill_between_ack_and_processing(sandbox: Sandbox, tmp_path: Path) -> None:
     port, db, config, log = free_port(), tmp_path / "gw.sqlite3", tmp_path / "gw.toml", \
         tmp_path / "gw.log"
-    write_config(config, db, port, sandbox.url)
+    write_config(config, db, sandbox.url, port, request_timeout_seconds=60)
     api = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {API_TOKEN}"}
     process = await start(config, port, log)
