@@ -222,9 +222,13 @@ async def main() -> None:
         # Rounds interleave the three servers, so a noisy neighbour hits them alike; each
         # figure is the median round.
         runs: dict[str, list[Run]] = {"raw": [], "noop": [], "gateway": []}
+        drains = []
         for round_no in range(args.rounds):
             for name, port in (("raw", raw_port), ("noop", noop_port), ("gateway", gw_port)):
                 runs[name].append(await load(port, args, offset=round_no * 10_000_000))
+            # The gateway's worker catches up after the burst; let it finish, so it does not
+            # take the core from the next round's baselines.
+            drains.append(await drain(f"http://127.0.0.1:{gw_port}"))
         ceiling, noop, gateway = (median(runs[n]) for n in ("raw", "noop", "gateway"))
 
         print(f"\nDurable webhook intake (2xx only after the event is committed, "
@@ -238,8 +242,7 @@ async def main() -> None:
         print(f"  gateway / no-op p99:  {gateway.percentile(99) / noop.percentile(99):.2f}x  "
               "(target <= 3x)")
 
-        drained = await drain(f"http://127.0.0.1:{gw_port}")
-        print(f"  backlog processed {drained:.1f} s after the burst "
+        print(f"  backlog processed {max(drains):.1f} s after the burst at most "
               "(the worker yields to intake during a burst)")
 
         samples = await status_latency(f"http://127.0.0.1:{gw_port}",

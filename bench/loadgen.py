@@ -14,11 +14,16 @@ def split_message(buffer: bytes) -> tuple[bytes, int] | None:
     end = buffer.find(b"\r\n\r\n")
     if end < 0:
         return None
-    length = 0
-    for line in buffer[:end].split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
+    at = buffer.find(b"\r\nContent-Length:", 0, end)  # the spelling aiohttp and we send
+    if at >= 0:
+        stop = buffer.find(b"\r\n", at + 17)
+        length = int(buffer[at + 17: stop if 0 <= stop <= end else end])
+    else:
+        length = 0
+        for line in buffer[:end].split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
     if len(buffer) < end + 4 + length:
         return None
     return buffer[:end], end + 4 + length

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import re
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from storage import InboxEvent, NewInboxEvent, Page
 from storage.sqlite_tx import SqliteTransaction, from_json, to_json
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+CHECKPOINT_SECONDS = 0.5
 
 
 def encode_cursor(*key: Any) -> str:
@@ -61,6 +63,7 @@ class SqliteStorage:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._checkpointer: asyncio.Task[None] | None = None
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None)
@@ -76,8 +79,28 @@ class SqliteStorage:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
         self._reader = await self._connect()
+        # Checkpoints copy the WAL into the database file. Left to SQLite they run inside
+        # whichever commit crosses the threshold, and that webhook waits for them; here they
+        # run beside the writer, on the reader's connection, and never block a commit.
+        await self._writer.execute("PRAGMA wal_autocheckpoint = 0")
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="wal-checkpoint")
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            try:
+                await self.reader.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except aiosqlite.Error:
+                pass  # busy or locked now: the next round catches up
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+            with contextlib.suppress(aiosqlite.Error):
+                await self.writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         for db in (self._reader, self._writer):
             if db is not None:
                 await db.close()
