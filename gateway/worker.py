@@ -59,6 +59,8 @@ class InboxWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._normalizing: set[asyncio.Task[None]] = set()
         self._in_hand: set[int] = set()  # claimed: being normalized or waiting to be applied
+        # Applied while a claim's read was under way: that read may still see them pending.
+        self._finished_during_read: set[int] = set()
         self._processed: dict[tuple[str, str], Any] = {}
 
     def wake(self) -> None:
@@ -96,8 +98,10 @@ class InboxWorker:
                 await asyncio.sleep(BURST_PAUSE_SECONDS)
             self._wake.clear()
             room = self.batch_size - len(self._in_hand)
-            events = await self.storage.pending_inbox_events(room, now_iso(), self._in_hand) \
+            self._finished_during_read = set()
+            events = await self.storage.pending_inbox_events(room, now_iso(), set(self._in_hand)) \
                 if room > 0 else []
+            events = [e for e in events if e.id not in self._finished_during_read]
             for event in events:
                 self._in_hand.add(event.id)
                 await self._slots.acquire()
@@ -151,6 +155,7 @@ class InboxWorker:
             finally:
                 for item in batch:
                     self._in_hand.discard(item.event.id)
+                    self._finished_during_read.add(item.event.id)
                 self.wake()
 
     async def _apply(self, batch: list[_Normalized]) -> None:

@@ -102,6 +102,8 @@ class Storage(Protocol):
     # the inbox worker
     async def pending_inbox_events(self, limit: int, now: str,
                                    skip: Collection[int] = ()) -> list[InboxEvent]: ...
+    # These three change only a still-pending event (retry: only at the attempt it was
+    # claimed at), so a late or repeated outcome never overwrites a newer one.
     async def retry_inbox_event(self, event_id: int, attempts: int, next_attempt_at: str,
                                 error: str) -> None: ...
     async def dead_letter_inbox_event(self, event_id: int, attempts: int, error: str,

@@ -253,14 +253,16 @@ class SqliteStorage:
         async with self._write() as db:
             await db.execute(
                 "UPDATE inbox_events SET status = 'pending', attempts = ?, next_attempt_at = ?,"
-                " last_error = ? WHERE id = ?", (attempts, next_attempt_at, error, event_id))
+                " last_error = ? WHERE id = ? AND status = 'pending' AND attempts = ?",
+                (attempts, next_attempt_at, error, event_id, attempts - 1))
 
     async def dead_letter_inbox_event(self, event_id: int, attempts: int, error: str,
                                       at: str) -> None:
         async with self._write() as db:
             await db.execute(
                 "UPDATE inbox_events SET status = 'dead', attempts = ?, last_error = ?,"
-                " processed_at = ? WHERE id = ?", (attempts, error, at, event_id))
+                " processed_at = ? WHERE id = ? AND status = 'pending'",
+                (attempts, error, at, event_id))
 
     async def next_inbox_due(self) -> str | None:
         rows = await self._read(

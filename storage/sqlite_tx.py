@@ -257,4 +257,4 @@ class SqliteTransaction:
         ids = list(event_ids)
         await self.db.execute(
             "UPDATE inbox_events SET status = 'processed', processed_at = ?, last_error = NULL"
-            f" WHERE id IN ({placeholders(ids)})", (at, *ids))
+            f" WHERE status = 'pending' AND id IN ({placeholders(ids)})", (at, *ids))

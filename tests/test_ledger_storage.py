@@ -152,3 +152,28 @@ async def test_checkpoints_run_beside_the_writer(tmp_path: Path) -> None:
     finally:
         await storage.close()
     assert not wal.exists() or wal.stat().st_size == 0  # close() truncates the WAL
+
+
+async def test_late_outcomes_never_overwrite_newer_ones(tmp_path: Path) -> None:
+    from storage import NewInboxEvent
+
+    storage = await open_storage(tmp_path)
+    try:
+        await storage.insert_inbox_events([NewInboxEvent("c", "k1", "webhook", b"{}")])
+        [event] = await storage.pending_inbox_events(10, "9999")
+        await storage.dead_letter_inbox_event(event.id, 1, "gave up", "t1")
+        # A second, stale worker outcome for the same claim: neither may revive it.
+        await storage.retry_inbox_event(event.id, 1, "t2", "late retry")
+        async with storage.transaction() as tx:
+            await tx.mark_inbox_processed([event.id], "t3")
+        [dead] = (await storage.list_dead_letters(None, 10)).items
+        assert dead["error"] == "gave up"
+        assert await storage.replay_dead_letter(event.id, "t4")
+        [again] = await storage.pending_inbox_events(10, "9999")
+        assert again.attempts == 0
+        await storage.retry_inbox_event(event.id, 1, "t5", "first retry")
+        await storage.retry_inbox_event(event.id, 1, "t6", "same claim, reported twice")
+        [retried] = await storage.pending_inbox_events(10, "9999")
+        assert retried.attempts == 1
+    finally:
+        await storage.close()
