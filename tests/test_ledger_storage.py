@@ -161,18 +161,18 @@ async def test_late_outcomes_never_overwrite_newer_ones(tmp_path: Path) -> None:
     try:
         await storage.insert_inbox_events([NewInboxEvent("c", "k1", "webhook", b"{}")])
         [event] = await storage.pending_inbox_events(10, "9999")
-        await storage.dead_letter_inbox_event(event.id, 1, "gave up", "t1")
+        await storage.dead_letter_inbox_event(event.id, 1, "gave up", "2000-01-01T00:00:01.000000Z")
         # A second, stale worker outcome for the same claim: neither may revive it.
-        await storage.retry_inbox_event(event.id, 1, "t2", "late retry")
+        await storage.retry_inbox_event(event.id, 1, "2000-01-01T00:00:02.000000Z", "late retry")
         async with storage.transaction() as tx:
-            await tx.mark_inbox_processed([event.id], "t3")
+            await tx.mark_inbox_processed([event.id], "2000-01-01T00:00:03.000000Z")
         [dead] = (await storage.list_dead_letters(None, 10)).items
         assert dead["error"] == "gave up"
-        assert await storage.replay_dead_letter(event.id, "t4")
+        assert await storage.replay_dead_letter(event.id, "2000-01-01T00:00:04.000000Z")
         [again] = await storage.pending_inbox_events(10, "9999")
         assert again.attempts == 0
-        await storage.retry_inbox_event(event.id, 1, "t5", "first retry")
-        await storage.retry_inbox_event(event.id, 1, "t6", "same claim, reported twice")
+        await storage.retry_inbox_event(event.id, 1, "2000-01-01T00:00:05.000000Z", "first retry")
+        await storage.retry_inbox_event(event.id, 1, "2000-01-01T00:00:06.000000Z", "same claim, reported twice")
         [retried] = await storage.pending_inbox_events(10, "9999")
         assert retried.attempts == 1
     finally:
