@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -43,6 +44,7 @@ IGNORED_EVENTS = {"ORDER_NOTIFY", "ITEM_ORDER_NOTIFY", "FULFILLMENT_REJECTED"}
 RESOURCE_PATHS = ("/shipments", "/fulfillments")
 DEFAULT_ALLOWED_ORIGIN = r"https://ssapi\d*\.shipstation\.com"
 _ORDER_CACHE_SIZE = 2048
+ORDER_CACHE_SECONDS = 300.0
 
 
 class ShipStationConnector(Connector):
@@ -70,7 +72,9 @@ class ShipStationConnector(Connector):
             timeout_seconds=float(config.option("request_timeout_seconds", 30, (int, float))),
             max_rate_waits=config.option("max_rate_limit_waits", 10, int),
             on_response=self._count)
-        self._orders: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        # Orders looked up for their references; kept briefly, since a later merge or split
+        # changes an order's mergedIds and parentId.
+        self._orders: OrderedDict[int, tuple[float, dict[str, Any]]] = OrderedDict()
 
     def _count(self, status: int) -> None:
         self.metrics.partner_requests.labels(self.name, str(status)).inc()
@@ -105,13 +109,14 @@ class ShipStationConnector(Connector):
             key = int(order_id)
         except (TypeError, ValueError):
             return None
-        if key in self._orders:
+        cached = self._orders.get(key)
+        if cached and time.monotonic() - cached[0] < ORDER_CACHE_SECONDS:
             self._orders.move_to_end(key)
-            return self._orders[key]
+            return cached[1]
         order = await self.client.get(self.client.url(f"/orders/{key}"))
         if not isinstance(order, dict):
             return None
-        self._orders[key] = order
+        self._orders[key] = (time.monotonic(), order)
         while len(self._orders) > _ORDER_CACHE_SIZE:
             self._orders.popitem(last=False)
         return order
