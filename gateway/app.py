@@ -3,7 +3,9 @@ and builds the aiohttp application that serves the API and the webhooks."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -108,9 +110,12 @@ class Gateway:
 
 
 async def serve(config: Config, *, first_poll_delay_seconds: float = 30.0) -> None:
-    """Run until cancelled (SIGINT/SIGTERM end the task that awaits this)."""
-    import asyncio
-
+    """Run until SIGTERM or SIGINT, then stop in order: intake, worker, storage."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):  # not on every platform
+            loop.add_signal_handler(signum, stopping.set)
     gateway = Gateway(config, first_poll_delay_seconds=first_poll_delay_seconds)
     runner = web.AppRunner(gateway.web_app(), access_log=None)
     await runner.setup()
@@ -118,7 +123,7 @@ async def serve(config: Config, *, first_poll_delay_seconds: float = 30.0) -> No
     await site.start()
     log.info("gateway.listening", host=config.server.host, port=config.server.port)
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
+        log.info("gateway.stopping")
     finally:
-        with contextlib.suppress(Exception):
-            await runner.cleanup()
+        await runner.cleanup()

@@ -122,3 +122,16 @@ async def test_sigkill_between_ack_and_processing(sandbox: Sandbox, tmp_path: Pa
     assert "gateway.started" in text and "inbox.pending_at_start" in text
     for secret in (SS_KEY, SS_SECRET, SS_HOOK_TOKEN, API_TOKEN):
         assert secret not in text
+
+
+async def test_sigterm_stops_cleanly(sandbox: Sandbox, tmp_path: Path) -> None:
+    port, db, config, log = free_port(), tmp_path / "gw.sqlite3", tmp_path / "gw.toml", \
+        tmp_path / "gw.log"
+    write_config(config, db, sandbox.url, port)
+    process = await start(config, port, log)
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), timeout=20) == 0
+    text = read(log)
+    assert "gateway.stopping" in text and "gateway.stopped" in text
+    assert not (tmp_path / "gw.sqlite3-wal").exists() or \
+        (tmp_path / "gw.sqlite3-wal").stat().st_size == 0
