@@ -21,7 +21,7 @@ from gateway.ledger import Outcome
 from gateway.metrics import Metrics
 from gateway.scheduler import Poller, build_scheduler
 from gateway.worker import InboxWorker
-from storage.sqlite import SqliteStorage
+from storage import open_backend
 
 log = logs.get("gateway.app")
 USER_AGENT = "fulfillment-gateway/0.1"
@@ -31,7 +31,7 @@ class Gateway:
     def __init__(self, config: Config, *, first_poll_delay_seconds: float = 30.0,
                  run_scheduler: bool = True) -> None:
         self.config = config
-        self.storage = SqliteStorage(config.storage.path)
+        self.storage = open_backend(config.storage.backend, config.storage.path)
         self.metrics = Metrics()
         self.connectors: dict[str, Connector] = {}
         self.first_poll_delay_seconds = first_poll_delay_seconds

@@ -10,6 +10,7 @@ import sys
 from gateway import config as config_mod
 from gateway import logs
 from gateway.errors import ConfigError, GatewayError
+from storage import open_backend
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,9 +34,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _migrate(cfg: config_mod.Config) -> None:
-    from storage.sqlite import SqliteStorage
-
-    storage = SqliteStorage(cfg.storage.path)
+    storage = open_backend(cfg.storage.backend, cfg.storage.path)
     await storage.open()
     try:
         applied = await storage.migrate()
@@ -59,9 +58,7 @@ async def _poll(cfg: config_mod.Config, name: str) -> None:
 async def _dead_letters(cfg: config_mod.Config, action: str, dead_id: str | None) -> None:
     from gateway.api import parse_dead_letter_id
     from gateway.records import now_iso
-    from storage.sqlite import SqliteStorage
-
-    storage = SqliteStorage(cfg.storage.path)
+    storage = open_backend(cfg.storage.backend, cfg.storage.path)
     await storage.open()
     try:
         await storage.migrate()

@@ -34,6 +34,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
+    backend: str = "sqlite"
     path: str = "data/gateway.sqlite3"
 
 
@@ -159,8 +160,11 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
     _positive(server.max_body_bytes, "server.max_body_bytes")
 
     sto = _section(doc, "storage")
-    storage = StorageConfig(path=_take(sto, "path", "storage", str, StorageConfig.path))
+    storage = StorageConfig(backend=_take(sto, "backend", "storage", str, StorageConfig.backend),
+                            path=_take(sto, "path", "storage", str, StorageConfig.path))
     _no_leftovers(sto, "[storage]")
+    if storage.backend not in ("sqlite",):
+        raise ConfigError(f"storage.backend: {storage.backend!r} is not one of: sqlite")
 
     api_t = _section(doc, "api")
     api = ApiConfig(tokens_env=_take(api_t, "tokens_env", "api", str, ApiConfig.tokens_env))

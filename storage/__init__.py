@@ -120,3 +120,15 @@ class Storage(Protocol):
     async def list_unmatched(self, cursor: str | None, limit: int) -> Page: ...
     async def list_dead_letters(self, cursor: str | None, limit: int) -> Page: ...
     async def replay_dead_letter(self, event_id: int, at: str) -> bool: ...
+
+
+BACKENDS = ("sqlite",)
+
+
+def open_backend(backend: str, path: str) -> Storage:
+    """The storage a config names; a PostgreSQL sibling is one more branch here."""
+    if backend == "sqlite":
+        from storage.sqlite import SqliteStorage
+
+        return SqliteStorage(path)
+    raise ValueError(f"unknown storage backend {backend!r}; known: {', '.join(BACKENDS)}")
