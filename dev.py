@@ -25,7 +25,14 @@ def ensure_environment() -> None:
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
     if not PYTHON.exists():
         print("Creating .venv ...", flush=True)
-        venv.create(VENV, with_pip=True)
+        try:
+            venv.create(VENV, with_pip=True)
+        except (OSError, subprocess.CalledProcessError):
+            # Some distributions ship python3 without ensurepip: make the venv bare and let
+            # this interpreter's pip put pip into it.
+            venv.create(VENV, with_pip=False, clear=True)
+            subprocess.run([sys.executable, "-m", "pip", "--python", str(PYTHON), "install",
+                            "--quiet", "pip"], check=True)
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
     stamp = VENV / f".installed-{digest}"
     if not stamp.exists():
