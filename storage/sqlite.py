@@ -270,15 +270,15 @@ class SqliteStorage:
         return rows[0]["due"]
 
     async def inbox_stats(self) -> dict[str, Any]:
-        rows = await self._read(
-            "SELECT status, COUNT(*) AS n, MIN(received_at) AS oldest FROM inbox_events"
-            " WHERE status IN ('pending', 'dead') GROUP BY status")
-        by_status = {r["status"]: r for r in rows}
-        depth = by_status["pending"]["n"] if "pending" in by_status else 0
-        oldest = by_status["pending"]["oldest"] if "pending" in by_status else None
+        # Each query names one partial index's condition exactly, so neither scans history.
+        pending = (await self._read(
+            "SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM inbox_events"
+            " WHERE status = 'pending'"))[0]
+        dead = (await self._read(
+            "SELECT COUNT(*) AS n FROM inbox_events WHERE status = 'dead'"))[0]
+        oldest = pending["oldest"]
         age = (datetime.now(UTC) - parse_iso(oldest)).total_seconds() if oldest else 0.0
-        return {"depth": depth, "oldest_age_seconds": max(age, 0.0),
-                "dead": by_status["dead"]["n"] if "dead" in by_status else 0}
+        return {"depth": pending["n"], "oldest_age_seconds": max(age, 0.0), "dead": dead["n"]}
 
     # reads for the API
 
