@@ -56,6 +56,10 @@ class RetryConfig:
 class WorkerConfig:
     concurrency: int = 4
     batch_size: int = 64
+    # Processed inbox events older than this are deleted (daily); their delivery keys go
+    # with them, so a duplicate older than this is stored again and, being idempotent,
+    # reprocessed without effect. 0 keeps everything.
+    inbox_retention_days: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -189,8 +193,12 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
     worker = WorkerConfig(
         concurrency=_take(wrk, "concurrency", "worker", int, WorkerConfig.concurrency),
         batch_size=_take(wrk, "batch_size", "worker", int, WorkerConfig.batch_size),
+        inbox_retention_days=float(_take(wrk, "inbox_retention_days", "worker", (int, float),
+                                         WorkerConfig.inbox_retention_days)),
     )
     _no_leftovers(wrk, "[worker]")
+    if worker.inbox_retention_days < 0:
+        raise ConfigError("worker.inbox_retention_days: must be 0 (keep all) or more")
     _positive(worker.concurrency, "worker.concurrency")
     _positive(worker.batch_size, "worker.batch_size")
 

@@ -18,7 +18,7 @@ from gateway import logs
 from gateway.connector import POLL, Connector
 from gateway.errors import NotFound
 from gateway.metrics import Metrics
-from gateway.records import now_iso
+from gateway.records import now_iso, utc_iso
 from storage import Storage
 
 log = logs.get("gateway.scheduler")
@@ -71,9 +71,23 @@ class Poller:
             pass
 
 
+async def purge_inbox(storage: Storage, retention_days: float) -> int:
+    cutoff = utc_iso(datetime.now(UTC) - timedelta(days=retention_days))
+    deleted = await storage.purge_processed_inbox(cutoff)
+    log.info("inbox.purged", deleted=deleted, received_before=cutoff)
+    return deleted
+
+
 def build_scheduler(poller: Poller, intervals: Mapping[str, float],
-                    first_run_delay_seconds: float = 30.0) -> AsyncIOScheduler:
+                    first_run_delay_seconds: float = 30.0,
+                    inbox_retention_days: float = 0.0) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=UTC)
+    if inbox_retention_days > 0:
+        scheduler.add_job(purge_inbox, IntervalTrigger(hours=24),
+                          args=[poller.storage, inbox_retention_days], id="inbox:purge",
+                          coalesce=True, max_instances=1,
+                          misfire_grace_time=MISFIRE_GRACE_SECONDS,
+                          next_run_time=datetime.now(UTC) + timedelta(minutes=5))
     first = datetime.now(UTC) + timedelta(seconds=first_run_delay_seconds)
     for name in poller.pollable():
         scheduler.add_job(poller.poll_quietly, IntervalTrigger(minutes=intervals[name]),

@@ -280,6 +280,21 @@ class SqliteStorage:
         age = (datetime.now(UTC) - parse_iso(oldest)).total_seconds() if oldest else 0.0
         return {"depth": pending["n"], "oldest_age_seconds": max(age, 0.0), "dead": dead["n"]}
 
+    async def purge_processed_inbox(self, before: str, batch: int = 5000) -> int:
+        """Delete processed events received before `before`, a batch per transaction so the
+        writer is never held long."""
+        deleted = 0
+        while True:
+            async with self._write() as db:
+                cursor = await db.execute(
+                    "DELETE FROM inbox_events WHERE id IN (SELECT id FROM inbox_events"
+                    " WHERE status = 'processed' AND received_at < ? ORDER BY id LIMIT ?)",
+                    (before, batch))
+                deleted += cursor.rowcount
+            if cursor.rowcount < batch:
+                return deleted
+            await asyncio.sleep(0)
+
     # reads for the API
 
     async def _fo_lines_view(self, fo_id: str) -> list[dict[str, Any]]:

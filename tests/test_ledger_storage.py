@@ -177,3 +177,27 @@ async def test_late_outcomes_never_overwrite_newer_ones(tmp_path: Path) -> None:
         assert retried.attempts == 1
     finally:
         await storage.close()
+
+
+async def test_purge_deletes_only_old_processed_events(tmp_path: Path) -> None:
+    from gateway.scheduler import purge_inbox
+    from storage import NewInboxEvent
+
+    storage = await open_storage(tmp_path)
+    try:
+        await storage.insert_inbox_events(
+            [NewInboxEvent("c", f"k{i}", "webhook", b"{}") for i in range(5)])
+        events = await storage.pending_inbox_events(10, "9999")
+        async with storage.transaction() as tx:
+            await tx.mark_inbox_processed([e.id for e in events[:3]], "2000-01-01T00:00:00Z")
+        await storage.dead_letter_inbox_event(events[3].id, 1, "x", "2000-01-01T00:00:00Z")
+        with sqlite3.connect(tmp_path / "db.sqlite3") as db:  # age two processed events
+            db.execute("UPDATE inbox_events SET received_at = '2000-01-01T00:00:00.000000Z'"
+                       " WHERE id IN (?, ?, ?)", (events[0].id, events[1].id, events[3].id))
+        assert await purge_inbox(storage, 30) == 2
+        with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+            left = db.execute("SELECT status, COUNT(*) FROM inbox_events GROUP BY status"
+                              " ORDER BY status").fetchall()
+        assert left == [("dead", 1), ("pending", 1), ("processed", 1)]
+    finally:
+        await storage.close()
