@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.errors import ConfigError
+from storage import BACKENDS
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_POLL_INTERVAL_MINUTES = 15.0
@@ -167,8 +168,9 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
     storage = StorageConfig(backend=_take(sto, "backend", "storage", str, StorageConfig.backend),
                             path=_take(sto, "path", "storage", str, StorageConfig.path))
     _no_leftovers(sto, "[storage]")
-    if storage.backend not in ("sqlite",):
-        raise ConfigError(f"storage.backend: {storage.backend!r} is not one of: sqlite")
+    if storage.backend not in BACKENDS:
+        raise ConfigError(f"storage.backend: {storage.backend!r} is not one of: "
+                          f"{', '.join(BACKENDS)}")
 
     api_t = _section(doc, "api")
     api = ApiConfig(tokens_env=_take(api_t, "tokens_env", "api", str, ApiConfig.tokens_env))
