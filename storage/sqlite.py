@@ -322,7 +322,7 @@ class SqliteStorage:
             (fo_id,))
         view["external_refs"] = [dict(r) for r in refs]
         shipments = await self._read(
-            "SELECT s.* FROM shipments s JOIN shipment_matches m ON m.shipment_id = s.id"
+            "SELECT s.* FROM shipment_records s JOIN shipment_matches m ON m.shipment_id = s.id"
             " WHERE m.fo_id = ? ORDER BY COALESCE(s.shipped_at, s.partner_updated_at), s.id",
             (fo_id,))
         view["shipments"] = [await self._shipment_view_row(s) for s in shipments]
@@ -380,16 +380,17 @@ class SqliteStorage:
         }
 
     async def shipment_view(self, shipment_id: str) -> dict[str, Any] | None:
-        rows = await self._read("SELECT * FROM shipments WHERE id = ?", (shipment_id,))
+        rows = await self._read("SELECT * FROM shipment_records WHERE id = ?", (shipment_id,))
         return await self._shipment_view_row(rows[0]) if rows else None
 
     async def _shipment_page(self, where: list[str], params: list[Any], cursor: str | None,
-                             limit: int, join: str = "") -> Page:
+                             limit: int, join: str = "", source: str = "shipment_records"
+                             ) -> Page:
         if cursor:
             after_at, after_id = decode_cursor(cursor, 2)
             where.append("(s.recorded_at > ? OR (s.recorded_at = ? AND s.id > ?))")
             params += [after_at, after_at, after_id]
-        sql = f"SELECT s.* FROM shipments s {join}"
+        sql = f"SELECT s.* FROM {source} s {join}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = await self._read(sql + " ORDER BY s.recorded_at, s.id LIMIT ?", [*params, limit + 1])
@@ -405,23 +406,16 @@ class SqliteStorage:
         return await self._shipment_page([], [], cursor, limit)
 
     async def list_unmatched(self, cursor: str | None, limit: int) -> Page:
-        return await self._shipment_page(["s.match_state = 'unmatched'", "s.status != 'voided'"],
-                                         [], cursor, limit)
+        return await self._shipment_page([], [], cursor, limit, source="unmatched_shipments")
 
     async def list_dead_letters(self, cursor: str | None, limit: int) -> Page:
-        where, params = ["status = 'dead'"], []
-        if cursor:
-            (after_id,) = decode_cursor(cursor, 1)
-            where.append("id > ?")
-            params.append(after_id)
-        rows = await self._read(
-            "SELECT id, connector, delivery_key, kind, received_at, attempts, last_error,"
-            f" processed_at FROM inbox_events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
-            [*params, limit + 1])
+        after_id = decode_cursor(cursor, 1)[0] if cursor else 0
+        rows = await self._read("SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?",
+                                (after_id, limit + 1))
         items = [{"id": f"inbox-{r['id']}", "source": "inbox", "connector": r["connector"],
                   "delivery_key": r["delivery_key"], "kind": r["kind"],
                   "received_at": r["received_at"], "attempts": r["attempts"],
-                  "error": r["last_error"], "failed_at": r["processed_at"]} for r in rows[:limit]]
+                  "error": r["last_error"], "failed_at": r["failed_at"]} for r in rows[:limit]]
         nxt = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
         return Page(items, nxt)
 

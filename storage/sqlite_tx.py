@@ -130,36 +130,42 @@ class SqliteTransaction:
     # shipments
 
     async def get_shipment(self, source: str, external_id: str) -> Shipment | None:
-        rows = await self._all("SELECT * FROM shipments WHERE source = ? AND external_id = ?",
-                               (source, external_id))
+        rows = await self._all(
+            "SELECT * FROM shipment_records WHERE source = ? AND external_id = ?",
+            (source, external_id))
         return _shipment_from_row(rows[0]) if rows else None
 
     async def get_shipments(self, shipment_ids: Iterable[str]) -> list[Shipment]:
         ids = list(set(shipment_ids))
         if not ids:
             return []
-        rows = await self._all(f"SELECT * FROM shipments WHERE id IN ({placeholders(ids)})", ids)
+        rows = await self._all(
+            f"SELECT * FROM shipment_records WHERE id IN ({placeholders(ids)})", ids)
         return [_shipment_from_row(r) for r in rows]
 
     async def save_shipment(self, shipment: Shipment, at: str) -> str:
         if shipment.id is None:
             raise ValueError("save_shipment needs the shipment's gateway id")
         await self.db.execute(
-            "INSERT INTO shipments (id, source, external_id, order_refs, lines, status, carrier,"
+            "INSERT INTO shipments (id, source, external_id, order_refs, status, carrier,"
             " service, tracking_numbers, tracking_url, shipped_at, partner_updated_at,"
-            " recorded_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " recorded_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (source, external_id) DO UPDATE SET order_refs = excluded.order_refs,"
-            " lines = excluded.lines, status = excluded.status, carrier = excluded.carrier,"
+            " status = excluded.status, carrier = excluded.carrier,"
             " service = excluded.service, tracking_numbers = excluded.tracking_numbers,"
             " tracking_url = excluded.tracking_url, shipped_at = excluded.shipped_at,"
             " partner_updated_at = excluded.partner_updated_at, updated_at = excluded.updated_at",
             (shipment.id, shipment.source, shipment.external_id,
              to_json([{"kind": r.kind, "value": r.value} for r in shipment.order_refs]),
-             to_json([{"sku": ln.sku, "quantity": ln.quantity, "partner_line_id": ln.partner_line_id}
-                    for ln in shipment.lines]),
              shipment.status, shipment.carrier, shipment.service,
              to_json(list(shipment.tracking_numbers)), shipment.tracking_url, shipment.shipped_at,
              shipment.partner_updated_at, at, at))
+        await self.db.execute("DELETE FROM shipment_lines WHERE shipment_id = ?", (shipment.id,))
+        await self.db.executemany(
+            "INSERT INTO shipment_lines (shipment_id, position, sku, quantity, partner_line_id)"
+            " VALUES (?,?,?,?,?)",
+            [(shipment.id, i, ln.sku, ln.quantity, ln.partner_line_id)
+             for i, ln in enumerate(shipment.lines)])
         await self.db.execute("DELETE FROM shipment_refs WHERE shipment_id = ?", (shipment.id,))
         await self.db.executemany(
             "INSERT OR IGNORE INTO shipment_refs (shipment_id, kind, value) VALUES (?,?,?)",

@@ -201,3 +201,32 @@ async def test_purge_deletes_only_old_processed_events(tmp_path: Path) -> None:
         assert left == [("dead", 1), ("pending", 1), ("processed", 1)]
     finally:
         await storage.close()
+
+
+async def test_migrations_carry_existing_shipment_lines(tmp_path: Path) -> None:
+    """A database made by an earlier version keeps its shipments' lines through 0004."""
+    from storage.sqlite import _split_sql
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                   " applied_at TEXT NOT NULL)")
+        for number, name, sql in migrations()[:3]:
+            for statement in _split_sql(sql):
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version VALUES (?, ?, 'then')", (number, name))
+        db.execute(
+            "INSERT INTO shipments (id, source, external_id, order_refs, lines, status,"
+            " partner_updated_at, recorded_at, updated_at) VALUES ('shp_1', 'ss', '9', '[]',"
+            " '[{\"sku\": \"A\", \"quantity\": 2, \"partner_line_id\": \"7\"},"
+            " {\"sku\": \"B\", \"quantity\": 1, \"partner_line_id\": null}]', 'shipped',"
+            " 't', 't', 't')")
+    storage = SqliteStorage(path)
+    await storage.open()
+    try:
+        assert await storage.migrate() == len(migrations()) - 3
+        async with storage.transaction() as tx:
+            [shipment] = await tx.get_shipments(["shp_1"])
+        assert shipment.lines == (ShipmentLine("A", 2, "7"), ShipmentLine("B", 1, None))
+    finally:
+        await storage.close()
