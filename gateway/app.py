@@ -16,6 +16,7 @@ from gateway import api, logs
 from gateway.backoff import RetryPolicy
 from gateway.config import Config
 from gateway.connector import Connector, connector_class
+from gateway.errors import ConfigError
 from gateway.intake import GroupCommitter, webhook_handler
 from gateway.ledger import Outcome
 from gateway.metrics import Metrics
@@ -119,11 +120,19 @@ async def serve(config: Config, *, first_poll_delay_seconds: float = 30.0) -> No
     gateway = Gateway(config, first_poll_delay_seconds=first_poll_delay_seconds)
     runner = web.AppRunner(gateway.web_app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.server.host, config.server.port)
-    await site.start()
-    log.info("gateway.listening", host=config.server.host, port=config.server.port)
     try:
+        await listen(runner, config.server.host, config.server.port, "server.port")
+        log.info("gateway.listening", host=config.server.host, port=config.server.port)
         await stopping.wait()
         log.info("gateway.stopping")
     finally:
         await runner.cleanup()
+
+
+async def listen(runner: web.AppRunner, host: str, port: int | None, key: str) -> None:
+    """Start a site; a port already taken is a configuration problem, said as one."""
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc});"
+                          f" choose another port in {key}") from None

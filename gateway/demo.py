@@ -21,7 +21,7 @@ from yarl import URL
 
 from gateway import config as config_mod
 from gateway import logs
-from gateway.app import Gateway
+from gateway.app import Gateway, listen
 from gateway.config import Config
 from gateway.connector import DemoContext, connector_class
 
@@ -68,14 +68,14 @@ async def run_demo(cfg: Config) -> None:
             if c.enabled and url.host in LOOPBACK:
                 runner = web.AppRunner(connector_class(c).sandbox(c, cfg), access_log=None)
                 await runner.setup()
-                await web.TCPSite(runner, url.host, url.port).start()
                 runners.append(runner)
+                await listen(runner, url.host, url.port, f"{c.key}.base_url")
                 say(f"{c.name} sandbox listening on {c.base_url}")
         gateway = Gateway(cfg)
         runner = web.AppRunner(gateway.web_app(), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, cfg.server.host, cfg.server.port).start()
         runners.append(runner)
+        await listen(runner, cfg.server.host, cfg.server.port, "server.port")
         api_url = f"http://{cfg.server.host}:{cfg.server.port}"
         say(f"Gateway listening on {api_url} (database {db})")
         token = cfg.api_tokens()[0]

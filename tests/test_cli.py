@@ -154,3 +154,18 @@ async def test_paging_follows_every_page(start_gateway, sandbox: Sandbox) -> Non
              if r["path"] == "/shipments" and "createDateStart" in r["query"]]
     assert pages == ["1", "2", "3"]
     await gw.wait_status(fo["id"], "fulfilled")
+
+
+async def test_taken_port_is_a_clear_config_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "c.toml"
+        write_config(config, tmp_path / "x.sqlite3", "http://127.0.0.1:9", port)
+        code, out = await run_cli("--config", str(config), "serve", seconds=30)
+    assert code == 2
+    assert f"config error: cannot listen on 127.0.0.1:{port}" in out
+    assert "choose another port in server.port" in out
