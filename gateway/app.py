@@ -65,7 +65,7 @@ class Gateway:
             if cfg.enabled:
                 self.connectors[cfg.name] = self._classes[cfg.name](
                     cfg, self.config, self.session, self.metrics)
-        self.committer.start()
+        await self.committer.start()
         await self.worker.start()
         if self.run_scheduler:
             self.scheduler = build_scheduler(

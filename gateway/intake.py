@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -29,24 +30,40 @@ BURST_WINDOW_SECONDS = 0.1
 ACCEPTED = b'{"status":"accepted"}'
 
 
+def _key(connector: str, delivery_key: str) -> int:
+    """64 bits of a delivery's identity: a tenth of the memory of the strings."""
+    digest = hashlib.blake2b(f"{connector}\x00{delivery_key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
 class GroupCommitter:
     """One writer task; each caller awaits the commit of the batch its event went into.
 
     A batch is committed as soon as the writer is free and anything is waiting: under load
     events pile up while the previous batch commits, so batches grow without a fixed wait.
+
+    It also de-duplicates webhook deliveries, against every key stored (loaded at start) and
+    every key committed since: a repeat of a stored event is acknowledged at once and stores
+    nothing; a repeat of one still in a batch waits for that batch's commit, so nothing is
+    acknowledged before it is durable.
     """
 
     def __init__(self, storage: Storage, on_commit: Callable[[], None] = lambda: None) -> None:
         self.storage = storage
         self.on_commit = on_commit
         self._waiting: list[tuple[NewInboxEvent, asyncio.Future[None]]] = []
+        self._stored: set[int] = set()
+        self._in_batch: dict[int, asyncio.Future[None]] = {}
+        self.duplicates = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._window_start = 0.0
         self._window_count = 0
         self._busy_until = 0.0
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        async for connector, delivery_key in self.storage.webhook_keys():
+            self._stored.add(_key(connector, delivery_key))
         self._task = asyncio.create_task(self._run(), name="group-commit")
 
     async def stop(self) -> None:
@@ -59,11 +76,23 @@ class GroupCommitter:
                 future.set_exception(RuntimeError("gateway is stopping"))
         self._waiting.clear()
 
-    async def submit(self, event: NewInboxEvent) -> None:
+    async def submit(self, event: NewInboxEvent) -> bool:
+        """Store a webhook event durably; False when it was a repeat and stored nothing."""
+        key = _key(event.connector, event.delivery_key)
+        if key in self._stored:
+            self.duplicates += 1
+            return False
+        pending = self._in_batch.get(key)
+        if pending is not None:
+            self.duplicates += 1
+            await asyncio.shield(pending)
+            return False
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_batch[key] = future
         self._waiting.append((event, future))
         self._wakeup.set()
         await future
+        return True
 
     def busy(self) -> bool:
         """Is a burst of webhooks arriving? (more than BURST_EVENTS in the last window)"""
@@ -86,11 +115,15 @@ class GroupCommitter:
                 try:
                     await self.storage.insert_inbox_events([event for event, _ in batch])
                 except Exception as exc:  # noqa: BLE001 - every waiter learns of the failure
-                    for _, future in batch:
+                    for event, future in batch:
+                        self._in_batch.pop(_key(event.connector, event.delivery_key), None)
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for _, future in batch:
+                for event, future in batch:
+                    key = _key(event.connector, event.delivery_key)
+                    self._stored.add(key)
+                    self._in_batch.pop(key, None)
                     if not future.done():
                         future.set_result(None)
                 self._count(len(batch))
@@ -116,7 +149,7 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
 def webhook_handler(connectors: Mapping[str, Connector], committer: GroupCommitter,
                     max_body_bytes: int, metrics: Metrics
                     ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    accepted: dict[str, Any] = {}
+    accepted: dict[tuple[str, str], Any] = {}
 
     async def receive(request: web.Request) -> web.Response:
         name = request.match_info["connector"]
@@ -141,10 +174,11 @@ def webhook_handler(connectors: Mapping[str, Connector], committer: GroupCommitt
             metrics.webhooks.labels(name, "malformed").inc()
             raise
         headers = {h: request.headers[h] for h in connector.stored_headers if h in request.headers}
-        await committer.submit(NewInboxEvent(name, key, "webhook", body, headers))
-        if name not in accepted:
-            accepted[name] = metrics.webhooks.labels(name, "accepted")
-        accepted[name].inc()
+        stored = await committer.submit(NewInboxEvent(name, key, "webhook", body, headers))
+        result = (name, "accepted" if stored else "duplicate")
+        if result not in accepted:
+            accepted[result] = metrics.webhooks.labels(*result)
+        accepted[result].inc()
         return web.Response(body=ACCEPTED, content_type="application/json")
 
     return receive

@@ -6,7 +6,7 @@ sibling implements the same two protocols and nothing in gateway/ changes.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -92,8 +92,10 @@ class Storage(Protocol):
     async def ping(self) -> bool: ...
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
 
-    # intake and polling
+    # intake and polling. Webhook events are de-duplicated by the one process that inserts
+    # them (it loads webhook_keys at start); polled records are unique in storage itself.
     async def insert_inbox_events(self, events: Sequence[NewInboxEvent]) -> int: ...
+    def webhook_keys(self) -> AsyncIterator[tuple[str, str]]: ...
     async def commit_poll(self, connector: str, events: Sequence[NewInboxEvent], cursor: str,
                           result: Mapping[str, Any], at: str) -> int: ...
     async def record_poll_error(self, connector: str, error: str, at: str) -> None: ...

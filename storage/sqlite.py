@@ -190,7 +190,7 @@ class SqliteStorage:
         " json_extract(value, '$[2]'), json_extract(value, '$[3]'),"
         " CAST(json_extract(value, '$[4]') AS BLOB), json_extract(value, '$[5]'),"
         " json_extract(value, '$[5]') FROM json_each(?) WHERE true"
-        " ON CONFLICT (connector, delivery_key) DO NOTHING")
+        " ON CONFLICT (connector, delivery_key) WHERE kind = 'poll' DO NOTHING")
 
     @staticmethod
     def _inbox_batch(events: Sequence[NewInboxEvent], at: str) -> str:
@@ -203,6 +203,14 @@ class SqliteStorage:
         async with self._write_lock:
             cursor = await self.writer.execute(self._INSERT_INBOX, (batch,))
             return cursor.rowcount
+
+    async def webhook_keys(self) -> AsyncIterator[tuple[str, str]]:
+        """(connector, delivery key) of every stored webhook event, oldest first."""
+        async with self.reader.execute(
+                "SELECT connector, delivery_key FROM inbox_events WHERE kind = 'webhook'"
+                " ORDER BY id") as cursor:
+            async for row in cursor:
+                yield row["connector"], row["delivery_key"]
 
     async def commit_poll(self, connector: str, events: Sequence[NewInboxEvent], cursor: str,
                           result: Mapping[str, Any], at: str) -> int:

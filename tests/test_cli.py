@@ -64,7 +64,7 @@ async def test_migrate_poll_and_dead_letters(tmp_path: Path, sandbox: Sandbox,
     db, config = tmp_path / "cli.sqlite3", tmp_path / "cli.toml"
     write_config(config, db, sandbox.url)
     code, out = await run_cli("--config", str(config), "migrate")
-    assert code == 0 and "schema version 4 (4 migration(s) applied)" in out
+    assert code == 0 and "schema version 5 (5 migration(s) applied)" in out
     code, out = await run_cli("--config", str(config), "migrate")
     assert code == 0 and "(0 migration(s) applied)" in out
 

@@ -107,3 +107,31 @@ async def test_resource_url_elsewhere_is_refused(gw: GatewayUnderTest, aiohttp_s
     assert all("resource_url refused" in d["error"] for d in dead)
     assert all(d["attempts"] == 1 for d in dead)  # refused at once, not retried
     assert seen == []
+
+
+async def test_concurrent_repeats_store_one_event(gw: GatewayUnderTest) -> None:
+    import asyncio
+
+    async def deliver() -> int:
+        status, _ = await post(gw, f"/webhooks/shipstation?token={SS_HOOK_TOKEN}", GOOD)
+        return status
+
+    assert await asyncio.gather(*(deliver() for _ in range(20))) == [200] * 20
+    assert inbox_rows(gw) == 1
+    async with gw.session.get(f"{gw.url}/metrics") as resp:
+        text = await resp.text()
+    assert 'gateway_webhooks_received_total{connector="shipstation",result="duplicate"} 19.0' \
+        in text
+
+
+async def test_repeat_after_a_restart_stores_nothing(start_gateway, sandbox: Sandbox) -> None:
+    first = await start_gateway()
+    status, _ = await post(first, f"/webhooks/shipstation?token={SS_HOOK_TOKEN}", GOOD)
+    assert status == 200 and inbox_rows(first) == 1
+    await first.server.close()  # stops the gateway: storage closed, keys forgotten in memory
+    second = await start_gateway()
+    status, _ = await post(second, f"/webhooks/shipstation?token={SS_HOOK_TOKEN}", GOOD)
+    assert status == 200 and inbox_rows(second) == 1
+    other = GOOD.replace(b"batchId=1", b"batchId=2")
+    status, _ = await post(second, f"/webhooks/shipstation?token={SS_HOOK_TOKEN}", other)
+    assert status == 200 and inbox_rows(second) == 2
