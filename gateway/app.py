@@ -44,6 +44,7 @@ class Gateway:
                                   config.worker.concurrency, config.worker.batch_size,
                                   intake_busy=self.committer.busy)
         self.committer.on_commit = self.worker.wake
+        self.storage.busy = self.committer.busy
         self.poller = Poller(self.storage, self.connectors, self.metrics,
                              on_records=self.worker.wake)
         self.scheduler: Any = None

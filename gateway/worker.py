@@ -31,7 +31,7 @@ from storage import InboxEvent, Storage
 log = logs.get("gateway.worker")
 IDLE_WAIT_SECONDS = 5.0
 MAX_APPLY_BATCH = 256
-BURST_PAUSE_SECONDS = 0.05
+BURST_PAUSE_SECONDS = 0.2
 STOP_ROUNDS, STOP_WAIT_SECONDS = 5, 1.0
 
 

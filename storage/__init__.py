@@ -6,7 +6,7 @@ sibling implements the same two protocols and nothing in gateway/ changes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -84,6 +84,9 @@ class Transaction(Protocol):
 
 
 class Storage(Protocol):
+    # The owner sets this; while it returns True (a burst of writes), maintenance waits.
+    busy: Callable[[], bool]
+
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def migrate(self) -> int: ...

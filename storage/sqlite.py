@@ -10,7 +10,7 @@ import asyncio
 import base64
 import contextlib
 import re
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -30,6 +30,7 @@ from storage.sqlite_tx import SqliteTransaction, from_json, to_json
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 CHECKPOINT_SECONDS = 0.5
+MAX_CHECKPOINT_DEFER_SECONDS = 10.0
 
 
 def encode_cursor(*key: Any) -> str:
@@ -64,6 +65,8 @@ class SqliteStorage:
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._checkpointer: asyncio.Task[None] | None = None
+        # Set by the owner: while it says a write burst is under way, checkpoints wait.
+        self.busy: Callable[[], bool] = lambda: False
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None)
@@ -86,8 +89,13 @@ class SqliteStorage:
         self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="wal-checkpoint")
 
     async def _checkpoint_loop(self) -> None:
+        deferred = 0.0
         while True:
             await asyncio.sleep(CHECKPOINT_SECONDS)
+            if self.busy() and deferred < MAX_CHECKPOINT_DEFER_SECONDS:
+                deferred += CHECKPOINT_SECONDS  # a burst is being written: copy afterwards
+                continue
+            deferred = 0.0
             try:
                 await self.reader.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except aiosqlite.Error:
