@@ -230,3 +230,19 @@ async def test_migrations_carry_existing_shipment_lines(tmp_path: Path) -> None:
         assert shipment.lines == (ShipmentLine("A", 2, "7"), ShipmentLine("B", 1, None))
     finally:
         await storage.close()
+
+
+async def test_batches_larger_than_one_statement(tmp_path: Path) -> None:
+    from storage import NewInboxEvent
+    from storage.sqlite import _ROWS_PER_STATEMENT
+
+    storage = await open_storage(tmp_path)
+    try:
+        n = _ROWS_PER_STATEMENT + 7
+        polled = [NewInboxEvent("c", f"p{i}", "poll", b"{}") for i in range(n)]
+        assert await storage.insert_inbox_events(polled) == n
+        assert await storage.insert_inbox_events(polled[:10]) == 0  # unique in storage
+        assert await storage.commit_poll("c", polled[-3:], "{}", {}, "t") == 0
+        assert (await storage.inbox_stats())["depth"] == n
+    finally:
+        await storage.close()
