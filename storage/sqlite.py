@@ -71,7 +71,7 @@ class SqliteStorage:
         self.busy: Callable[[], bool] = lambda: False
 
     async def _connect(self) -> aiosqlite.Connection:
-        db = await aiosqlite.connect(self.path, isolation_level=None)
+        db = await aiosqlite.connect(self.path, isolation_level=None, iter_chunk_size=4096)
         db.row_factory = aiosqlite.Row
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
@@ -203,10 +203,10 @@ class SqliteStorage:
             return sum([(await db.execute(*chunk)).rowcount for chunk in chunks])
 
     async def webhook_keys(self) -> AsyncIterator[tuple[str, str]]:
-        """(connector, delivery key) of every stored webhook event, oldest first."""
+        """(connector, delivery key) of every stored webhook event."""
         async with self.reader.execute(
                 "SELECT connector, delivery_key FROM inbox_events WHERE kind = 'webhook'"
-                " ORDER BY id") as cursor:
+                ) as cursor:
             async for row in cursor:
                 yield row["connector"], row["delivery_key"]
 
