@@ -71,7 +71,8 @@ class Gateway:
         if self.run_scheduler:
             self.scheduler = build_scheduler(
                 self.poller, {c.name: c.poll_interval_minutes for c in self.config.connectors},
-                self.first_poll_delay_seconds, self.config.worker.inbox_retention_days)
+                self.first_poll_delay_seconds, self.config.worker.inbox_retention_days,
+                forget=self.committer.forget)
             self.scheduler.start()
         log.info("gateway.started", connectors=sorted(self.connectors),
                  storage=self.config.storage.path)

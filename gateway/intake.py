@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -93,6 +93,11 @@ class GroupCommitter:
         self._wakeup.set()
         await future
         return True
+
+    def forget(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Keys whose events were purged: a repeat of one would now be stored again."""
+        for connector, delivery_key in keys:
+            self._stored.discard(_key(connector, delivery_key))
 
     def busy(self) -> bool:
         """Is a burst of webhooks arriving? (more than BURST_EVENTS in the last window)"""

@@ -7,7 +7,7 @@ records into the inbox together with the new cursor: a crash re-polls, never ski
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,20 +71,28 @@ class Poller:
             pass
 
 
-async def purge_inbox(storage: Storage, retention_days: float) -> int:
+async def purge_inbox(storage: Storage, retention_days: float,
+                      forget: Callable[[Iterable[tuple[str, str]]], None] = lambda keys: None
+                      ) -> int:
+    """Delete processed events past retention; `forget` drops their webhook keys from the
+    in-memory de-duplication, which otherwise would only grow."""
     cutoff = utc_iso(datetime.now(UTC) - timedelta(days=retention_days))
-    deleted = await storage.purge_processed_inbox(cutoff)
+    deleted, webhook_keys = await storage.purge_processed_inbox(cutoff)
+    forget(webhook_keys)
     log.info("inbox.purged", deleted=deleted, received_before=cutoff)
     return deleted
 
 
 def build_scheduler(poller: Poller, intervals: Mapping[str, float],
                     first_run_delay_seconds: float = 30.0,
-                    inbox_retention_days: float = 0.0) -> AsyncIOScheduler:
+                    inbox_retention_days: float = 0.0,
+                    forget: Callable[[Iterable[tuple[str, str]]], None] = lambda keys: None
+                    ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=UTC)
     if inbox_retention_days > 0:
         scheduler.add_job(purge_inbox, IntervalTrigger(hours=24),
-                          args=[poller.storage, inbox_retention_days], id="inbox:purge",
+                          args=[poller.storage, inbox_retention_days, forget],
+                          id="inbox:purge",
                           coalesce=True, max_instances=1,
                           misfire_grace_time=MISFIRE_GRACE_SECONDS,
                           next_run_time=datetime.now(UTC) + timedelta(minutes=5))

@@ -286,19 +286,27 @@ class SqliteStorage:
         age = (datetime.now(UTC) - parse_iso(oldest)).total_seconds() if oldest else 0.0
         return {"depth": pending["n"], "oldest_age_seconds": max(age, 0.0), "dead": dead["n"]}
 
-    async def purge_processed_inbox(self, before: str, batch: int = 5000) -> int:
+    async def purge_processed_inbox(self, before: str, batch: int = 5000
+                                    ) -> tuple[int, list[tuple[str, str]]]:
         """Delete processed events received before `before`, a batch per transaction so the
-        writer is never held long."""
-        deleted = 0
+        writer is never held long. Returns the count and the webhook keys that went."""
+        deleted, webhook_keys = 0, []
         while True:
             async with self._write() as db:
-                cursor = await db.execute(
-                    "DELETE FROM inbox_events WHERE id IN (SELECT id FROM inbox_events"
-                    " WHERE status = 'processed' AND received_at < ? ORDER BY id LIMIT ?)",
-                    (before, batch))
-                deleted += cursor.rowcount
-            if cursor.rowcount < batch:
-                return deleted
+                rows = list(await db.execute_fetchall(
+                    "SELECT id, connector, delivery_key, kind FROM inbox_events"
+                    " WHERE status = 'processed' AND received_at < ? ORDER BY id LIMIT ?",
+                    (before, batch)))
+                if rows:
+                    ids = [r["id"] for r in rows]
+                    await db.execute(
+                        f"DELETE FROM inbox_events WHERE id IN ({','.join('?' * len(ids))})",
+                        ids)
+            deleted += len(rows)
+            webhook_keys += [(r["connector"], r["delivery_key"]) for r in rows
+                             if r["kind"] == "webhook"]
+            if len(rows) < batch:
+                return deleted, webhook_keys
             await asyncio.sleep(0)
 
     # reads for the API

@@ -135,3 +135,16 @@ async def test_repeat_after_a_restart_stores_nothing(start_gateway, sandbox: San
     other = GOOD.replace(b"batchId=1", b"batchId=2")
     status, _ = await post(second, f"/webhooks/shipstation?token={SS_HOOK_TOKEN}", other)
     assert status == 200 and inbox_rows(second) == 2
+
+
+async def test_repeat_after_its_event_was_purged_is_stored_again(gw: GatewayUnderTest) -> None:
+    from gateway.scheduler import purge_inbox
+
+    ignored = GOOD.replace(b"SHIP_NOTIFY", b"ORDER_NOTIFY")  # processed without a fetch
+    status, _ = await post(gw, f"/webhooks/shipstation?token={SS_HOOK_TOKEN}", ignored)
+    await gw.wait_idle()
+    gw.sql("UPDATE inbox_events SET received_at = '2000-01-01T00:00:00.000000Z'")
+    assert await purge_inbox(gw.gateway.storage, 30, gw.gateway.committer.forget) == 1
+    assert inbox_rows(gw) == 0
+    status, _ = await post(gw, f"/webhooks/shipstation?token={SS_HOOK_TOKEN}", ignored)
+    assert status == 200 and inbox_rows(gw) == 1

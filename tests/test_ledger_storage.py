@@ -194,7 +194,9 @@ async def test_purge_deletes_only_old_processed_events(tmp_path: Path) -> None:
         with sqlite3.connect(tmp_path / "db.sqlite3") as db:  # age two processed events
             db.execute("UPDATE inbox_events SET received_at = '2000-01-01T00:00:00.000000Z'"
                        " WHERE id IN (?, ?, ?)", (events[0].id, events[1].id, events[3].id))
-        assert await purge_inbox(storage, 30) == 2
+        forgotten: list[tuple[str, str]] = []
+        assert await purge_inbox(storage, 30, forgotten.extend) == 2
+        assert sorted(forgotten) == [("c", "k0"), ("c", "k1")]
         with sqlite3.connect(tmp_path / "db.sqlite3") as db:
             left = db.execute("SELECT status, COUNT(*) FROM inbox_events GROUP BY status"
                               " ORDER BY status").fetchall()
