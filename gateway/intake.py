@@ -51,10 +51,9 @@ class GroupCommitter:
     def __init__(self, storage: Storage, on_commit: Callable[[], None] = lambda: None) -> None:
         self.storage = storage
         self.on_commit = on_commit
-        self._waiting: list[tuple[NewInboxEvent, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[NewInboxEvent, int, asyncio.Future[None]]] = []
         self._stored: set[int] = set()
         self._in_batch: dict[int, asyncio.Future[None]] = {}
-        self.duplicates = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._window_start = 0.0
@@ -71,7 +70,7 @@ class GroupCommitter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for _, future in self._waiting:
+        for _, _, future in self._waiting:
             if not future.done():
                 future.set_exception(RuntimeError("gateway is stopping"))
         self._waiting.clear()
@@ -80,16 +79,14 @@ class GroupCommitter:
         """Store a webhook event durably; False when it was a repeat and stored nothing."""
         key = _key(event.connector, event.delivery_key)
         if key in self._stored:
-            self.duplicates += 1
             return False
         pending = self._in_batch.get(key)
         if pending is not None:
-            self.duplicates += 1
             await asyncio.shield(pending)
             return False
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._in_batch[key] = future
-        self._waiting.append((event, future))
+        self._waiting.append((event, key, future))
         self._wakeup.set()
         await future
         return True
@@ -118,15 +115,14 @@ class GroupCommitter:
             while self._waiting:
                 batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
                 try:
-                    await self.storage.insert_inbox_events([event for event, _ in batch])
+                    await self.storage.insert_inbox_events([event for event, _, _ in batch])
                 except Exception as exc:  # noqa: BLE001 - every waiter learns of the failure
-                    for event, future in batch:
-                        self._in_batch.pop(_key(event.connector, event.delivery_key), None)
+                    for _, key, future in batch:
+                        self._in_batch.pop(key, None)
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for event, future in batch:
-                    key = _key(event.connector, event.delivery_key)
+                for _, key, future in batch:
                     self._stored.add(key)
                     self._in_batch.pop(key, None)
                     if not future.done():

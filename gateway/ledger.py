@@ -15,6 +15,7 @@ from gateway.reconcile import (
     Match,
     allocate,
     derive_status,
+    fulfilled_by_line,
     lookup_keys,
     match_shipment,
     supersedes,
@@ -75,10 +76,7 @@ async def _update_status(tx: Transaction, fo: FulfillmentOrder, allocations: Seq
     status = derive_status(fo, allocations)
     if status == fo.status:
         return
-    lines = {ln.line_id: 0 for ln in fo.lines}
-    for a in allocations:
-        if a.fo_id == fo.id:
-            lines[a.line_id] += a.quantity
+    lines = fulfilled_by_line(fo, allocations)
     detail = {"lines": [{"line_id": ln.line_id, "sku": ln.sku, "requested": ln.requested,
                          "fulfilled": lines[ln.line_id]} for ln in fo.lines]}
     await tx.set_fulfillment_order_status(fo.id, fo.status, status, at, detail)

@@ -23,7 +23,6 @@ class RateBudget:
         self._lock = asyncio.Lock()
         self.partner_remaining: int | None = None
         self.partner_limit: int | None = None
-        self.waits = 0
 
     def _trim(self, now: float) -> None:
         while self._sent and self._sent[0] <= now - self.window_seconds:
@@ -41,7 +40,6 @@ class RateBudget:
                 if wait <= 0:
                     self._sent.append(now)
                     return
-                self.waits += 1
                 await asyncio.sleep(wait)
 
     def pause(self, seconds: float) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.reconcile import Match
-from gateway.records import Allocation, FulfillmentOrder, OrderRef, Shipment
+from gateway.records import Allocation, FulfillmentOrder, Shipment
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,6 @@ class Transaction(Protocol):
     async def fulfillment_orders_by_ref(
         self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[str]]: ...
     async def cancel_fulfillment_order(self, fo_id: str, at: str) -> None: ...
-    async def add_fulfillment_order_ref(self, fo_id: str, ref: OrderRef) -> None: ...
 
     async def get_shipment(self, source: str, external_id: str) -> Shipment | None: ...
     async def get_shipments(self, shipment_ids: Iterable[str]) -> list[Shipment]: ...

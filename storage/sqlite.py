@@ -28,7 +28,7 @@ from gateway.records import (
     parse_iso,
 )
 from storage import InboxEvent, NewInboxEvent, Page
-from storage.sqlite_tx import SqliteTransaction, from_json, to_json
+from storage.sqlite_tx import SqliteTransaction, from_json, placeholders, to_json
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 CHECKPOINT_SECONDS = 0.5
@@ -300,7 +300,7 @@ class SqliteStorage:
                 if rows:
                     ids = [r["id"] for r in rows]
                     await db.execute(
-                        f"DELETE FROM inbox_events WHERE id IN ({','.join('?' * len(ids))})",
+                        f"DELETE FROM inbox_events WHERE id IN ({placeholders(ids)})",
                         ids)
             deleted += len(rows)
             webhook_keys += [(r["connector"], r["delivery_key"]) for r in rows

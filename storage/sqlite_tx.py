@@ -122,11 +122,6 @@ class SqliteTransaction:
         await self.db.execute(
             "UPDATE fulfillment_orders SET cancelled = 1, updated_at = ? WHERE id = ?", (at, fo_id))
 
-    async def add_fulfillment_order_ref(self, fo_id: str, ref: OrderRef) -> None:
-        await self.db.execute(
-            "INSERT OR IGNORE INTO fulfillment_order_refs (fo_id, kind, value) VALUES (?,?,?)",
-            (fo_id, ref.kind, ref.value))
-
     # shipments
 
     async def get_shipment(self, source: str, external_id: str) -> Shipment | None:

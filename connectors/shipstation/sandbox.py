@@ -22,7 +22,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -544,11 +544,6 @@ def main() -> None:
                      os.environ.get("SHIPSTATION_API_SECRET", "sandbox-secret"),
                      rate_limit=args.rate_limit)
     web.run_app(app, host=args.host, port=args.port)
-
-
-def shift(stamp: str, **delta: float) -> str:
-    """A Pacific stamp moved by a timedelta: handy for scripting late or early labels."""
-    return pacific_stamp(pacific_to_utc(stamp) + timedelta(**delta))
 
 
 if __name__ == "__main__":
