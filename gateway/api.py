@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -128,7 +129,8 @@ def _optional_object(body: dict[str, Any], key: str) -> dict[str, Any]:
 FO_FIELDS = {"id", "channel", "order_number", "lines", "ship_to", "custom_fields", "external_refs"}
 
 
-def parse_fulfillment_order(body: dict[str, Any]) -> NewFulfillmentOrder:
+def parse_fulfillment_order(body: dict[str, Any],
+                            extra_hash: dict[str, Any] | None = None) -> NewFulfillmentOrder:
     unknown = sorted(set(body) - FO_FIELDS)
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
@@ -163,7 +165,7 @@ def parse_fulfillment_order(body: dict[str, Any]) -> NewFulfillmentOrder:
             raise BadRequest(f"external_refs[{i}]: kind order_number or partner_order_id,"
                              " and a string value")
         refs.append(OrderRef(ref["kind"], ref["value"]))
-    canonical = {k: v for k, v in body.items() if k != "id"}
+    canonical = {**{k: v for k, v in body.items() if k != "id"}, **(extra_hash or {})}
     request_hash = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
     fo = FulfillmentOrder(id=fo_id or new_id("fo"), seq=0, lines=tuple(parsed_lines),
                           order_number=order_number, channel=_optional_str(body, "channel"),
@@ -174,16 +176,51 @@ def parse_fulfillment_order(body: dict[str, Any]) -> NewFulfillmentOrder:
                                created_at=now_iso())
 
 
-async def create_fulfillment_order(request: web.Request) -> web.Response:
-    gw = _gateway(request)
-    new = parse_fulfillment_order(await _json_body(request))
+def _check_channel(gw: Gateway, name: str | None) -> None:
+    """With channels configured, an FO names one of them: a typo must not skip its push."""
+    if gw.config.channels and name is not None and gw.config.channel(name) is None:
+        raise BadRequest(f"channel: {name!r} is not a configured channel; known: "
+                         + ", ".join(c.name for c in gw.config.channels))
+
+
+async def _create(gw: Gateway, new: NewFulfillmentOrder) -> web.Response:
+    _check_channel(gw, new.fo.channel)
     async with gw.storage.transaction() as tx:
         created, outcome = await ledger.create_fulfillment_order(tx, new)
+        enqueued = await gw.outbound.fulfillment_order_created(tx, new.fo.id, new.created_at,
+                                                               outcome) if created else 0
+    if enqueued:
+        gw.dispatcher.wake()
     gw.report(outcome)
     view = await gw.storage.fulfillment_order_view(new.fo.id)
     if created:
-        log.info("fulfillment_order.created", fo_id=new.fo.id)
+        log.info("fulfillment_order.created", fo_id=new.fo.id, channel=new.fo.channel)
     return json_response(view, 201 if created else 200)
+
+
+async def create_fulfillment_order(request: web.Request) -> web.Response:
+    return await _create(_gateway(request), parse_fulfillment_order(await _json_body(request)))
+
+
+async def list_channels(request: web.Request) -> web.Response:
+    return json_response({"items": [c.describe() for c in _gateway(request).config.channels],
+                          "next_cursor": None})
+
+
+async def create_channel_order(request: web.Request) -> web.Response:
+    """Invoice first: an internal service posts an invoiced order; it becomes an FO of this
+    channel (pushed as the channel says) and no invoice is requested for it."""
+    gw, name = _gateway(request), request.match_info["name"]
+    if gw.config.channel(name) is None:
+        raise NotFound(f"channel {name} is not configured")
+    body = await _json_body(request)
+    invoice_id = body.pop("invoice_id", None)
+    if not isinstance(invoice_id, str) or not invoice_id or len(invoice_id) > 256:
+        raise BadRequest("invoice_id: the invoice's id, a non-empty string")
+    if body.get("channel", name) != name:
+        raise BadRequest(f"channel: this endpoint creates orders of channel {name!r}")
+    new = parse_fulfillment_order({**body, "channel": name}, extra_hash={"invoice_id": invoice_id})
+    return await _create(gw, replace(new, flow="invoice_first", invoice_id=invoice_id))
 
 
 async def get_fulfillment_order(request: web.Request) -> web.Response:
@@ -211,8 +248,12 @@ async def list_fulfillment_orders(request: web.Request) -> web.Response:
 
 async def cancel_fulfillment_order(request: web.Request) -> web.Response:
     gw, fo_id = _gateway(request), request.match_info["id"]
+    at = now_iso()
     async with gw.storage.transaction() as tx:
-        outcome = await ledger.cancel_fulfillment_order(tx, fo_id, now_iso())
+        outcome = await ledger.cancel_fulfillment_order(tx, fo_id, at)
+        enqueued = await gw.outbound.fulfillment_order_cancelled(tx, fo_id, at, outcome)
+    if enqueued:
+        gw.dispatcher.wake()
     gw.report(outcome)
     return json_response(await gw.storage.fulfillment_order_view(fo_id))
 
@@ -253,8 +294,12 @@ async def match_unmatched(request: web.Request) -> web.Response:
     if view["match_state"] != "unmatched":
         raise Conflict(f"shipment {shipment_id} is already matched to "
                        f"{', '.join(view['fulfillment_order_ids'])}")
+    at = now_iso()
     async with gw.storage.transaction() as tx:
-        outcome = await ledger.match_manually(tx, shipment_id, fo_ids, now_iso())
+        outcome = await ledger.match_manually(tx, shipment_id, fo_ids, at)
+        enqueued = await gw.outbound.outcome(tx, outcome, at)
+    if enqueued:
+        gw.dispatcher.wake()
     gw.report(outcome)
     return json_response(await gw.storage.shipment_view(shipment_id))
 
@@ -287,18 +332,12 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     return _page(page.items, page.next_cursor)
 
 
-def parse_dead_letter_id(raw: str) -> int:
-    kind, _, number = raw.partition("-")
-    if kind != "inbox" or not number.isdigit():
-        raise NotFound(f"dead letter {raw} does not exist")
-    return int(number)
-
-
 async def replay_dead_letter(request: web.Request) -> web.Response:
     gw, raw = _gateway(request), request.match_info["id"]
-    if not await gw.storage.replay_dead_letter(parse_dead_letter_id(raw), now_iso()):
+    if not await gw.storage.replay_dead_letter(raw, now_iso()):
         raise NotFound(f"dead letter {raw} does not exist")
     gw.worker.wake()
+    gw.dispatcher.wake()
     return json_response({"id": raw, "status": "replaying"}, 202)
 
 
@@ -318,6 +357,7 @@ async def readyz(request: web.Request) -> web.Response:
         "migrations": storage_ok and await gw.storage.pending_migrations() == 0,
         "scheduler": gw.scheduler_running,
         "worker": gw.worker.running,
+        "outbox": gw.dispatcher.running,
     }
     ready = all(checks.values())
     return json_response({"status": "ready" if ready else "not_ready", "checks": checks},
@@ -330,6 +370,9 @@ async def metrics(request: web.Request) -> web.Response:
     gw.metrics.inbox_depth.set(stats["depth"])
     gw.metrics.inbox_oldest_age.set(stats["oldest_age_seconds"])
     gw.metrics.dead_letters.set(stats["dead"])
+    outbox = await gw.storage.outbox_stats()
+    gw.metrics.outbox_pending.set(outbox["pending"])
+    gw.metrics.outbox_dead.set(outbox["dead"])
     return web.Response(body=gw.metrics.render(),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
@@ -343,6 +386,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v1/shipments/{id}", get_shipment),
     ("GET", "/api/v1/unmatched-shipments", list_unmatched),
     ("POST", "/api/v1/unmatched-shipments/{id}/match", match_unmatched),
+    ("GET", "/api/v1/channels", list_channels),
+    ("POST", "/api/v1/channels/{name}/orders", create_channel_order),
     ("GET", "/api/v1/connectors", list_connectors),
     ("POST", "/api/v1/connectors/{name}/poll", poll_connector),
     ("GET", "/api/v1/dead-letters", list_dead_letters),

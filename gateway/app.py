@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -15,14 +15,18 @@ from aiohttp import web
 from gateway import api, logs
 from gateway.backoff import RetryPolicy
 from gateway.config import Config
-from gateway.connector import Connector, connector_class
-from gateway.errors import ConfigError
+from gateway.connector import PUSH_FULFILLMENT, PUSH_ORDERS, Connector, connector_class
+from gateway.errors import ConfigError, PartnerRejected
 from gateway.intake import GroupCommitter, webhook_handler
 from gateway.ledger import Outcome
 from gateway.metrics import Metrics
+from gateway.outbound import CANCEL_ORDER, PUSH_ORDER, Outbound
+from gateway.outbound import PUSH_FULFILLMENT as PUSH_FULFILLMENT_KIND
+from gateway.outbox import OutboxDispatcher
 from gateway.scheduler import Poller, build_scheduler
+from gateway.subscribers import Subscribers
 from gateway.worker import InboxWorker
-from storage import open_backend
+from storage import OutboxMessage, open_backend
 
 log = logs.get("gateway.app")
 USER_AGENT = "fulfillment-gateway/0.1"
@@ -39,10 +43,16 @@ class Gateway:
         self.run_scheduler = run_scheduler
         self.session: aiohttp.ClientSession | None = None
         self.committer = GroupCommitter(self.storage)
-        self.worker = InboxWorker(self.storage, self.connectors,
-                                  RetryPolicy.from_config(config.retry), self.metrics,
+        policy = RetryPolicy.from_config(config.retry)
+        self.outbound = Outbound(config)
+        self.subscribers = Subscribers(config)
+        self.dispatcher = OutboxDispatcher(self.storage, self._send, self.outbound, policy,
+                                           self.metrics, config.outbox.concurrency,
+                                           config.outbox.batch_size)
+        self.worker = InboxWorker(self.storage, self.connectors, policy, self.metrics,
                                   config.worker.concurrency, config.worker.batch_size,
-                                  intake_busy=self.committer.busy)
+                                  intake_busy=self.committer.busy, outbound=self.outbound,
+                                  on_outbound=self.dispatcher.wake)
         self.committer.on_commit = self.worker.wake
         self.storage.busy = self.committer.busy
         self.poller = Poller(self.storage, self.connectors, self.metrics,
@@ -51,6 +61,31 @@ class Gateway:
         self.tokens = config.api_tokens()
         # Connector classes are resolved now so a bad type fails before anything starts.
         self._classes = {c.name: connector_class(c) for c in config.connectors if c.enabled}
+        self._check_channels()
+
+    def _check_channels(self) -> None:
+        for channel in self.config.channels:
+            if channel.oms and PUSH_ORDERS not in self._classes[channel.oms.connector].capabilities:
+                raise ConfigError(f"{channel.key}.oms.connector: connector"
+                                  f" {channel.oms.connector!r} cannot take orders")
+            if channel.source_connector and channel.push_fulfillment_updates and \
+                    PUSH_FULFILLMENT not in self._classes[channel.source_connector].capabilities:
+                raise ConfigError(f"{channel.key}.push_fulfillment_updates: connector"
+                                  f" {channel.source_connector!r} cannot take fulfillment updates")
+
+    async def _send(self, message: OutboxMessage) -> Mapping[str, Any]:
+        """The dispatcher's one way out: a subscriber delivery or a connector's push."""
+        kind, _, name = message.destination.partition(":")
+        if kind == "subscriber":
+            return await self.subscribers.deliver(name, message)
+        connector = self.connectors.get(name)
+        if connector is None:
+            raise PartnerRejected(f"connector {name} is not configured or not enabled", 404)
+        calls = {PUSH_ORDER: connector.push_order, CANCEL_ORDER: connector.cancel_order,
+                 PUSH_FULFILLMENT_KIND: connector.push_fulfillment}
+        if message.kind not in calls:
+            raise PartnerRejected(f"no outbound call for {message.kind} messages", 400)
+        return await calls[message.kind](message.payload)
 
     @property
     def scheduler_running(self) -> bool:
@@ -62,12 +97,14 @@ class Gateway:
         if applied:
             log.info("storage.migrated", applied=applied, path=self.config.storage.path)
         self.session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+        self.subscribers.session = self.session
         for cfg in self.config.connectors:
             if cfg.enabled:
                 self.connectors[cfg.name] = self._classes[cfg.name](
                     cfg, self.config, self.session, self.metrics)
         await self.committer.start()
         await self.worker.start()
+        await self.dispatcher.start()
         if self.run_scheduler:
             self.scheduler = build_scheduler(
                 self.poller, {c.name: c.poll_interval_minutes for c in self.config.connectors},
@@ -82,6 +119,7 @@ class Gateway:
             self.scheduler.shutdown(wait=False)
         await self.committer.stop()
         await self.worker.stop()
+        await self.dispatcher.stop()
         if self.session:
             await self.session.close()
         await self.storage.close()

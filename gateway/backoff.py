@@ -1,6 +1,6 @@
 """The one retry policy: a schedule of delays with jitter, honouring a partner's Retry-After.
 
-Used by the inbox worker (and by the outbox dispatcher when it lands), so every retried thing
+Used by the inbox worker and the outbox dispatcher, so every retried thing
 backs off the same way and one `[retry]` section configures them all.
 """
 
@@ -10,6 +10,9 @@ import random
 from dataclasses import dataclass
 
 from gateway.config import RetryConfig
+
+# A partner (or subscriber) answer that the same request will always get: no retry.
+NOT_RETRIED_STATUSES = frozenset({400, 401, 403, 404, 422})
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ import sys
 from gateway import config as config_mod
 from gateway import logs
 from gateway.errors import ConfigError, GatewayError
-from storage import open_backend
+from storage import Storage, open_backend
+
+PROGRESS_FROM = 10  # replaying this many or more shows a progress bar
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,8 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     dead = sub.add_parser("dead-letters", help="list or replay dead letters")
     dead_sub = dead.add_subparsers(dest="action", required=True)
     dead_sub.add_parser("list")
-    replay = dead_sub.add_parser("replay")
-    replay.add_argument("id", help="a dead letter id, e.g. inbox-12")
+    replay = dead_sub.add_parser("replay", help="queue dead letters again (a running gateway"
+                                                " picks them up)")
+    replay.add_argument("ids", nargs="*", help="dead letter ids, e.g. inbox-12 outbox-7")
+    replay.add_argument("--all", action="store_true", help="every dead letter")
     return parser
 
 
@@ -55,28 +59,48 @@ async def _poll(cfg: config_mod.Config, name: str) -> None:
         await gateway.stop()
 
 
-async def _dead_letters(cfg: config_mod.Config, action: str, dead_id: str | None) -> None:
-    from gateway.api import parse_dead_letter_id
+async def _all_dead_letters(storage: Storage) -> list[dict]:
+    items, cursor = [], None
+    while True:
+        page = await storage.list_dead_letters(cursor, 200)
+        items += page.items
+        if not page.next_cursor:
+            return items
+        cursor = page.next_cursor
+
+
+async def _dead_letters(cfg: config_mod.Config, action: str, ids: list[str],
+                        replay_all: bool) -> None:
+    from rich.progress import Progress
+
     from gateway.records import now_iso
+
     storage = open_backend(cfg.storage.backend, cfg.storage.path)
     await storage.open()
     try:
         await storage.migrate()
         if action == "list":
-            cursor = None
-            while True:
-                page = await storage.list_dead_letters(cursor, 200)
-                for item in page.items:
-                    print(f"{item['id']}\t{item['connector']}\t{item['attempts']} attempt(s)\t"
-                          f"{item['error']}")
-                if not page.next_cursor:
-                    break
-                cursor = page.next_cursor
-        else:
-            if not await storage.replay_dead_letter(parse_dead_letter_id(dead_id or ""),
-                                                    now_iso()):
-                raise GatewayError(f"dead letter {dead_id} does not exist")
-            print(f"{dead_id} queued again; a running gateway processes it within seconds")
+            for item in await _all_dead_letters(storage):
+                where = item["connector"] or item["destination"]
+                print(f"{item['id']}\t{item['kind']}\t{where}\t{item['attempts']} attempt(s)\t"
+                      f"{item['error']}")
+            return
+        if replay_all:
+            ids = [item["id"] for item in await _all_dead_letters(storage)]
+        if not ids:
+            raise GatewayError("name the dead letters to replay, or pass --all")
+        missing = []
+        # A bar only where there is something to watch; it draws on stderr, never in a pipe.
+        with Progress(transient=True, disable=len(ids) < PROGRESS_FROM) as progress:
+            task = progress.add_task("Replaying dead letters", total=len(ids))
+            for dead_id in ids:
+                if not await storage.replay_dead_letter(dead_id, now_iso()):
+                    missing.append(dead_id)
+                progress.advance(task)
+        print(f"{len(ids) - len(missing)} dead letter(s) queued again; a running gateway"
+              " processes them within seconds")
+        if missing:
+            raise GatewayError(f"no such dead letter: {', '.join(missing)}")
     finally:
         await storage.close()
 
@@ -102,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "poll":
             asyncio.run(_poll(cfg, args.connector))
         else:
-            asyncio.run(_dead_letters(cfg, args.action, getattr(args, "id", None)))
+            asyncio.run(_dead_letters(cfg, args.action, getattr(args, "ids", []),
+                                      getattr(args, "all", False)))
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

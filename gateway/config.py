@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.records import EVENT_TYPES, INVOICE_TIMINGS
 from storage import BACKENDS
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -64,6 +65,63 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True)
+class OutboxConfig:
+    """The dispatcher of every outbound call: partner pushes and event deliveries."""
+
+    concurrency: int = 4  # calls in flight per destination (one connector, one subscriber)
+    batch_size: int = 64
+    request_timeout_seconds: float = 10.0  # for event deliveries; connectors have their own
+
+
+@dataclass(frozen=True)
+class OmsPushConfig:
+    connector: str
+    store_id: int | str | None = None
+    delay_minutes: float = 0.0  # 0 pushes when the FO is created
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    name: str
+    warehouse_group: str | None = None
+    internal: bool = True
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    oms: OmsPushConfig | None = None
+    push_fulfillment_updates: bool = False
+    # gateway custom-field name -> the partner's field name, verbatim; dots reach into objects
+    custom_fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    invoice_timing: str | None = None
+    # For a channel whose orders come from a partner: the connector its updates go back to.
+    source_connector: str | None = None
+    key: str = "channels[?]"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "warehouse_group": self.warehouse_group,
+                "internal": self.internal, "description": self.description,
+                "tags": list(self.tags),
+                "oms": None if self.oms is None else {
+                    "connector": self.oms.connector, "store_id": self.oms.store_id,
+                    "delay_minutes": self.oms.delay_minutes},
+                "push_fulfillment_updates": self.push_fulfillment_updates,
+                "custom_fields": dict(self.custom_fields),
+                "invoice_timing": self.invoice_timing,
+                "source_connector": self.source_connector}
+
+
+@dataclass(frozen=True)
+class SubscriberConfig:
+    name: str
+    url: str
+    secret_env: str
+    events: tuple[str, ...]
+    key: str = "subscribers[?]"
+
+    def wants(self, event_type: str) -> bool:
+        return "*" in self.events or event_type in self.events
+
+
+@dataclass(frozen=True)
 class ConnectorConfig:
     name: str
     type: str
@@ -94,11 +152,17 @@ class Config:
     retry: RetryConfig
     worker: WorkerConfig
     connectors: tuple[ConnectorConfig, ...]
+    outbox: OutboxConfig = OutboxConfig()
+    channels: tuple[ChannelConfig, ...] = ()
+    subscribers: tuple[SubscriberConfig, ...] = ()
     source: str = "<memory>"
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def connector(self, name: str) -> ConnectorConfig | None:
         return next((c for c in self.connectors if c.name == name), None)
+
+    def channel(self, name: str | None) -> ChannelConfig | None:
+        return next((c for c in self.channels if c.name == name), None)
 
     def secret(self, env_name: str) -> str:
         """The value of a variable an `*_env` key named; present, since load() checked it."""
@@ -238,9 +302,26 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
             options=MappingProxyType(table), key=where,
         ))
 
+    obx = _section(doc, "outbox")
+    outbox = OutboxConfig(
+        concurrency=_take(obx, "concurrency", "outbox", int, OutboxConfig.concurrency),
+        batch_size=_take(obx, "batch_size", "outbox", int, OutboxConfig.batch_size),
+        request_timeout_seconds=float(_take(obx, "request_timeout_seconds", "outbox",
+                                            (int, float), OutboxConfig.request_timeout_seconds)),
+    )
+    _no_leftovers(obx, "[outbox]")
+    _positive(outbox.concurrency, "outbox.concurrency")
+    _positive(outbox.batch_size, "outbox.batch_size")
+    _positive(outbox.request_timeout_seconds, "outbox.request_timeout_seconds")
+
+    enabled = {c.name for c in connectors if c.enabled}
+    channels = _channels(doc.pop("channels", []), enabled)
+    subscribers = _subscribers(doc.pop("subscribers", []))
+
     _no_leftovers(doc, "config")
 
     env_keys = [("api.tokens_env", api.tokens_env)]
+    env_keys += [(f"{s.key}.secret_env", s.secret_env) for s in subscribers]
     for c in connectors:
         if c.enabled:
             env_keys += [(f"{c.key}.{k}", v) for k, v in c.options.items() if k.endswith("_env")]
@@ -253,7 +334,106 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
         secrets[var] = environ[var]
 
     return Config(server=server, storage=storage, api=api, retry=retry, worker=worker,
-                  connectors=tuple(connectors), source=source, secrets=MappingProxyType(secrets))
+                  connectors=tuple(connectors), outbox=outbox, channels=channels,
+                  subscribers=subscribers, source=source, secrets=MappingProxyType(secrets))
+
+
+def _tables(raw: Any, name: str) -> list[tuple[str, dict[str, Any]]]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"[[{name}]]: expected an array of tables")
+    out = []
+    for i, table in enumerate(raw):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{name}[{i}]: expected a table")
+        out.append((f"{name}[{i}]", dict(table)))
+    return out
+
+
+def _unique_name(table: dict[str, Any], where: str, seen: set[str]) -> str:
+    name = _take(table, "name", where, str, None)
+    if name is None:
+        raise ConfigError(f"{where}.name: required")
+    if not _NAME.match(name):
+        raise ConfigError(f"{where}.name: {name!r} must be lowercase letters, digits, - or _")
+    if name in seen:
+        raise ConfigError(f"{where}.name: {name!r} is used twice")
+    seen.add(name)
+    return name
+
+
+def _channels(raw: Any, connectors: set[str]) -> tuple[ChannelConfig, ...]:
+    channels, seen = [], set()
+    for where, table in _tables(raw, "channels"):
+        name = _unique_name(table, where, seen)
+        tags = _take(table, "tags", where, list, [])
+        if not all(isinstance(t, str) for t in tags):
+            raise ConfigError(f"{where}.tags: expected a list of strings")
+        oms = None
+        if "oms" in table:
+            oms_t = _take(table, "oms", where, dict, {})
+            oms_t, oms_where = dict(oms_t), f"{where}.oms"
+            connector = _take(oms_t, "connector", oms_where, str, None)
+            if connector is None:
+                raise ConfigError(f"{oms_where}.connector: required (the connector to push to)")
+            if connector not in connectors:
+                raise ConfigError(f"{oms_where}.connector: {connector!r} is not an enabled"
+                                  " connector")
+            delay = float(_take(oms_t, "delay_minutes", oms_where, (int, float), 0))
+            if delay < 0:
+                raise ConfigError(f"{oms_where}.delay_minutes: must be 0 or more")
+            oms = OmsPushConfig(connector=connector,
+                                store_id=_take(oms_t, "store_id", oms_where, (int, str), None),
+                                delay_minutes=delay)
+            _no_leftovers(oms_t, f"[{oms_where}]")
+        mapping = dict(_take(table, "custom_fields", where, dict, {}))
+        for field_name, target in mapping.items():
+            if (not isinstance(target, str) or not target
+                    or any(not part for part in target.split("."))):
+                raise ConfigError(f"{where}.custom_fields.{field_name}: expected the partner's"
+                                  f" field name (dots for nested fields), got {target!r}")
+        timing = _take(table, "invoice_timing", where, str, None)
+        if timing is not None and timing not in INVOICE_TIMINGS:
+            raise ConfigError(f"{where}.invoice_timing: one of {', '.join(INVOICE_TIMINGS)}")
+        source = _take(table, "source_connector", where, str, None)
+        if source is not None and source not in connectors:
+            raise ConfigError(f"{where}.source_connector: {source!r} is not an enabled connector")
+        channel = ChannelConfig(
+            name=name, warehouse_group=_take(table, "warehouse_group", where, str, None),
+            internal=_take(table, "internal", where, bool, source is None),
+            description=_take(table, "description", where, str, ""), tags=tuple(tags),
+            oms=oms, push_fulfillment_updates=_take(table, "push_fulfillment_updates", where,
+                                                    bool, False),
+            custom_fields=MappingProxyType(mapping), invoice_timing=timing,
+            source_connector=source, key=where)
+        _no_leftovers(table, where)
+        if channel.internal and source is not None:
+            raise ConfigError(f"{where}.source_connector: an internal channel has no partner"
+                              " source; set internal = false or remove it")
+        channels.append(channel)
+    return tuple(channels)
+
+
+def _subscribers(raw: Any) -> tuple[SubscriberConfig, ...]:
+    subscribers, seen = [], set()
+    for where, table in _tables(raw, "subscribers"):
+        name = _unique_name(table, where, seen)
+        url = _take(table, "url", where, str, None)
+        if url is None or not re.match(r"^https?://[^/]", url):
+            raise ConfigError(f"{where}.url: required, an http(s) URL")
+        secret_env = _take(table, "secret_env", where, str, None)
+        if secret_env is None:
+            raise ConfigError(f"{where}.secret_env: required (the variable holding whsec_...)")
+        events = _take(table, "events", where, list, None)
+        if not events or not all(isinstance(e, str) for e in events):
+            raise ConfigError(f"{where}.events: a non-empty list of event types, or [\"*\"]")
+        unknown = sorted(set(events) - set(EVENT_TYPES) - {"*"})
+        if unknown:
+            raise ConfigError(f"{where}.events: unknown {', '.join(unknown)}; known:"
+                              f" {', '.join(EVENT_TYPES)}")
+        _no_leftovers(table, where)
+        subscribers.append(SubscriberConfig(name=name, url=url, secret_env=secret_env,
+                                            events=tuple(events), key=where))
+    return tuple(subscribers)
 
 
 def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:

@@ -24,6 +24,8 @@ from storage import InboxEvent, NewInboxEvent
 
 WEBHOOKS = "webhooks"
 POLL = "poll"
+PUSH_ORDERS = "push_orders"  # push_order and cancel_order
+PUSH_FULFILLMENT = "push_fulfillment"
 _TYPE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -68,6 +70,20 @@ class Connector:
         raise NotImplementedError
 
     async def poll(self, cursor: str | None) -> PollResult:
+        raise NotImplementedError
+
+    # Outbound calls, made only by the outbox dispatcher. Each gets the message's payload
+    # (an order as `gateway.outbound.order_payload` builds it, or a fulfillment update),
+    # must be idempotent on the partner side, and returns what to record: for an order at
+    # least `partner_order_id`. Failures raise the PartnerError that says whether to retry.
+
+    async def push_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def cancel_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def push_fulfillment(self, update: Mapping[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
     def status(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class StatusChange:
     fo_id: str
     old: str
     new: str
+    lines: tuple[dict, ...] = ()  # {line_id, sku, requested, fulfilled} after the change
 
 
 @dataclass
@@ -41,6 +42,9 @@ class Outcome:
     recorded: list[str] = field(default_factory=list)  # shipment ids stored or replaced
     ignored: list[str] = field(default_factory=list)  # external ids of stale or equal versions
     unmatched: list[str] = field(default_factory=list)
+    matches: dict[str, Match] = field(default_factory=dict)  # of recorded shipments
+    # (shipment id, FO id) pairs allocated now that were not before, with the lines allocated
+    newly_allocated: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
 
 
 async def _match(tx: Transaction, shipment: Shipment) -> Match:
@@ -66,7 +70,12 @@ async def refresh(tx: Transaction, fo_ids: Iterable[str], shipment_ids: Iterable
     shipments = await tx.get_shipments(sids)
     allocations, overshipped = allocate(
         fulfillment_orders, [(s, matches.get(s.id or "", [])) for s in shipments])
+    before = await tx.allocation_pairs(fos, sids)
     await tx.replace_allocations(fos, sids, allocations, overshipped)
+    for a in allocations:
+        if (a.shipment_id, a.fo_id) not in before:
+            outcome.newly_allocated.setdefault((a.shipment_id, a.fo_id), []).append(
+                {"line_id": a.line_id, "sku": a.sku, "quantity": a.quantity})
     for fo in sorted(fulfillment_orders, key=lambda f: f.seq):
         await _update_status(tx, fo, allocations, at, outcome)
 
@@ -76,11 +85,11 @@ async def _update_status(tx: Transaction, fo: FulfillmentOrder, allocations: Seq
     status = derive_status(fo, allocations)
     if status == fo.status:
         return
-    lines = fulfilled_by_line(fo, allocations)
-    detail = {"lines": [{"line_id": ln.line_id, "sku": ln.sku, "requested": ln.requested,
-                         "fulfilled": lines[ln.line_id]} for ln in fo.lines]}
-    await tx.set_fulfillment_order_status(fo.id, fo.status, status, at, detail)
-    outcome.status_changes.append(StatusChange(fo.id, fo.status, status))
+    fulfilled = fulfilled_by_line(fo, allocations)
+    lines = tuple({"line_id": ln.line_id, "sku": ln.sku, "requested": ln.requested,
+                   "fulfilled": fulfilled[ln.line_id]} for ln in fo.lines)
+    await tx.set_fulfillment_order_status(fo.id, fo.status, status, at, {"lines": list(lines)})
+    outcome.status_changes.append(StatusChange(fo.id, fo.status, status, lines))
 
 
 async def record_shipments(tx: Transaction, shipments: Iterable[Shipment], at: str,
@@ -107,6 +116,7 @@ async def record_shipments(tx: Transaction, shipments: Iterable[Shipment], at: s
             match = await _match(tx, shipment)
         await tx.set_match(shipment_id, match, at)
         outcome.recorded.append(shipment_id)
+        outcome.matches[shipment_id] = match
         if not match.matched and shipment.status != "voided":
             outcome.unmatched.append(shipment_id)
         fo_ids |= set(previous) | set(match.fo_ids)

@@ -27,6 +27,13 @@ class Metrics:
                                         ["connector", "status"], registry=r)
         self.partner_429 = Counter("gateway_partner_rate_limited_total",
                                    "429 answers from partners", ["connector"], registry=r)
+        self.outbox_sent = Counter("gateway_outbox_messages_total",
+                                   "Outbound messages by destination and result",
+                                   ["destination", "result"], registry=r)
+        self.outbox_pending = Gauge("gateway_outbox_pending", "Outbound messages not yet sent",
+                                    registry=r)
+        self.outbox_dead = Gauge("gateway_outbox_dead_letters", "Outbound messages that gave up",
+                                 registry=r)
         self.reconcile_seconds = Histogram("gateway_reconcile_duration_seconds",
                                            "Time to apply one inbox event's records", registry=r)
 

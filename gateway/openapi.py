@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.records import FO_STATUSES, REF_KINDS, SHIPMENT_STATUSES
+from gateway.records import EVENT_TYPES, FO_STATUSES, INVOICE_TIMINGS, REF_KINDS, SHIPMENT_STATUSES
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -74,6 +74,9 @@ def _schemas() -> dict[str, Any]:
                                    "requested": {"type": "integer"},
                                    "fulfilled": {"type": "integer"}}}},
                 "external_refs": {"type": "array", "items": _ref("OrderRef")},
+                "flow": {"enum": ["api", "invoice_first"]}, "invoice_id": nullable_str,
+                "outbound": {"type": "array", "description": "Pushes to partners: scheduled,"
+                             " sent, cancelled or failed", "items": _ref("OutboundPush")},
                 "shipments": {"type": "array", "items": _ref("Shipment")},
                 "timeline": {"type": "array", "items": {
                     "type": "object", "properties": {
@@ -125,10 +128,39 @@ def _schemas() -> dict[str, Any]:
                                       "new_events": {"type": "integer"},
                                       "cursor": {"type": "string"}}},
         "DeadLetter": {"type": "object", "required": ["id", "error"], "properties": {
-            "id": {"type": "string"}, "source": {"type": "string"},
-            "connector": {"type": "string"}, "delivery_key": {"type": "string"},
+            "id": {"type": "string", "description": "inbox-N or outbox-N"},
+            "source": {"enum": ["inbox", "outbox"]}, "connector": nullable_str,
+            "destination": nullable_str, "delivery_key": nullable_str,
+            "fulfillment_order_id": nullable_str,
             "kind": {"type": "string"}, "received_at": {"type": "string"},
             "attempts": {"type": "integer"}, "error": nullable_str, "failed_at": nullable_str}},
+        "OutboundPush": {"type": "object", "required": ["id", "kind", "status"], "properties": {
+            "id": {"type": "string"}, "destination": {"type": "string"},
+            "kind": {"enum": ["push_order", "cancel_order", "push_fulfillment"]},
+            "status": {"enum": ["pending", "sent", "cancelled", "dead"]},
+            "not_before": {"type": "string"}, "attempts": {"type": "integer"},
+            "last_error": nullable_str, "result": {"type": ["object", "null"]},
+            "updated_at": {"type": "string"}}},
+        "Channel": {"type": "object", "required": ["name", "internal"], "properties": {
+            "name": {"type": "string"}, "warehouse_group": nullable_str,
+            "internal": {"type": "boolean"}, "description": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "oms": {"type": ["object", "null"], "properties": {
+                "connector": {"type": "string"}, "store_id": {"type": ["integer", "string",
+                                                                       "null"]},
+                "delay_minutes": {"type": "number"}}},
+            "push_fulfillment_updates": {"type": "boolean"},
+            "custom_fields": {"type": "object", "additionalProperties": {"type": "string"},
+                              "description": "gateway field -> the partner's field (dotted)"},
+            "invoice_timing": {"enum": [*INVOICE_TIMINGS, None]},
+            "source_connector": nullable_str}},
+        "ChannelOrderRequest": {
+            "description": "An invoiced order (invoice first): a FulfillmentOrderRequest"
+                           " without channel, plus the invoice's id.",
+            "type": "object", "required": ["invoice_id", "lines"], "properties": {
+                "invoice_id": {"type": "string"}, "id": {"type": "string"},
+                "order_number": {"type": "string"}, "lines": {"type": "array"},
+                "ship_to": {"type": "object"}, "custom_fields": {"type": "object"}}},
         "MatchRequest": {"type": "object", "required": ["fulfillment_order_ids"], "properties": {
             "fulfillment_order_ids": {"type": "array", "minItems": 1,
                                       "items": {"type": "string"}}}},
@@ -184,6 +216,18 @@ def _paths() -> dict[str, Any]:
                      "responses": {"200": _json(_ref("Shipment"), "The matched shipment"),
                                    "409": {"$ref": "#/components/responses/Conflict"},
                                    **ERRORS, **NOT_FOUND}}},
+        "/api/v1/channels": {
+            "get": {"summary": "The configured sales channels", "operationId": "listChannels",
+                    "responses": {"200": _json(_page_of("Channel"), "All channels"), **ERRORS}}},
+        "/api/v1/channels/{name}/orders": {
+            "post": {"summary": "Invoice first: create (and push) the FO of an invoiced order",
+                     "operationId": "createChannelOrder", "parameters": [_id_param("name")],
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": _ref("ChannelOrderRequest")}}},
+                     "responses": {"201": _json(fo, "Created"),
+                                   "200": _json(fo, "The same request again: the same FO"),
+                                   "409": {"$ref": "#/components/responses/Conflict"},
+                                   **ERRORS, **NOT_FOUND}}},
         "/api/v1/connectors": {
             "get": {"summary": "Connector health: last poll, cursor, errors, rate-limit state",
                     "operationId": "listConnectors",
@@ -197,7 +241,7 @@ def _paths() -> dict[str, Any]:
                                    "503": {"$ref": "#/components/responses/PartnerError"},
                                    **ERRORS, **NOT_FOUND}}},
         "/api/v1/dead-letters": {
-            "get": {"summary": "Inbox events that failed every attempt",
+            "get": {"summary": "Inbox events and outbound messages that gave up",
                     "operationId": "listDeadLetters", "parameters": PAGING,
                     "responses": {"200": _json(_page_of("DeadLetter"), "A page"), **ERRORS}}},
         "/api/v1/dead-letters/{id}/replay": {
@@ -233,6 +277,70 @@ def _paths() -> dict[str, Any]:
     }
 
 
+_LINE = {"type": "object", "properties": {
+    "line_id": {"type": "string"}, "sku": {"type": "string"}, "quantity": {"type": "integer"},
+    "requested": {"type": "integer"}, "fulfilled": {"type": "integer"}}}
+_NULLABLE = {"type": ["string", "null"]}
+EVENT_DATA: dict[str, tuple[str, dict[str, Any]]] = {
+    "fulfillment_order.created": ("An FO was created", {
+        "fulfillment_order_id": {"type": "string"}, "channel": _NULLABLE,
+        "order_number": _NULLABLE, "status": {"enum": list(FO_STATUSES)},
+        "lines": {"type": "array", "items": _LINE}}),
+    "fulfillment_order.status_changed": ("Exactly one per status change, with the per-line"
+                                         " quantities after it", {
+        "fulfillment_order_id": {"type": "string"}, "old_status": {"enum": list(FO_STATUSES)},
+        "new_status": {"enum": list(FO_STATUSES)}, "lines": {"type": "array", "items": _LINE}}),
+    "fulfillment_order.cancelled": ("An FO was cancelled", {
+        "fulfillment_order_id": {"type": "string"}, "channel": _NULLABLE,
+        "order_number": _NULLABLE, "lines": {"type": "array", "items": _LINE}}),
+    "shipment.recorded": ("A shipment (or a new version of one) was stored", {
+        "shipment_id": {"type": "string"}, "source": {"type": "string"},
+        "external_id": {"type": "string"}, "status": {"enum": list(SHIPMENT_STATUSES)},
+        "lines": {"type": "array", "items": _LINE},
+        "tracking_numbers": {"type": "array", "items": {"type": "string"}},
+        "carrier": _NULLABLE, "service": _NULLABLE, "shipped_at": _NULLABLE,
+        "fulfillment_order_ids": {"type": "array", "items": {"type": "string"}}}),
+    "shipment.unmatched": ("A shipment no rule could match; shipment.recorded's fields plus", {
+        "shipment_id": {"type": "string"}, "reason": _NULLABLE,
+        "candidates": {"type": "array", "items": {"type": "string"}}}),
+    "order.pushed": ("An FO was placed with its OMS/3PL", {
+        "fulfillment_order_id": {"type": "string"}, "connector": {"type": "string"},
+        "order_number": _NULLABLE, "partner_order_id": _NULLABLE}),
+    "order.push_failed": ("Placing an FO gave up; it is a dead letter", {
+        "fulfillment_order_id": {"type": "string"}, "connector": {"type": "string"},
+        "order_number": _NULLABLE, "error": {"type": "string"},
+        "attempts": {"type": "integer"}}),
+    "invoice.requested": ("Raise an invoice: at FO creation, or once per shipment allocated"
+                          " to the FO (with that shipment's lines)", {
+        "fulfillment_order_id": {"type": "string"}, "channel": {"type": "string"},
+        "order_number": _NULLABLE, "shipment_id": _NULLABLE,
+        "lines": {"type": "array", "items": _LINE}}),
+}
+
+
+def _webhooks() -> dict[str, Any]:
+    """The events subscribers receive, signed per Standard Webhooks."""
+    headers = [{"name": name, "in": "header", "required": True, "schema": {"type": "string"},
+                "description": text} for name, text in (
+        ("webhook-id", "The event id; the same on every retry: drop repeats by it"),
+        ("webhook-timestamp", "Unix seconds of this attempt"),
+        ("webhook-signature", "v1,<base64 HMAC-SHA256 of id.timestamp.body>"))]
+    hooks = {}
+    for event_type in EVENT_TYPES:
+        summary, data = EVENT_DATA[event_type]
+        hooks[event_type] = {"post": {
+            "summary": summary, "operationId": f"event.{event_type}", "security": [],
+            "parameters": headers,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["id", "type", "timestamp", "data"],
+                "properties": {"id": {"type": "string"}, "type": {"const": event_type},
+                               "timestamp": {"type": "string", "format": "date-time"},
+                               "data": {"type": "object", "properties": data}}}}}},
+            "responses": {"200": {"description": "Any 2xx: received. 400, 401, 403, 404 and"
+                                                 " 422 give up at once; others are retried"}}}}
+    return hooks
+
+
 def document() -> dict[str, Any]:
     def error(description: str) -> dict[str, Any]:
         return _json(_ref("Error"), description)
@@ -244,6 +352,7 @@ def document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": _paths(),
+        "webhooks": _webhooks(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": _schemas(),

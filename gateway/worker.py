@@ -25,6 +25,7 @@ from gateway.connector import Connector
 from gateway.errors import PartnerRateLimited, PartnerRejected
 from gateway.ledger import Outcome
 from gateway.metrics import Metrics
+from gateway.outbound import Outbound
 from gateway.records import Shipment, now_iso, parse_iso, utc_iso
 from storage import InboxEvent, Storage
 
@@ -46,8 +47,12 @@ class _Normalized:
 class InboxWorker:
     def __init__(self, storage: Storage, connectors: Mapping[str, Connector], policy: RetryPolicy,
                  metrics: Metrics, concurrency: int = 4, batch_size: int = 64,
-                 intake_busy: Callable[[], bool] = lambda: False) -> None:
+                 intake_busy: Callable[[], bool] = lambda: False,
+                 outbound: Outbound | None = None,
+                 on_outbound: Callable[[], None] = lambda: None) -> None:
         self.storage = storage
+        self.outbound = outbound
+        self.on_outbound = on_outbound
         self.intake_busy = intake_busy
         self.connectors = connectors
         self.policy = policy
@@ -182,11 +187,16 @@ class InboxWorker:
     async def _commit(self, items: list[_Normalized]) -> list[tuple[_Normalized, Outcome]]:
         at = now_iso()
         done = []
+        enqueued = 0
         async with self.storage.transaction() as tx:
             for item in items:
                 outcome = await ledger.record_shipments(tx, item.shipments or [], at)
+                if self.outbound is not None:
+                    enqueued += await self.outbound.outcome(tx, outcome, at)
                 done.append((item, outcome))
             await tx.mark_inbox_processed([item.event.id for item in items], at)
+        if enqueued:
+            self.on_outbound()
         return done
 
     def _report(self, item: _Normalized, outcome: Outcome) -> None:

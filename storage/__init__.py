@@ -49,6 +49,31 @@ class NewFulfillmentOrder:
     ship_to: Mapping[str, Any]
     custom_fields: Mapping[str, Any]
     created_at: str
+    flow: str = "api"  # or "invoice_first"
+    invoice_id: str | None = None
+
+
+@dataclass(frozen=True)
+class NewOutboxMessage:
+    key: str  # enqueueing the same key twice stores one message
+    destination: str  # "connector:<name>" or "subscriber:<name>"
+    kind: str
+    payload: Mapping[str, Any]
+    not_before: str
+    fo_id: str | None = None
+    sequence_key: str | None = None  # messages to one destination sharing it go in order
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    key: str
+    destination: str
+    kind: str
+    payload: Mapping[str, Any]
+    fo_id: str | None
+    attempts: int
+    created_at: str
 
 
 class Transaction(Protocol):
@@ -80,6 +105,24 @@ class Transaction(Protocol):
     async def add_timeline(self, fo_id: str, kind: str, at: str,
                            detail: Mapping[str, Any]) -> None: ...
     async def mark_inbox_processed(self, event_ids: Sequence[int], at: str) -> None: ...
+    async def allocation_pairs(self, fo_ids: Iterable[str],
+                               shipment_ids: Iterable[str]) -> set[tuple[str, str]]: ...
+    async def fulfillment_order_record(self, fo_id: str) -> dict[str, Any] | None: ...
+    async def add_fulfillment_order_ref(self, fo_id: str, kind: str, value: str) -> None: ...
+
+    # the outbox: written with the change that causes it
+    async def enqueue_outbox(self, messages: Sequence[NewOutboxMessage], at: str) -> int: ...
+    async def outbox_messages_of(self, fo_id: str, kinds: Collection[str]
+                                 ) -> list[dict[str, Any]]: ...
+    # Each changes only a still-pending message and says whether it did, so an outcome that
+    # arrives after a cancel (or twice) is seen as such.
+    async def mark_outbox_sent(self, message_id: int, at: str,
+                               result: Mapping[str, Any]) -> bool: ...
+    async def cancel_outbox_message(self, message_id: int, at: str) -> bool: ...
+    async def retry_outbox_message(self, message_id: int, attempts: int, not_before: str,
+                                   error: str, at: str) -> bool: ...
+    async def dead_letter_outbox_message(self, message_id: int, attempts: int, error: str,
+                                         at: str) -> bool: ...
 
 
 class Storage(Protocol):
@@ -117,6 +160,12 @@ class Storage(Protocol):
     async def purge_processed_inbox(self, before: str, batch: int = 5000
                                     ) -> tuple[int, list[tuple[str, str]]]: ...
 
+    # the outbox dispatcher: the first due pending message of each sequence
+    async def due_outbox_messages(self, limit: int, now: str,
+                                  skip: Collection[int] = ()) -> list[OutboxMessage]: ...
+    async def next_outbox_due(self) -> str | None: ...
+    async def outbox_stats(self) -> dict[str, Any]: ...
+
     # reads for the API
     async def fulfillment_order_view(self, fo_id: str) -> dict[str, Any] | None: ...
     async def list_fulfillment_orders(self, status: str | None, updated_since: str | None,
@@ -124,8 +173,9 @@ class Storage(Protocol):
     async def shipment_view(self, shipment_id: str) -> dict[str, Any] | None: ...
     async def list_shipments(self, fo_id: str | None, cursor: str | None, limit: int) -> Page: ...
     async def list_unmatched(self, cursor: str | None, limit: int) -> Page: ...
+    # Dead letters of both kinds, ids "inbox-N" and "outbox-N".
     async def list_dead_letters(self, cursor: str | None, limit: int) -> Page: ...
-    async def replay_dead_letter(self, event_id: int, at: str) -> bool: ...
+    async def replay_dead_letter(self, dead_letter_id: str, at: str) -> bool: ...
 
 
 BACKENDS = ("sqlite",)

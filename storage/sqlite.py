@@ -27,7 +27,7 @@ from gateway.records import (
     now_iso,
     parse_iso,
 )
-from storage import InboxEvent, NewInboxEvent, Page
+from storage import InboxEvent, NewInboxEvent, OutboxMessage, Page
 from storage.sqlite_tx import SqliteTransaction, from_json, placeholders, to_json
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -335,6 +335,17 @@ class SqliteStorage:
             "SELECT kind, value FROM fulfillment_order_refs WHERE fo_id = ? ORDER BY kind, value",
             (fo_id,))
         view["external_refs"] = [dict(r) for r in refs]
+        view["flow"] = rows[0]["flow"]
+        view["invoice_id"] = rows[0]["invoice_id"]
+        pushes = await self._read(
+            "SELECT id, destination, kind, status, not_before, attempts, last_error, result,"
+            " updated_at FROM outbox_messages WHERE fo_id = ? AND kind != 'event' ORDER BY id",
+            (fo_id,))
+        view["outbound"] = [{
+            "id": f"outbox-{r['id']}", "destination": r["destination"], "kind": r["kind"],
+            "status": r["status"], "not_before": r["not_before"], "attempts": r["attempts"],
+            "last_error": r["last_error"], "result": from_json(r["result"]),
+            "updated_at": r["updated_at"]} for r in pushes]
         shipments = await self._read(
             "SELECT s.* FROM shipment_records s JOIN shipment_matches m ON m.shipment_id = s.id"
             " WHERE m.fo_id = ? ORDER BY COALESCE(s.shipped_at, s.partner_updated_at), s.id",
@@ -423,22 +434,88 @@ class SqliteStorage:
         return await self._shipment_page([], [], cursor, limit, source="unmatched_shipments")
 
     async def list_dead_letters(self, cursor: str | None, limit: int) -> Page:
-        after_id = decode_cursor(cursor, 1)[0] if cursor else 0
-        rows = await self._read("SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?",
-                                (after_id, limit + 1))
-        items = [{"id": f"inbox-{r['id']}", "source": "inbox", "connector": r["connector"],
-                  "delivery_key": r["delivery_key"], "kind": r["kind"],
-                  "received_at": r["received_at"], "attempts": r["attempts"],
-                  "error": r["last_error"], "failed_at": r["failed_at"]} for r in rows[:limit]]
-        nxt = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
-        return Page(items, nxt)
+        """Inbox dead letters, then outbox ones, each by id; the cursor names the last seen."""
+        source, after_id = decode_cursor(cursor, 2) if cursor else ("inbox", 0)
+        items: list[dict[str, Any]] = []
+        if source == "inbox":
+            rows = await self._read(
+                "SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit + 1))
+            items += [{"id": f"inbox-{r['id']}", "source": "inbox", "connector": r["connector"],
+                       "destination": None, "kind": r["kind"], "delivery_key": r["delivery_key"],
+                       "fulfillment_order_id": None, "received_at": r["received_at"],
+                       "attempts": r["attempts"], "error": r["last_error"],
+                       "failed_at": r["failed_at"]} for r in rows]
+            after_id = 0
+        if len(items) <= limit:
+            rows = await self._read(
+                "SELECT id, destination, kind, fo_id, created_at, attempts, last_error,"
+                " updated_at FROM outbox_messages WHERE status = 'dead' AND id > ?"
+                " ORDER BY id LIMIT ?",
+                (after_id if source == "outbox" else 0, limit + 1 - len(items)))
+            items += [{"id": f"outbox-{r['id']}", "source": "outbox",
+                       "connector": r["destination"].partition(":")[2]
+                       if r["destination"].startswith("connector:") else None,
+                       "destination": r["destination"], "kind": r["kind"], "delivery_key": None,
+                       "fulfillment_order_id": r["fo_id"], "received_at": r["created_at"],
+                       "attempts": r["attempts"], "error": r["last_error"],
+                       "failed_at": r["updated_at"]} for r in rows]
+        nxt = None
+        if len(items) > limit:
+            last = items[limit - 1]
+            kind, _, number = last["id"].partition("-")
+            nxt = encode_cursor(kind, int(number))
+        return Page(items[:limit], nxt)
 
-    async def replay_dead_letter(self, event_id: int, at: str) -> bool:
+    async def replay_dead_letter(self, dead_letter_id: str, at: str) -> bool:
+        """Queue a dead letter again from its first attempt; False if there is no such one."""
+        source, _, number = dead_letter_id.partition("-")
+        if not number.isdigit() or source not in ("inbox", "outbox"):
+            return False
         async with self._write() as db:
-            cur = await db.execute(
-                "UPDATE inbox_events SET status = 'pending', attempts = 0, next_attempt_at = ?,"
-                " processed_at = NULL WHERE id = ? AND status = 'dead'", (at, event_id))
+            if source == "inbox":
+                cur = await db.execute(
+                    "UPDATE inbox_events SET status = 'pending', attempts = 0,"
+                    " next_attempt_at = ?, processed_at = NULL WHERE id = ? AND status = 'dead'",
+                    (at, int(number)))
+            else:
+                cur = await db.execute(
+                    "UPDATE outbox_messages SET status = 'pending', attempts = 0, not_before = ?,"
+                    " updated_at = ? WHERE id = ? AND status = 'dead'", (at, at, int(number)))
             return cur.rowcount == 1
+
+    # the outbox dispatcher
+
+    async def due_outbox_messages(self, limit: int, now: str,
+                                  skip: Collection[int] = ()) -> list[OutboxMessage]:
+        """Due pending messages that are first in their sequence, oldest first.
+
+        A message waits while an earlier one of its sequence (same destination and key) is
+        pending, so one FO's events reach a subscriber in the order they happened.
+        """
+        rows = await self._read(
+            "SELECT m.* FROM outbox_messages m WHERE m.status = 'pending' AND m.not_before <= ?"
+            " AND (m.sequence_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox_messages p"
+            " WHERE p.status = 'pending' AND p.destination = m.destination"
+            " AND p.sequence_key = m.sequence_key AND p.id < m.id))"
+            " ORDER BY m.not_before, m.id LIMIT ?", (now, limit + len(skip)))
+        return [OutboxMessage(id=r["id"], key=r["key"], destination=r["destination"],
+                              kind=r["kind"], payload=from_json(r["payload"]), fo_id=r["fo_id"],
+                              attempts=r["attempts"], created_at=r["created_at"])
+                for r in rows if r["id"] not in skip][:limit]
+
+    async def next_outbox_due(self) -> str | None:
+        rows = await self._read(
+            "SELECT MIN(not_before) AS due FROM outbox_messages WHERE status = 'pending'")
+        return rows[0]["due"]
+
+    async def outbox_stats(self) -> dict[str, Any]:
+        pending = (await self._read(
+            "SELECT COUNT(*) AS n, MIN(not_before) AS oldest FROM outbox_messages"
+            " WHERE status = 'pending'"))[0]
+        dead = (await self._read(
+            "SELECT COUNT(*) AS n FROM outbox_messages WHERE status = 'dead'"))[0]
+        return {"pending": pending["n"], "dead": dead["n"], "next_due": pending["oldest"]}
 
 
 # Bound parameters a statement may carry: 32766 since SQLite 3.32, 999 before.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import aiosqlite
@@ -17,7 +17,7 @@ from gateway.records import (
     Shipment,
     ShipmentLine,
 )
-from storage import NewFulfillmentOrder
+from storage import NewFulfillmentOrder, NewOutboxMessage
 
 
 def to_json(value: Any) -> str:
@@ -58,10 +58,11 @@ class SqliteTransaction:
         rows = await self._all("SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM fulfillment_orders")
         await self.db.execute(
             "INSERT INTO fulfillment_orders (id, seq, channel, order_number, ship_to, custom_fields,"
-            " request_hash, status, cancelled, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,0,?,?)",
+            " request_hash, status, cancelled, created_at, updated_at, flow, invoice_id)"
+            " VALUES (?,?,?,?,?,?,?,?,0,?,?,?,?)",
             (fo.id, rows[0]["seq"], fo.channel, fo.order_number, to_json(new.ship_to),
-             to_json(new.custom_fields), new.request_hash, fo.status, new.created_at, new.created_at))
+             to_json(new.custom_fields), new.request_hash, fo.status, new.created_at,
+             new.created_at, new.flow, new.invoice_id))
         await self.db.executemany(
             "INSERT INTO fulfillment_order_lines (fo_id, line_id, position, sku, requested)"
             " VALUES (?,?,?,?,?)",
@@ -259,3 +260,84 @@ class SqliteTransaction:
         await self.db.execute(
             "UPDATE inbox_events SET status = 'processed', processed_at = ?, last_error = NULL"
             f" WHERE status = 'pending' AND id IN ({placeholders(ids)})", (at, *ids))
+
+    async def allocation_pairs(self, fo_ids: Iterable[str],
+                               shipment_ids: Iterable[str]) -> set[tuple[str, str]]:
+        """(shipment id, FO id) of every allocation touching these FOs or shipments."""
+        fos, sids = list(set(fo_ids)), list(set(shipment_ids))
+        if not fos and not sids:
+            return set()
+        rows = await self._all(
+            "SELECT DISTINCT shipment_id, fo_id FROM allocations"
+            f" WHERE fo_id IN ({placeholders(fos)}) OR shipment_id IN ({placeholders(sids)})",
+            [*fos, *sids])
+        return {(r["shipment_id"], r["fo_id"]) for r in rows}
+
+    async def fulfillment_order_record(self, fo_id: str) -> dict[str, Any] | None:
+        rows = await self._all("SELECT * FROM fulfillment_orders WHERE id = ?", (fo_id,))
+        if not rows:
+            return None
+        record = dict(rows[0])
+        record["ship_to"] = from_json(record["ship_to"])
+        record["custom_fields"] = from_json(record["custom_fields"])
+        lines = await self._all(
+            "SELECT line_id, sku, requested FROM fulfillment_order_lines WHERE fo_id = ?"
+            " ORDER BY position", (fo_id,))
+        record["lines"] = [dict(ln) for ln in lines]
+        return record
+
+    async def add_fulfillment_order_ref(self, fo_id: str, kind: str, value: str) -> None:
+        await self.db.execute(
+            "INSERT OR IGNORE INTO fulfillment_order_refs (fo_id, kind, value) VALUES (?,?,?)",
+            (fo_id, kind, value))
+
+    # the outbox
+
+    async def enqueue_outbox(self, messages: Sequence[NewOutboxMessage], at: str) -> int:
+        inserted = 0
+        for m in messages:
+            cur = await self.db.execute(
+                "INSERT INTO outbox_messages (key, destination, kind, fo_id, sequence_key,"
+                " payload, not_before, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (key) DO NOTHING",
+                (m.key, m.destination, m.kind, m.fo_id, m.sequence_key, to_json(dict(m.payload)),
+                 m.not_before, at, at))
+            inserted += cur.rowcount
+        return inserted
+
+    async def outbox_messages_of(self, fo_id: str, kinds: Collection[str]
+                                 ) -> list[dict[str, Any]]:
+        kinds = list(kinds)
+        rows = await self._all(
+            "SELECT id, key, destination, kind, status, attempts, last_error, payload"
+            " FROM outbox_messages"
+            f" WHERE fo_id = ? AND kind IN ({placeholders(kinds)}) ORDER BY id", [fo_id, *kinds])
+        return [{**dict(r), "payload": from_json(r["payload"])} for r in rows]
+
+    async def _pending_to(self, message_id: int, sets: str, params: Sequence[Any],
+                          extra: str = "", extra_params: Sequence[Any] = ()) -> bool:
+        cur = await self.db.execute(
+            f"UPDATE outbox_messages SET {sets} WHERE id = ? AND status = 'pending'{extra}",
+            (*params, message_id, *extra_params))
+        return cur.rowcount == 1
+
+    async def mark_outbox_sent(self, message_id: int, at: str,
+                               result: Mapping[str, Any]) -> bool:
+        return await self._pending_to(
+            message_id, "status = 'sent', attempts = attempts + 1, result = ?, last_error = NULL,"
+            " updated_at = ?", (to_json(dict(result)), at))
+
+    async def cancel_outbox_message(self, message_id: int, at: str) -> bool:
+        return await self._pending_to(message_id, "status = 'cancelled', updated_at = ?", (at,))
+
+    async def retry_outbox_message(self, message_id: int, attempts: int, not_before: str,
+                                   error: str, at: str) -> bool:
+        return await self._pending_to(
+            message_id, "attempts = ?, not_before = ?, last_error = ?, updated_at = ?",
+            (attempts, not_before, error, at), " AND attempts = ?", (attempts - 1,))
+
+    async def dead_letter_outbox_message(self, message_id: int, attempts: int, error: str,
+                                         at: str) -> bool:
+        return await self._pending_to(
+            message_id, "status = 'dead', attempts = ?, last_error = ?, updated_at = ?",
+            (attempts, error, at))

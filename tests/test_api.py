@@ -139,7 +139,7 @@ async def test_health_readiness_metrics(gw: GatewayUnderTest) -> None:
 async def test_connectors_listing(gw: GatewayUnderTest) -> None:
     [item] = (await gw.call("GET", "/api/v1/connectors"))["items"]
     assert item["name"] == "shipstation" and item["enabled"]
-    assert item["capabilities"] == ["poll", "webhooks"]
+    assert item["capabilities"] == ["poll", "push_orders", "webhooks"]
     assert item["rate_limit"]["budget_per_window"] == 40
     assert item["last_poll_at"] is None
     await gw.poll()

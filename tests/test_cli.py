@@ -64,7 +64,7 @@ async def test_migrate_poll_and_dead_letters(tmp_path: Path, sandbox: Sandbox,
     db, config = tmp_path / "cli.sqlite3", tmp_path / "cli.toml"
     write_config(config, db, sandbox.url)
     code, out = await run_cli("--config", str(config), "migrate")
-    assert code == 0 and "schema version 5 (5 migration(s) applied)" in out
+    assert code == 0 and "schema version 6 (6 migration(s) applied)" in out
     code, out = await run_cli("--config", str(config), "migrate")
     assert code == 0 and "(0 migration(s) applied)" in out
 
@@ -80,13 +80,13 @@ async def test_migrate_poll_and_dead_letters(tmp_path: Path, sandbox: Sandbox,
                      " last_error = 'PartnerUnavailable: HTTP 500'")
         [(event_id,)] = conn.execute("SELECT id FROM inbox_events").fetchall()
     code, out = await run_cli("--config", str(config), "dead-letters", "list")
-    assert code == 0 and f"inbox-{event_id}\tshipstation\t8 attempt(s)" in out
+    assert code == 0 and f"inbox-{event_id}\tpoll\tshipstation\t8 attempt(s)" in out
     code, out = await run_cli("--config", str(config), "dead-letters", "replay",
                               f"inbox-{event_id}")
     assert code == 0 and "queued again" in out
     code, out = await run_cli("--config", str(config), "dead-letters", "replay",
                               f"inbox-{event_id}")
-    assert code == 1 and "does not exist" in out
+    assert code == 1 and f"no such dead letter: inbox-{event_id}" in out
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status, attempts FROM inbox_events").fetchall() == [
             ("pending", 0)]

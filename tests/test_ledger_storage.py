@@ -168,7 +168,7 @@ async def test_late_outcomes_never_overwrite_newer_ones(tmp_path: Path) -> None:
             await tx.mark_inbox_processed([event.id], "2000-01-01T00:00:03.000000Z")
         [dead] = (await storage.list_dead_letters(None, 10)).items
         assert dead["error"] == "gave up"
-        assert await storage.replay_dead_letter(event.id, "2000-01-01T00:00:04.000000Z")
+        assert await storage.replay_dead_letter(f"inbox-{event.id}", "2000-01-01T00:00:04.000000Z")
         [again] = await storage.pending_inbox_events(10, "9999")
         assert again.attempts == 0
         await storage.retry_inbox_event(event.id, 1, "2000-01-01T00:00:05.000000Z", "first retry")

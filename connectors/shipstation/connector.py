@@ -12,6 +12,7 @@ import hmac
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -20,12 +21,13 @@ import orjson
 from aiohttp import web
 from yarl import URL
 
-from connectors.shipstation import normalize
+from connectors.shipstation import normalize, push
 from connectors.shipstation.client import ShipStationClient, basic_auth
 from connectors.shipstation.pacific import utc_to_pacific
 from gateway.config import Config, ConnectorConfig
 from gateway.connector import (
     POLL,
+    PUSH_ORDERS,
     WEBHOOKS,
     Connector,
     DemoContext,
@@ -48,7 +50,7 @@ ORDER_CACHE_SECONDS = 300.0
 
 
 class ShipStationConnector(Connector):
-    capabilities: ClassVar[frozenset[str]] = frozenset({WEBHOOKS, POLL})
+    capabilities: ClassVar[frozenset[str]] = frozenset({WEBHOOKS, POLL, PUSH_ORDERS})
 
     def __init__(self, config: ConnectorConfig, app_config: Config,
                  session: aiohttp.ClientSession, metrics: Metrics) -> None:
@@ -209,6 +211,14 @@ class ShipStationConnector(Connector):
                                    "fulfillment", record))
         stats["fulfillments"] = count
         return PollResult(records, orjson.dumps({"until": utc_iso(now)}).decode(), stats)
+
+    # pushing orders (through the same client, so the same 40/min budget as polling)
+
+    async def push_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
+        return await push.upsert(self.client, order, "awaiting_shipment", push.PLACED)
+
+    async def cancel_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
+        return await push.upsert(self.client, order, "cancelled", {"cancelled"})
 
     def status(self) -> dict[str, Any]:
         return {"rate_limit": self.budget.state()}

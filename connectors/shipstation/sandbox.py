@@ -44,6 +44,7 @@ class Failure:
     message: str
     delay_seconds: float
     path_prefix: str
+    reset_seconds: int | None = None  # for a 429: the X-Rate-Limit-Reset it carries
 
 
 class SandboxState:
@@ -272,8 +273,13 @@ async def partner_api(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.path.startswith("/_sandbox/"):
         return await handler(request)
     state = _state(request)
-    entry = {"at": time.monotonic(), "method": request.method, "path": request.path,
-             "query": dict(request.query), "status": None}
+    entry: dict[str, Any] = {"at": time.monotonic(), "method": request.method,
+                             "path": request.path, "query": dict(request.query), "status": None}
+    if request.method == "POST":
+        try:
+            entry["json"] = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            entry["json"] = None
     state.requests.append(entry)
     if request.headers.get("Authorization") != state.expected_auth:
         entry["status"] = 401
@@ -292,6 +298,9 @@ async def partner_api(request: web.Request, handler: Any) -> web.StreamResponse:
         if failure.delay_seconds:
             await asyncio.sleep(failure.delay_seconds)
         entry["status"] = failure.status
+        if failure.status == 429:
+            headers["X-Rate-Limit-Remaining"] = "0"
+            headers["X-Rate-Limit-Reset"] = str(failure.reset_seconds or reset)
         return web.Response(status=failure.status, text=_error(failure.message),
                             content_type="application/json", headers=headers)
     try:
@@ -494,7 +503,8 @@ async def control_fail(request: web.Request) -> web.Response:
         remaining=int(body.get("count", 1)), status=int(body.get("status", 500)),
         message=str(body.get("message", "Sandbox failure")),
         delay_seconds=float(body.get("delay_seconds", 0)),
-        path_prefix=str(body.get("path_prefix", "/"))))
+        path_prefix=str(body.get("path_prefix", "/")),
+        reset_seconds=int(body["reset_seconds"]) if "reset_seconds" in body else None))
     return _json({"ok": True})
 
 

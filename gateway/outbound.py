@@ -1,0 +1,278 @@
+"""What the gateway sends out, decided inside the transaction of the change that causes it.
+
+A change (an FO created or cancelled, shipments recorded, a push sent or failed) writes its
+outbound messages into the outbox in its own transaction: events for subscribers, order pushes
+to a channel's OMS, invoice requests, fulfillment updates to an FO's source. So a change is
+never committed without its messages, nor a message without its change. The dispatcher
+(gateway/outbox.py) sends them. Every method returns how many messages it enqueued, so the
+caller knows to wake the dispatcher after its commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from gateway.config import ChannelConfig, Config
+from gateway.ledger import Outcome
+from gateway.records import Shipment, new_id, parse_iso, utc_iso
+from storage import NewOutboxMessage, OutboxMessage, Transaction
+
+PUSH_ORDER, CANCEL_ORDER, PUSH_FULFILLMENT, EVENT = (
+    "push_order", "cancel_order", "push_fulfillment", "event")
+# Error texts start with what kind of failure they were; a rejected push never reached the
+# partner's books, any other failure may have.
+REJECTED = "rejected"
+
+
+def connector_destination(name: str) -> str:
+    return f"connector:{name}"
+
+
+def subscriber_destination(name: str) -> str:
+    return f"subscriber:{name}"
+
+
+def set_path(body: dict[str, Any], dotted: str, value: Any) -> None:
+    """body["a"]["b"] = value for "a.b", making the objects on the way."""
+    *parents, last = dotted.split(".")
+    node = body
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[last] = value
+
+
+def apply_partner_fields(body: dict[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Put the channel's mapped custom fields into a partner request under their own names."""
+    for dotted, value in fields.items():
+        set_path(body, dotted, value)
+    return body
+
+
+def order_payload(record: Mapping[str, Any], channel: ChannelConfig) -> dict[str, Any]:
+    """What a connector's push_order gets: the FO as requested, with the channel's mapping."""
+    custom = record.get("custom_fields") or {}
+    assert channel.oms is not None
+    return {
+        "fulfillment_order_id": record["id"], "order_number": record["order_number"],
+        "channel": channel.name, "created_at": record["created_at"],
+        "lines": [{"line_id": ln["line_id"], "sku": ln["sku"], "quantity": ln["requested"]}
+                  for ln in record["lines"]],
+        "ship_to": record.get("ship_to") or {}, "store_id": channel.oms.store_id,
+        "partner_fields": {target: custom[name] for name, target in channel.custom_fields.items()
+                           if name in custom},
+    }
+
+
+def _fo_data(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {"fulfillment_order_id": record["id"], "channel": record["channel"],
+            "order_number": record["order_number"], "status": record["status"],
+            "lines": [{"line_id": ln["line_id"], "sku": ln["sku"], "requested": ln["requested"]}
+                      for ln in record["lines"]]}
+
+
+def _shipment_data(shipment: Shipment, fo_ids: list[str]) -> dict[str, Any]:
+    return {"shipment_id": shipment.id, "source": shipment.source,
+            "external_id": shipment.external_id, "status": shipment.status,
+            "lines": [{"sku": ln.sku, "quantity": ln.quantity} for ln in shipment.lines],
+            "carrier": shipment.carrier, "service": shipment.service,
+            "tracking_numbers": list(shipment.tracking_numbers),
+            "shipped_at": shipment.shipped_at, "fulfillment_order_ids": fo_ids}
+
+
+class Outbound:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._quiet = not config.subscribers and not config.channels
+
+    def _channel(self, record: Mapping[str, Any] | None) -> ChannelConfig | None:
+        return self.config.channel(record["channel"]) if record else None
+
+    async def event(self, tx: Transaction, event_type: str, data: Mapping[str, Any], at: str,
+                    fo_id: str | None = None, key: str | None = None) -> int:
+        """One event, one message per subscriber that wants it; `key` makes it once only.
+
+        Messages of one FO share a sequence, so each subscriber gets them in order.
+        """
+        wanted = [s for s in self.config.subscribers if s.wants(event_type)]
+        if not wanted:
+            return 0
+        event_id = ("evt_" + hashlib.sha256(key.encode()).hexdigest()[:26]) if key \
+            else new_id("evt")
+        payload = {"id": event_id, "type": event_type, "timestamp": at, "data": dict(data)}
+        return await tx.enqueue_outbox([NewOutboxMessage(
+            key=f"{event_id}:{s.name}", destination=subscriber_destination(s.name), kind=EVENT,
+            payload=payload, not_before=at, fo_id=fo_id, sequence_key=fo_id)
+            for s in wanted], at)
+
+    # changes
+
+    async def fulfillment_order_created(self, tx: Transaction, fo_id: str, at: str,
+                                        outcome: Outcome) -> int:
+        if self._quiet:
+            return 0
+        record = await tx.fulfillment_order_record(fo_id)
+        assert record is not None
+        sent = await self.event(tx, "fulfillment_order.created", _fo_data(record), at, fo_id)
+        channel = self._channel(record)
+        if channel and channel.invoice_timing == "on_order_created" \
+                and record["flow"] != "invoice_first":
+            sent += await self.event(tx, "invoice.requested", {
+                "fulfillment_order_id": fo_id, "channel": channel.name,
+                "order_number": record["order_number"], "shipment_id": None,
+                "lines": [{"line_id": ln["line_id"], "sku": ln["sku"],
+                           "quantity": ln["requested"]} for ln in record["lines"]]},
+                at, fo_id, key=f"invoice:{fo_id}")
+        if channel and channel.oms:
+            not_before = utc_iso(parse_iso(at) + timedelta(minutes=channel.oms.delay_minutes))
+            destination = connector_destination(channel.oms.connector)
+            sent += await tx.enqueue_outbox([NewOutboxMessage(
+                key=f"{PUSH_ORDER}:{fo_id}:{destination}", destination=destination,
+                kind=PUSH_ORDER, payload=order_payload(record, channel), not_before=not_before,
+                fo_id=fo_id, sequence_key=fo_id)], at)
+            await tx.add_timeline(fo_id, "push_scheduled", at, {
+                "connector": channel.oms.connector, "not_before": not_before})
+        return sent + await self.outcome(tx, outcome, at)
+
+    async def fulfillment_order_cancelled(self, tx: Transaction, fo_id: str, at: str,
+                                          outcome: Outcome) -> int:
+        """Stop a push not yet made; send the partner's cancel for one that was (or may be)."""
+        if not any(c.new == "cancelled" and c.fo_id == fo_id for c in outcome.status_changes):
+            return 0  # it was cancelled before: nothing new to say or send
+        record = await tx.fulfillment_order_record(fo_id)
+        assert record is not None
+        sent = await self.event(tx, "fulfillment_order.cancelled", _fo_data(record), at, fo_id)
+        for push in await tx.outbox_messages_of(fo_id, [PUSH_ORDER]):
+            if push["status"] == "cancelled":
+                continue
+            never_reached = push["status"] in ("pending", "dead") and (
+                push["attempts"] == 0 or (push["last_error"] or "").startswith(REJECTED))
+            if push["status"] in ("pending", "dead"):
+                await tx.cancel_outbox_message(push["id"], at)
+            if never_reached:
+                # If the dispatcher is sending it this moment, marking it sent will fail
+                # and the dispatcher sends the cancel itself (see after_sent).
+                await tx.add_timeline(fo_id, "push_cancelled", at,
+                                      {"destination": push["destination"]})
+            else:
+                sent += await self._cancel_at_partner(tx, fo_id, push["destination"],
+                                                      push["payload"], at)
+        return sent + await self.outcome(tx, outcome, at)
+
+    async def _cancel_at_partner(self, tx: Transaction, fo_id: str, destination: str,
+                                 payload: Mapping[str, Any], at: str) -> int:
+        return await tx.enqueue_outbox([NewOutboxMessage(
+            key=f"{CANCEL_ORDER}:{fo_id}:{destination}", destination=destination,
+            kind=CANCEL_ORDER, payload=payload, not_before=at, fo_id=fo_id, sequence_key=fo_id)],
+            at)
+
+    async def outcome(self, tx: Transaction, outcome: Outcome, at: str) -> int:
+        """Events for what reconciling changed; invoices and updates for new allocations."""
+        if self._quiet:
+            return 0
+        sent = 0
+        if outcome.recorded:
+            shipments = {s.id: s for s in await tx.get_shipments(outcome.recorded)}
+            matches = await tx.matches_of_shipments(outcome.recorded)
+            for shipment_id in outcome.recorded:
+                fo_ids = sorted(matches.get(shipment_id, []))
+                first = fo_ids[0] if fo_ids else None
+                data = _shipment_data(shipments[shipment_id], fo_ids)
+                sent += await self.event(tx, "shipment.recorded", data, at, first)
+                match = outcome.matches.get(shipment_id)
+                if shipment_id in outcome.unmatched and match is not None:
+                    sent += await self.event(tx, "shipment.unmatched", {
+                        **data, "reason": match.reason, "candidates": list(match.candidates)},
+                        at)
+        records: dict[str, dict[str, Any] | None] = {}
+
+        async def record_of(fo_id: str) -> dict[str, Any] | None:
+            if fo_id not in records:
+                records[fo_id] = await tx.fulfillment_order_record(fo_id)
+            return records[fo_id]
+
+        for change in outcome.status_changes:
+            sent += await self.event(tx, "fulfillment_order.status_changed", {
+                "fulfillment_order_id": change.fo_id, "old_status": change.old,
+                "new_status": change.new, "lines": list(change.lines)}, at, change.fo_id)
+            channel = self._channel(await record_of(change.fo_id))
+            if channel and channel.source_connector and channel.push_fulfillment_updates:
+                sent += await self._fulfillment_update(tx, channel, change.fo_id, at, {
+                    "type": "status_changed", "old_status": change.old,
+                    "new_status": change.new, "lines": list(change.lines)}, key=None)
+        for (shipment_id, fo_id), lines in outcome.newly_allocated.items():
+            record = await record_of(fo_id)
+            channel = self._channel(record)
+            if channel is None or record is None:
+                continue
+            if channel.invoice_timing == "on_shipment_created" \
+                    and record["flow"] != "invoice_first":
+                sent += await self.event(tx, "invoice.requested", {
+                    "fulfillment_order_id": fo_id, "channel": channel.name,
+                    "order_number": record["order_number"], "shipment_id": shipment_id,
+                    "lines": lines}, at, fo_id, key=f"invoice:{fo_id}:{shipment_id}")
+            if channel.source_connector and channel.push_fulfillment_updates:
+                sent += await self._fulfillment_update(tx, channel, fo_id, at, {
+                    "type": "shipment_allocated", "shipment_id": shipment_id, "lines": lines},
+                    key=f"{PUSH_FULFILLMENT}:{fo_id}:{shipment_id}")
+        return sent
+
+    async def _fulfillment_update(self, tx: Transaction, channel: ChannelConfig, fo_id: str,
+                                  at: str, update: dict[str, Any], key: str | None) -> int:
+        assert channel.source_connector is not None
+        destination = connector_destination(channel.source_connector)
+        return await tx.enqueue_outbox([NewOutboxMessage(
+            key=key or new_id(PUSH_FULFILLMENT), destination=destination, kind=PUSH_FULFILLMENT,
+            payload={"fulfillment_order_id": fo_id, "channel": channel.name, **update},
+            not_before=at, fo_id=fo_id, sequence_key=fo_id)], at)
+
+    # what the dispatcher learned
+
+    async def after_sent(self, tx: Transaction, message: OutboxMessage,
+                         result: Mapping[str, Any], recorded: bool, at: str) -> int:
+        """`recorded` is False when the message stopped being pending while it was sent."""
+        if message.kind == PUSH_ORDER and message.fo_id:
+            if not recorded:  # cancelled while in flight: the partner has it, so cancel it
+                return await self._cancel_at_partner(tx, message.fo_id, message.destination,
+                                                     message.payload, at)
+            connector = message.destination.partition(":")[2]
+            partner_id = result.get("partner_order_id")
+            if partner_id is not None:
+                await tx.add_fulfillment_order_ref(message.fo_id, "partner_order_id",
+                                                   str(partner_id))
+            await tx.add_timeline(message.fo_id, "pushed", at, {
+                "connector": connector, "partner_order_id": partner_id})
+            return await self.event(tx, "order.pushed", {
+                "fulfillment_order_id": message.fo_id, "connector": connector,
+                "order_number": message.payload.get("order_number"),
+                "partner_order_id": partner_id}, at, message.fo_id)
+        if message.kind == CANCEL_ORDER and message.fo_id and recorded:
+            await tx.add_timeline(message.fo_id, "cancel_sent", at, {
+                "connector": message.destination.partition(":")[2]})
+        return 0
+
+    async def after_failed(self, tx: Transaction, message: OutboxMessage, error: str,
+                           dead: bool, recorded: bool, at: str) -> int:
+        if message.kind != PUSH_ORDER or not message.fo_id:
+            return 0
+        if not recorded:
+            if error.startswith(REJECTED):
+                return 0
+            # Cancelled while in flight and the outcome is unknown: it may have landed.
+            return await self._cancel_at_partner(tx, message.fo_id, message.destination,
+                                                 message.payload, at)
+        if not dead:
+            return 0
+        connector = message.destination.partition(":")[2]
+        await tx.add_timeline(message.fo_id, "push_failed", at,
+                              {"connector": connector, "error": error})
+        return await self.event(tx, "order.push_failed", {
+            "fulfillment_order_id": message.fo_id, "connector": connector,
+            "order_number": message.payload.get("order_number"), "error": error,
+            "attempts": message.attempts + 1}, at, message.fo_id)
+

@@ -1,0 +1,203 @@
+"""The outbox dispatcher: sends every outbound message, partner pushes and event deliveries.
+
+Claims the first due pending message of each sequence (one FO's messages to one destination
+go in order), sends up to `[outbox] concurrency` per destination at once (a connector's own
+rate budget, shared with its polling, paces its calls further), and records outcomes in
+batches, one transaction each, together with whatever those outcomes cause (the partner's
+order id on the FO, `order.pushed`, a cancel that must follow). Failures retry on the retry
+policy's schedule, honouring Retry-After; an answer that retrying cannot fix (400, 401, 403,
+404, 422) is a dead letter at once. A crash after a partner's 2xx and before the outcome is
+recorded sends the message again: delivery is at least once, and every push is idempotent
+on the partner's side (ShipStation: the FO id as orderKey).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway import logs
+from gateway.backoff import NOT_RETRIED_STATUSES, RetryPolicy
+from gateway.errors import PartnerRateLimited, PartnerRejected, PartnerUnavailable
+from gateway.metrics import Metrics
+from gateway.outbound import REJECTED, Outbound
+from gateway.records import now_iso, parse_iso, utc_iso
+from storage import OutboxMessage, Storage
+
+log = logs.get("gateway.outbox")
+IDLE_WAIT_SECONDS = 5.0
+MAX_FINISH_BATCH = 256
+STOP_ROUNDS, STOP_WAIT_SECONDS = 5, 1.0
+Send = Callable[[OutboxMessage], Awaitable[Mapping[str, Any]]]
+
+
+@dataclass
+class _Sent:
+    message: OutboxMessage
+    result: Mapping[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+def describe(exc: BaseException) -> str:
+    """An error as stored: its kind first (rejected / unavailable / rate_limited / error)."""
+    if isinstance(exc, PartnerRejected):
+        return f"{REJECTED}: {exc.message}"
+    if isinstance(exc, PartnerRateLimited):
+        return f"rate_limited: {exc.message}"
+    if isinstance(exc, PartnerUnavailable):
+        return f"unavailable: {exc.message}"
+    return f"error: {type(exc).__name__}: {exc}"
+
+
+class OutboxDispatcher:
+    def __init__(self, storage: Storage, send: Send, outbound: Outbound, policy: RetryPolicy,
+                 metrics: Metrics, concurrency: int = 4, batch_size: int = 64) -> None:
+        self.storage = storage
+        self.send = send
+        self.outbound = outbound
+        self.policy = policy
+        self.metrics = metrics
+        self.concurrency = concurrency
+        self.batch_size = batch_size
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._finished: asyncio.Queue[_Sent] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+        self._in_hand: set[int] = set()
+        self._finished_during_read: set[int] = set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._claim_loop(), name="outbox-claim"),
+                       asyncio.create_task(self._finish_loop(), name="outbox-finish")]
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *self._sending]
+        for _ in range(STOP_ROUNDS):
+            pending = [t for t in tasks if not t.done()]
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=STOP_WAIT_SECONDS)
+        self._tasks = []
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+
+    # claiming and sending
+
+    async def _claim_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            room = self.batch_size - len(self._in_hand)
+            if room <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            self._finished_during_read = set()
+            messages = await self.storage.due_outbox_messages(room, now_iso(),
+                                                              set(self._in_hand))
+            messages = [m for m in messages if m.id not in self._finished_during_read]
+            for message in messages:
+                self._in_hand.add(message.id)
+                task = asyncio.create_task(self._send(message))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+            if not messages:
+                await self._sleep_until_due()
+
+    async def _sleep_until_due(self) -> None:
+        wait = IDLE_WAIT_SECONDS
+        due = await self.storage.next_outbox_due()
+        if due is not None:
+            wait = min(wait, max((parse_iso(due) - datetime.now(UTC)).total_seconds(), 0.01))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._wake.wait()
+
+    async def _send(self, message: OutboxMessage) -> None:
+        item = _Sent(message)
+        slots = self._slots.setdefault(message.destination, asyncio.Semaphore(self.concurrency))
+        try:
+            async with slots:
+                item.result = dict(await self.send(message) or {})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is retried or dead-lettered
+            item.error = exc
+        await self._finished.put(item)
+
+    # recording outcomes
+
+    async def _finish_loop(self) -> None:
+        while True:
+            batch = [await self._finished.get()]
+            while not self._finished.empty() and len(batch) < MAX_FINISH_BATCH:
+                batch.append(self._finished.get_nowait())
+            try:
+                await self._record(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - storage trouble: one by one, else leave pending
+                if len(batch) > 1:
+                    for item in batch:
+                        with contextlib.suppress(Exception):
+                            await self._record([item])
+                else:
+                    log.exception("outbox.record_failed", messages=len(batch))
+                    await asyncio.sleep(1.0)
+            finally:
+                for item in batch:
+                    self._in_hand.discard(item.message.id)
+                    self._finished_during_read.add(item.message.id)
+                self._room.set()
+                self.wake()
+
+    async def _record(self, batch: list[_Sent]) -> None:
+        at = now_iso()
+        logged = []
+        async with self.storage.transaction() as tx:
+            for item in batch:
+                m = item.message
+                if item.error is None:
+                    recorded = await tx.mark_outbox_sent(m.id, at, item.result)
+                    await self.outbound.after_sent(tx, m, item.result, recorded, at)
+                    logged.append((item, "sent", None, 0.0))
+                    continue
+                error, exc = describe(item.error), item.error
+                attempts = m.attempts + 1
+                dead = (isinstance(exc, PartnerRejected)
+                        and exc.partner_status in NOT_RETRIED_STATUSES) \
+                    or self.policy.exhausted(attempts)
+                if dead:
+                    recorded = await tx.dead_letter_outbox_message(m.id, attempts, error, at)
+                    logged.append((item, "dead_letter", error, 0.0))
+                else:
+                    retry_after = exc.retry_after if isinstance(exc, PartnerRateLimited) else None
+                    delay = self.policy.delay(attempts, retry_after)
+                    due = utc_iso(datetime.now(UTC) + timedelta(seconds=delay))
+                    recorded = await tx.retry_outbox_message(m.id, attempts, due, error, at)
+                    logged.append((item, "retried", error, delay))
+                await self.outbound.after_failed(tx, m, error, dead, recorded, at)
+        for item, result, error, delay in logged:
+            m = item.message
+            self.metrics.outbox_sent.labels(m.destination, result).inc()
+            if result == "sent":
+                continue
+            bound = log.bind(destination=m.destination, kind=m.kind, outbox_message_id=m.id,
+                             fo_id=m.fo_id)
+            if result == "dead_letter":
+                bound.error("outbox.dead_letter", attempts=m.attempts + 1, error=error)
+            else:
+                bound.warning("outbox.retry", attempts=m.attempts + 1,
+                              retry_in_seconds=round(delay, 3), error=error)
