@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,7 +12,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
+from standardwebhooks import Webhook
 
 from connectors.shipstation.client import basic_auth
 from connectors.shipstation.sandbox import SandboxState, create_app, sandbox_state
@@ -23,6 +26,8 @@ API_TOKEN = "test-api-token"
 SS_KEY, SS_SECRET, SS_HOOK_TOKEN = "ss-key-123", "ss-secret-456", "hook-token-789"
 ENV = {"GATEWAY_API_TOKENS": f"other-token,{API_TOKEN}", "SS_KEY": SS_KEY,
        "SS_SECRET": SS_SECRET, "SS_HOOK": SS_HOOK_TOKEN}
+SUBSCRIBER_SECRET = "whsec_" + base64.b64encode(b"subscriber-secret-for-tests-32b!").decode()
+ENV["SUB_SECRET"] = SUBSCRIBER_SECRET
 
 logs.configure("WARNING")
 
@@ -199,3 +204,56 @@ async def gw(start_gateway: Callable[..., Awaitable[GatewayUnderTest]]) -> Gatew
     return await start_gateway()
 
 
+
+
+
+class Receiver:
+    """An internal service subscribed to events: records every delivery; can go down."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[dict[str, str], bytes, int]] = []
+        self.answer = 200
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        self.deliveries.append((dict(request.headers), await request.read(), self.answer))
+        return web.Response(status=self.answer, text="ok" if self.answer < 300 else "no")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/events"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/events", self._receive)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+        if not self.port:
+            self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
+        """Accepted events, verified, in arrival order; a bad signature fails the test here."""
+        out = []
+        for headers, body, answer in self.deliveries:
+            if answer >= 300:
+                continue
+            event = Webhook(SUBSCRIBER_SECRET).verify(body, headers)
+            if event_type is None or event["type"] == event_type:
+                out.append(event)
+        return out
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    rec = Receiver()
+    await rec.start()
+    yield rec
+    await rec.stop()
