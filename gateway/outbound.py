@@ -196,15 +196,6 @@ class Outbound:
                 records[fo_id] = await tx.fulfillment_order_record(fo_id)
             return records[fo_id]
 
-        for change in outcome.status_changes:
-            sent += await self.event(tx, "fulfillment_order.status_changed", {
-                "fulfillment_order_id": change.fo_id, "old_status": change.old,
-                "new_status": change.new, "lines": list(change.lines)}, at, change.fo_id)
-            channel = self._channel(await record_of(change.fo_id))
-            if channel and channel.source_connector and channel.push_fulfillment_updates:
-                sent += await self._fulfillment_update(tx, channel, change.fo_id, at, {
-                    "type": "status_changed", "old_status": change.old,
-                    "new_status": change.new, "lines": list(change.lines)}, key=None)
         for (shipment_id, fo_id), lines in outcome.newly_allocated.items():
             record = await record_of(fo_id)
             channel = self._channel(record)
@@ -217,9 +208,20 @@ class Outbound:
                     "order_number": record["order_number"], "shipment_id": shipment_id,
                     "lines": lines}, at, fo_id, key=f"invoice:{fo_id}:{shipment_id}")
             if channel.source_connector and channel.push_fulfillment_updates:
+                [shipment] = await tx.get_shipments([shipment_id])
                 sent += await self._fulfillment_update(tx, channel, fo_id, at, {
-                    "type": "shipment_allocated", "shipment_id": shipment_id, "lines": lines},
+                    "type": "shipment_allocated", "shipment_id": shipment_id, "lines": lines,
+                    "shipment": _shipment_data(shipment, [fo_id])},
                     key=f"{PUSH_FULFILLMENT}:{fo_id}:{shipment_id}")
+        for change in outcome.status_changes:
+            sent += await self.event(tx, "fulfillment_order.status_changed", {
+                "fulfillment_order_id": change.fo_id, "old_status": change.old,
+                "new_status": change.new, "lines": list(change.lines)}, at, change.fo_id)
+            channel = self._channel(await record_of(change.fo_id))
+            if channel and channel.source_connector and channel.push_fulfillment_updates:
+                sent += await self._fulfillment_update(tx, channel, change.fo_id, at, {
+                    "type": "status_changed", "old_status": change.old,
+                    "new_status": change.new, "lines": list(change.lines)}, key=None)
         return sent
 
     async def _fulfillment_update(self, tx: Transaction, channel: ChannelConfig, fo_id: str,

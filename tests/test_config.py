@@ -80,3 +80,68 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("[server\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         config_mod.load(bad, ENV)
+
+
+def with_channel(**channel) -> dict:
+    doc = base()
+    doc["channels"] = [{"name": "wholesale", **channel}]
+    return doc
+
+
+def with_subscriber(**subscriber) -> dict:
+    doc = base()
+    doc["subscribers"] = [{"name": "erp", "url": "http://127.0.0.1:9/e",
+                           "secret_env": "SUB_SECRET", "events": ["*"], **subscriber}]
+    return doc
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    (with_channel(oms={"connector": "nope"}),
+     r"channels\[0\]\.oms\.connector: 'nope' is not an enabled connector"),
+    (with_channel(oms={"store_id": 1}), r"channels\[0\]\.oms\.connector: required"),
+    (with_channel(oms={"connector": "shipstation", "delay_minutes": -1}),
+     r"channels\[0\]\.oms\.delay_minutes"),
+    (with_channel(oms={"connector": "shipstation", "delay": 5}), r"\[channels\[0\]\.oms\]: unknown"),
+    (with_channel(invoice_timing="weekly"), r"channels\[0\]\.invoice_timing: one of"),
+    (with_channel(custom_fields={"notes": "advancedOptions..x"}),
+     r"channels\[0\]\.custom_fields\.notes"),
+    (with_channel(tags="b2b"), r"channels\[0\]\.tags: expected a list"),
+    (with_channel(internal=True, source_connector="shipstation"),
+     r"channels\[0\]\.source_connector: an internal channel"),
+    (with_subscriber(events=["order.shipped"]), r"subscribers\[0\]\.events: unknown order\.shipped"),
+    (with_subscriber(url="ftp://x"), r"subscribers\[0\]\.url"),
+    (with_subscriber(secret_env="NOT_SET_ANYWHERE"),
+     r"subscribers\[0\]\.secret_env: environment variable NOT_SET_ANYWHERE is not set"),
+])
+def test_channel_and_subscriber_errors_name_the_key(doc: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(doc)
+
+
+def test_a_channel_parses_as_designed() -> None:
+    cfg = parse(with_channel(
+        warehouse_group="east", description="d", tags=["b2b"],
+        oms={"connector": "shipstation", "store_id": 7, "delay_minutes": 15},
+        push_fulfillment_updates=True, invoice_timing="on_shipment_created",
+        custom_fields={"shipping_type": "advancedOptions.customField1"}))
+    [channel] = cfg.channels
+    assert channel.oms and channel.oms.delay_minutes == 15 and channel.oms.store_id == 7
+    assert channel.custom_fields["shipping_type"] == "advancedOptions.customField1"
+    assert channel.internal and cfg.channel("wholesale") is channel
+
+
+def test_a_subscriber_secret_must_be_a_standard_webhooks_secret() -> None:
+    from gateway.app import Gateway
+
+    cfg = parse(with_subscriber(), {**ENV, "SUB_SECRET": "not base64 !!"})
+    with pytest.raises(ConfigError, match=r"subscribers\[0\]\.secret_env: SUB_SECRET is not"):
+        Gateway(cfg)
+
+
+def test_a_channel_pushing_to_a_connector_that_cannot_take_orders_is_refused() -> None:
+    from gateway.app import Gateway
+
+    doc = with_channel(internal=False, source_connector="shipstation",
+                       push_fulfillment_updates=True)
+    with pytest.raises(ConfigError, match=r"cannot take fulfillment updates"):
+        Gateway(parse(doc))

@@ -364,3 +364,34 @@ async def test_each_change_is_one_signed_event_and_a_down_subscriber_catches_up_
     assert len(ids) == len(set(ids))
     headers = receiver.deliveries[-1][0]
     assert headers["webhook-id"] == ids[-1] and headers["webhook-signature"].startswith("v1,")
+
+
+async def test_cancel_while_the_push_is_in_flight_sends_the_cancel_after_it(
+        start_gateway, tmp_path: Path, sandbox: Sandbox) -> None:
+    gw = await start(start_gateway, tmp_path, sandbox)
+    # ShipStation answers the createorder slowly: the FO is cancelled while it is in flight.
+    await sandbox.control("/fail", {"count": 1, "status": 0, "delay_seconds": 1.0,
+                                    "path_prefix": "/orders/createorder"})
+    fo = await gw.create_fo([(SKU, 1)], channel="wholesale", order_number="F1")
+    await gw.wait_for(lambda: asyncio.sleep(0, createorders(sandbox)))
+    cancelled = await gw.call("POST", f"/api/v1/fulfillment-orders/{fo['id']}/cancel")
+    assert [o["status"] for o in cancelled["outbound"]] == ["cancelled"]
+    await wait_pushed(gw, fo["id"], kind="cancel_order")
+    push, cancel = createorders(sandbox)
+    assert push["json"]["orderStatus"] == "awaiting_shipment"
+    assert cancel["json"]["orderStatus"] == "cancelled"
+    [order] = sandbox.state.orders.values()
+    assert order["orderStatus"] == "cancelled" and order["orderKey"] == fo["id"]
+
+
+async def test_injected_429_waits_for_the_reset(start_gateway, tmp_path: Path,
+                                                sandbox: Sandbox) -> None:
+    gw = await start(start_gateway, tmp_path, sandbox)
+    await sandbox.control("/fail", {"count": 1, "status": 429, "reset_seconds": 1,
+                                    "path_prefix": "/orders/createorder"})
+    started = time.monotonic()
+    fo = await gw.create_fo([(SKU, 1)], channel="wholesale", order_number="L1")
+    fo = await wait_pushed(gw, fo["id"])
+    assert time.monotonic() - started >= 1.0
+    assert [r["status"] for r in createorders(sandbox)] == [429, 200]
+    assert fo["outbound"][0]["attempts"] == 1  # waited inside the call, not retried later

@@ -7,7 +7,9 @@ webhooks carrying only a resource_url, split child orders (`-1`, `-2` numbers, `
 merged orders (`mergedIds`), voided labels (no webhook) and relabels (a new shipmentId).
 
 Scripting lives under /_sandbox/ (no auth, no rate limit): create, split, merge, ship, mark
-shipped, void, relabel, set the rate limit, fail the next requests, read the request log.
+shipped, void, relabel, set the rate limit, fail the next requests to a path (any status:
+429 with a chosen Reset, 5xx, 400 with a message; optionally after a delay, which makes a
+time-out; status 0 is only slow), read the request log (with POST bodies).
 Run standalone: python -m connectors.shipstation.sandbox --port 8081
 """
 
@@ -297,6 +299,7 @@ async def partner_api(request: web.Request, handler: Any) -> web.StreamResponse:
         failure.remaining -= 1
         if failure.delay_seconds:
             await asyncio.sleep(failure.delay_seconds)
+    if failure and failure.status:  # status 0: only slow, then answered as usual
         entry["status"] = failure.status
         if failure.status == 429:
             headers["X-Rate-Limit-Remaining"] = "0"
