@@ -109,7 +109,8 @@ class Gateway:
             self.scheduler = build_scheduler(
                 self.poller, {c.name: c.poll_interval_minutes for c in self.config.connectors},
                 self.first_poll_delay_seconds, self.config.worker.inbox_retention_days,
-                forget=self.committer.forget)
+                forget=self.committer.forget,
+                outbox_retention_days=self.config.outbox.retention_days)
             self.scheduler.start()
         log.info("gateway.started", connectors=sorted(self.connectors),
                  storage=self.config.storage.path)

@@ -71,6 +71,9 @@ class OutboxConfig:
     concurrency: int = 4  # calls in flight per destination (one connector, one subscriber)
     batch_size: int = 64
     request_timeout_seconds: float = 10.0  # for event deliveries; connectors have their own
+    # Sent and cancelled messages older than this are deleted (daily); dead ones stay until
+    # replayed. Once-only keys (an invoice per shipment) are kept as long. 0 keeps everything.
+    retention_days: float = 90.0
 
 
 @dataclass(frozen=True)
@@ -308,7 +311,11 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
         batch_size=_take(obx, "batch_size", "outbox", int, OutboxConfig.batch_size),
         request_timeout_seconds=float(_take(obx, "request_timeout_seconds", "outbox",
                                             (int, float), OutboxConfig.request_timeout_seconds)),
+        retention_days=float(_take(obx, "retention_days", "outbox", (int, float),
+                                   OutboxConfig.retention_days)),
     )
+    if outbox.retention_days < 0:
+        raise ConfigError("outbox.retention_days: must be 0 (keep all) or more")
     _no_leftovers(obx, "[outbox]")
     _positive(outbox.concurrency, "outbox.concurrency")
     _positive(outbox.batch_size, "outbox.batch_size")

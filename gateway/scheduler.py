@@ -83,12 +83,26 @@ async def purge_inbox(storage: Storage, retention_days: float,
     return deleted
 
 
+async def purge_outbox(storage: Storage, retention_days: float) -> int:
+    """Delete sent and cancelled outbound messages past retention (dead ones stay)."""
+    cutoff = utc_iso(datetime.now(UTC) - timedelta(days=retention_days))
+    deleted = await storage.purge_finished_outbox(cutoff)
+    log.info("outbox.purged", deleted=deleted, finished_before=cutoff)
+    return deleted
+
+
 def build_scheduler(poller: Poller, intervals: Mapping[str, float],
                     first_run_delay_seconds: float = 30.0,
                     inbox_retention_days: float = 0.0,
-                    forget: Callable[[Iterable[tuple[str, str]]], None] = lambda keys: None
-                    ) -> AsyncIOScheduler:
+                    forget: Callable[[Iterable[tuple[str, str]]], None] = lambda keys: None,
+                    outbox_retention_days: float = 0.0) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=UTC)
+    if outbox_retention_days > 0:
+        scheduler.add_job(purge_outbox, IntervalTrigger(hours=24),
+                          args=[poller.storage, outbox_retention_days], id="outbox:purge",
+                          coalesce=True, max_instances=1,
+                          misfire_grace_time=MISFIRE_GRACE_SECONDS,
+                          next_run_time=datetime.now(UTC) + timedelta(minutes=6))
     if inbox_retention_days > 0:
         scheduler.add_job(purge_inbox, IntervalTrigger(hours=24),
                           args=[poller.storage, inbox_retention_days, forget],

@@ -517,6 +517,19 @@ class SqliteStorage:
             "SELECT COUNT(*) AS n FROM outbox_messages WHERE status = 'dead'"))[0]
         return {"pending": pending["n"], "dead": dead["n"], "next_due": pending["oldest"]}
 
+    async def purge_finished_outbox(self, before: str, batch: int = 5000) -> int:
+        deleted = 0
+        while True:
+            async with self._write() as db:
+                cur = await db.execute(
+                    "DELETE FROM outbox_messages WHERE id IN (SELECT id FROM outbox_messages"
+                    " WHERE status IN ('sent', 'cancelled') AND updated_at < ? LIMIT ?)",
+                    (before, batch))
+            deleted += cur.rowcount
+            if cur.rowcount < batch:
+                return deleted
+            await asyncio.sleep(0)
+
 
 # Bound parameters a statement may carry: 32766 since SQLite 3.32, 999 before.
 _MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999

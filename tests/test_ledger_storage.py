@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gateway import ledger
 from gateway.records import FulfillmentOrder, FulfillmentOrderLine, OrderRef, Shipment, ShipmentLine
-from storage import NewFulfillmentOrder
+from storage import NewFulfillmentOrder, NewOutboxMessage
 from storage.sqlite import SqliteStorage, migrations
 
 
@@ -246,5 +246,50 @@ async def test_batches_larger_than_one_statement(tmp_path: Path) -> None:
         assert await storage.insert_inbox_events(polled[:10]) == 0  # unique in storage
         assert await storage.commit_poll("c", polled[-3:], "{}", {}, "t") == 0
         assert (await storage.inbox_stats())["depth"] == n
+    finally:
+        await storage.close()
+
+
+def message(key: str, fo_id: str | None, not_before: str = "2000-01-01T00:00:00.000000Z",
+            destination: str = "subscriber:erp") -> NewOutboxMessage:
+    return NewOutboxMessage(key=key, destination=destination, kind="event",
+                            payload={"id": key}, not_before=not_before, fo_id=fo_id,
+                            sequence_key=fo_id)
+
+
+async def test_outbox_sequences_idempotent_keys_and_late_outcomes(tmp_path: Path) -> None:
+    storage = await open_storage(tmp_path)
+    t = "2000-01-01T00:00:0{}.000000Z".format
+    try:
+        async with storage.transaction() as tx:
+            assert await tx.enqueue_outbox([message("a1", "A"), message("a2", "A"),
+                                            message("b1", "B"), message("n1", None),
+                                            message("a1", "A")], t(0)) == 4
+            # Another destination's messages for A do not wait behind the subscriber's.
+            await tx.enqueue_outbox([message("p1", "A", destination="connector:ss")], t(0))
+        heads = await storage.due_outbox_messages(10, "9999")
+        assert [m.key for m in heads] == ["a1", "b1", "n1", "p1"]
+        a1 = heads[0]
+        async with storage.transaction() as tx:
+            assert await tx.retry_outbox_message(a1.id, 1, "9000", "unavailable: x", t(1))
+            # The same outcome reported twice changes nothing the second time.
+            assert not await tx.retry_outbox_message(a1.id, 1, "9001", "again", t(1))
+        # a1 is waiting for its retry, so a2 waits too: one FO's messages stay in order.
+        assert [m.key for m in await storage.due_outbox_messages(10, "8999")] == [
+            "b1", "n1", "p1"]
+        async with storage.transaction() as tx:
+            assert await tx.dead_letter_outbox_message(a1.id, 2, "rejected: no", t(2))
+            assert not await tx.mark_outbox_sent(a1.id, t(3), {})  # late: it is dead
+        assert [m.key for m in await storage.due_outbox_messages(10, "8999")][0] == "a2"
+        [dead] = (await storage.list_dead_letters(None, 10)).items
+        assert dead["id"] == f"outbox-{a1.id}" and dead["error"] == "rejected: no"
+        assert await storage.replay_dead_letter(dead["id"], t(4))
+        assert not await storage.replay_dead_letter(dead["id"], t(4))
+        assert (await storage.due_outbox_messages(1, "8999"))[0].attempts == 0
+        async with storage.transaction() as tx:
+            for m in await storage.due_outbox_messages(10, "9999"):
+                await tx.mark_outbox_sent(m.id, t(5), {})
+        assert await storage.purge_finished_outbox(t(6)) == 4
+        assert (await storage.outbox_stats())["pending"] == 1  # a2, next in its sequence
     finally:
         await storage.close()
