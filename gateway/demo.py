@@ -8,8 +8,10 @@ Each connector type's own scenario then runs, and everything keeps serving until
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
+import secrets
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
@@ -17,15 +19,17 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from standardwebhooks import Webhook, WebhookVerificationError
 from yarl import URL
 
 from gateway import config as config_mod
 from gateway import logs
 from gateway.app import Gateway, listen
-from gateway.config import Config
+from gateway.config import Config, SubscriberConfig
 from gateway.connector import DemoContext, connector_class
 
 DEMO_TOKEN = "demo-token"
+DEMO_DELAY_SECONDS = 5.0  # a channel's push delay in the demo (config.toml: 15 minutes)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -41,6 +45,10 @@ def demo_environment(path: str | Path, environ: Mapping[str, str]) -> dict[str, 
         for key, var in table.items():
             if key.endswith("_env") and isinstance(var, str):
                 env.setdefault(var, f"demo-{var.lower().replace('_', '-')}")
+    for table in doc.get("subscribers", []):
+        var = table.get("secret_env")
+        if isinstance(var, str):
+            env.setdefault(var, "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
     return env
 
 
@@ -49,13 +57,56 @@ def say(text: str) -> None:
 
 
 def demo_config(config_path: str) -> Config:
-    """The config with demo secrets filled in and a fresh demo database."""
+    """The config with demo secrets filled in, a fresh demo database, and channel delays of
+    a few seconds instead of the configured minutes."""
     cfg = config_mod.load(config_path, demo_environment(config_path, os.environ))
     db = Path(cfg.storage.path).with_name("demo.sqlite3")
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             Path(str(db) + suffix).unlink()
-    return replace(cfg, storage=replace(cfg.storage, path=str(db)))
+    channels = tuple(
+        replace(c, oms=replace(c.oms, delay_minutes=DEMO_DELAY_SECONDS / 60))
+        if c.oms and c.oms.delay_minutes > 0 else c for c in cfg.channels)
+    return replace(cfg, storage=replace(cfg.storage, path=str(db)), channels=channels)
+
+
+class DemoSubscriber:
+    """A stand-in internal service: verifies each signed event and prints it."""
+
+    def __init__(self) -> None:
+        self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        self.seen: set[str] = set()
+
+    async def receive(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            event = Webhook(self.secret).verify(body, dict(request.headers))
+        except WebhookVerificationError:
+            say("  [subscriber] REJECTED an event with a bad signature")
+            return web.Response(status=401)
+        if event["id"] not in self.seen:  # at least once: drop repeats by webhook-id
+            self.seen.add(event["id"])
+            say(f"  [subscriber] {event['type']:<34} {_summary(event['data'])}  (signature ok)")
+        return web.Response(status=204)
+
+    def subscribe(self, cfg: Config, url: str) -> Config:
+        sub = SubscriberConfig(name="demo-subscriber", url=url, secret_env="DEMO_EVENTS_SECRET",
+                               events=("*",), key="demo")
+        return replace(cfg, subscribers=(*cfg.subscribers, sub),
+                       secrets={**cfg.secrets, sub.secret_env: self.secret})
+
+
+def _summary(data: dict) -> str:
+    if "new_status" in data:
+        return f"{data['fulfillment_order_id']}: {data['old_status']} -> {data['new_status']}"
+    if "partner_order_id" in data:
+        return f"{data['fulfillment_order_id']}: ShipStation order {data['partner_order_id']}"
+    if "shipment_id" in data and "lines" in data and "source" not in data:
+        units = sum(line["quantity"] for line in data["lines"])
+        return f"{data['fulfillment_order_id']}: invoice for {units} unit(s)"
+    if "external_id" in data:
+        return f"label {data['external_id']} for {', '.join(data['fulfillment_order_ids'])}"
+    return str(data.get("fulfillment_order_id", ""))
 
 
 async def run_demo(cfg: Config) -> None:
@@ -63,6 +114,16 @@ async def run_demo(cfg: Config) -> None:
 
     runners: list[web.AppRunner] = []
     try:
+        subscriber = DemoSubscriber()
+        events_app = web.Application()
+        events_app.router.add_post("/events", subscriber.receive)
+        runner = web.AppRunner(events_app, access_log=None)
+        await runner.setup()
+        runners.append(runner)
+        await listen(runner, "127.0.0.1", 0, "the demo subscriber")
+        events_url = f"http://127.0.0.1:{runner.addresses[0][1]}/events"
+        cfg = subscriber.subscribe(cfg, events_url)
+        say(f"Demo subscriber listening on {events_url} (prints every signed event)")
         for c in cfg.connectors:
             url = URL(c.base_url)
             if c.enabled and url.host in LOOPBACK:

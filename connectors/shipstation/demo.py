@@ -1,19 +1,23 @@
 """The demo scenario against the ShipStation sandbox: one FO of 10 units, split 6 + 4.
 
-The order is placed in the sandbox as the gateway's push would place it (the FO id as
-`orderKey`); the sandbox splits it into child orders 1001-1 and 1001-2, ships them a few
-seconds apart, and tells the gateway by SHIP_NOTIFY webhook, as ShipStation does.
+The FO is created for the first channel that pushes to this connector; the gateway pushes it
+after the channel's delay (the FO id as `orderKey`, the custom fields under ShipStation's
+names). The sandbox splits it into child orders 1001-1 and 1001-2, ships them a few seconds
+apart, and tells the gateway by SHIP_NOTIFY webhook, as ShipStation does. Without such a
+channel the order is placed in the sandbox directly, as the push would place it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from connectors.shipstation.client import basic_auth
 from gateway.connector import DemoContext
 
 SKU = "TSHIRT-BLK-M"
+DEMO_FIELDS = {"shipping_notes": "Deliver to dock 4", "shipping_type": "LTL"}
 PAUSE_SECONDS = 3.0
 
 
@@ -37,6 +41,26 @@ async def _wait_for_status(ctx: DemoContext, fo_id: str, wanted: str, seen: list
         await asyncio.sleep(0.1)
 
 
+async def _wait_for_push(ctx: DemoContext, fo_id: str, within_seconds: float = 60.0) -> int:
+    headers = {"Authorization": f"Bearer {ctx.api_token}"}
+    deadline = time.monotonic() + within_seconds
+    while time.monotonic() < deadline:
+        async with ctx.session.get(f"{ctx.api_url}/api/v1/fulfillment-orders/{fo_id}",
+                                   headers=headers) as resp:
+            fo = await resp.json()
+        for push in fo["outbound"]:
+            if push["kind"] == "push_order" and push["status"] == "sent":
+                return int(push["result"]["partner_order_id"])
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"FO {fo_id} was not pushed in {within_seconds} s")
+
+
+def _get_path(body: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        body = body.get(part) if isinstance(body, dict) else None
+    return body
+
+
 async def run(ctx: DemoContext) -> None:
     base = ctx.connector.base_url
     auth = {"Authorization": basic_auth(
@@ -51,9 +75,13 @@ async def run(ctx: DemoContext) -> None:
         resp.raise_for_status()
     ctx.say(f"Registered the gateway's webhook with the ShipStation sandbox at {base}")
 
+    channel = next((c for c in ctx.app_config.channels
+                    if c.oms and c.oms.connector == ctx.connector.name), None)
+    custom = {name: DEMO_FIELDS.get(name, f"demo {name}")
+              for name in (channel.custom_fields if channel else {})}
     async with ctx.session.post(f"{ctx.api_url}/api/v1/fulfillment-orders", headers=api, json={
-            "channel": "wholesale", "order_number": "1001",
-            "lines": [{"sku": SKU, "quantity": 10}],
+            "channel": channel.name if channel else "wholesale", "order_number": "1001",
+            "lines": [{"sku": SKU, "quantity": 10}], "custom_fields": custom,
             "ship_to": {"name": "Demo Buyer", "city": "Portland", "country": "US"}}) as resp:
         resp.raise_for_status()
         fo = await resp.json()
@@ -62,11 +90,22 @@ async def run(ctx: DemoContext) -> None:
     seen: list[str] = []
     await _wait_for_status(ctx, fo_id, "unfulfilled", seen)
 
-    async with ctx.session.post(f"{base}/_sandbox/orders", json={
-            "orderKey": fo_id, "orderNumber": "1001",
-            "items": [{"lineItemKey": "1", "sku": SKU, "name": "T-shirt", "quantity": 10}],
-            "shipTo": {"name": "Demo Buyer", "city": "Portland", "country": "US"}}) as resp:
-        order = await resp.json()
+    if channel and channel.oms:
+        ctx.say(f"Channel {channel.name!r} pushes it to ShipStation after"
+                f" {channel.oms.delay_minutes * 60:.0f} s (config.toml: 15 minutes, so a rep"
+                " can still cancel)")
+        order_id = await _wait_for_push(ctx, fo_id)
+        async with ctx.session.get(f"{base}/orders/{order_id}", headers=auth) as resp:
+            order = await resp.json()
+        shown = {target: _get_path(order, target) for target in channel.custom_fields.values()}
+        ctx.say(f"Pushed: ShipStation order {order_id} with orderKey {order['orderKey']} and "
+                + ", ".join(f"{k}={v!r}" for k, v in shown.items()))
+    else:
+        async with ctx.session.post(f"{base}/_sandbox/orders", json={
+                "orderKey": fo_id, "orderNumber": "1001",
+                "items": [{"lineItemKey": "1", "sku": SKU, "name": "T-shirt", "quantity": 10}],
+                "shipTo": {"name": "Demo Buyer", "city": "Portland", "country": "US"}}) as resp:
+            order = await resp.json()
     async with ctx.session.post(f"{base}/_sandbox/orders/{order['orderId']}/split", json={
             "parts": [[{"sku": SKU, "quantity": 6}], [{"sku": SKU, "quantity": 4}]]}) as resp:
         children = (await resp.json())["orders"]
