@@ -177,3 +177,25 @@ async def test_taken_port_is_a_clear_config_error(tmp_path: Path) -> None:
     assert code == 2
     assert f"config error: cannot listen on 127.0.0.1:{port}" in out
     assert "choose another port in server.port" in out
+
+
+async def test_replaying_many_dead_letters(tmp_path: Path, sandbox: Sandbox) -> None:
+    db, config = tmp_path / "cli.sqlite3", tmp_path / "cli.toml"
+    write_config(config, db, sandbox.url)
+    code, _ = await run_cli("--config", str(config), "migrate")
+    assert code == 0
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO outbox_messages (key, destination, kind, fo_id, payload, status,"
+            " not_before, attempts, last_error, created_at, updated_at)"
+            " VALUES (?, 'connector:shipstation', 'push_order', ?, '{}', 'dead', 'x', 1,"
+            " 'rejected: HTTP 400', 'x', 'x')", [(f"k{i}", f"fo{i}") for i in range(12)])
+    code, out = await run_cli("--config", str(config), "dead-letters", "list")
+    assert code == 0 and out.count("\tpush_order\tshipstation\t1 attempt(s)\trejected: HTTP 400") == 12
+    code, out = await run_cli("--config", str(config), "dead-letters", "replay", "--all")
+    assert code == 0 and "12 dead letter(s) queued again" in out, out
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT DISTINCT status, attempts FROM outbox_messages"
+                            ).fetchall() == [("pending", 0)]
+    code, out = await run_cli("--config", str(config), "dead-letters", "replay")
+    assert code == 1 and "name the dead letters to replay, or pass --all" in out
