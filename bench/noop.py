@@ -1,6 +1,7 @@
 """Servers of the same shape as the gateway's intake, doing nothing: the baselines.
 
-    python bench/noop.py aiohttp PORT SECONDS   aiohttp, POST /webhooks/{connector}, reads the body
+    python bench/noop.py aiohttp PORT SECONDS   aiohttp, POST /webhooks/{connector} and
+                                                POST /events (a subscriber), reads the body
     python bench/noop.py raw PORT SECONDS       a raw asyncio responder (the generator's ceiling)
 """
 
@@ -24,6 +25,7 @@ async def receive(request: web.Request) -> web.Response:
 async def serve_aiohttp(port: int, seconds: float) -> None:
     app = web.Application()
     app.router.add_post("/webhooks/{connector}", receive)
+    app.router.add_post("/events", receive)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -45,7 +45,7 @@ class Gateway:
         self.committer = GroupCommitter(self.storage)
         policy = RetryPolicy.from_config(config.retry)
         self.outbound = Outbound(config)
-        self.subscribers = Subscribers(config)
+        self.subscribers = Subscribers(config, USER_AGENT)
         self.dispatcher = OutboxDispatcher(self.storage, self._send, self.outbound, policy,
                                            self.metrics, config.outbox.concurrency,
                                            config.outbox.batch_size)
@@ -97,7 +97,6 @@ class Gateway:
         if applied:
             log.info("storage.migrated", applied=applied, path=self.config.storage.path)
         self.session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
-        self.subscribers.session = self.session
         for cfg in self.config.connectors:
             if cfg.enabled:
                 self.connectors[cfg.name] = self._classes[cfg.name](
@@ -121,6 +120,7 @@ class Gateway:
         await self.committer.stop()
         await self.worker.stop()
         await self.dispatcher.stop()
+        self.subscribers.close()
         if self.session:
             await self.session.close()
         await self.storage.close()

@@ -68,7 +68,7 @@ class WorkerConfig:
 class OutboxConfig:
     """The dispatcher of every outbound call: partner pushes and event deliveries."""
 
-    concurrency: int = 4  # calls in flight per destination (one connector, one subscriber)
+    concurrency: int = 16  # calls in flight per destination (one connector, one subscriber)
     batch_size: int = 64
     request_timeout_seconds: float = 10.0  # for event deliveries; connectors have their own
     # Sent and cancelled messages older than this are deleted (daily); dead ones stay until

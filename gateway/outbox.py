@@ -24,7 +24,7 @@ from gateway import logs
 from gateway.backoff import NOT_RETRIED_STATUSES, RetryPolicy
 from gateway.errors import PartnerRateLimited, PartnerRejected, PartnerUnavailable
 from gateway.metrics import Metrics
-from gateway.outbound import REJECTED, Outbound
+from gateway.outbound import EVENT, REJECTED, Outbound
 from gateway.records import now_iso, parse_iso, utc_iso
 from storage import OutboxMessage, Storage
 
@@ -63,14 +63,16 @@ class OutboxDispatcher:
         self.metrics = metrics
         self.concurrency = concurrency
         self.batch_size = batch_size
-        self._slots: dict[str, asyncio.Semaphore] = {}
+        # Per destination: a queue and `concurrency` senders taking from it.
+        self._queues: dict[str, asyncio.Queue[OutboxMessage]] = {}
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._finished: asyncio.Queue[_Sent] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        self._sending: set[asyncio.Task[None]] = set()
+        self._senders: list[asyncio.Task[None]] = []
         self._in_hand: set[int] = set()
         self._finished_during_read: set[int] = set()
+        self._counters: dict[tuple[str, str], Any] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -80,7 +82,7 @@ class OutboxDispatcher:
                        asyncio.create_task(self._finish_loop(), name="outbox-finish")]
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *self._sending]
+        tasks = [*self._tasks, *self._senders]
         for _ in range(STOP_ROUNDS):
             pending = [t for t in tasks if not t.done()]
             if not pending:
@@ -88,7 +90,7 @@ class OutboxDispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.wait(pending, timeout=STOP_WAIT_SECONDS)
-        self._tasks = []
+        self._tasks, self._senders, self._queues = [], [], {}
 
     @property
     def running(self) -> bool:
@@ -110,9 +112,7 @@ class OutboxDispatcher:
             messages = [m for m in messages if m.id not in self._finished_during_read]
             for message in messages:
                 self._in_hand.add(message.id)
-                task = asyncio.create_task(self._send(message))
-                self._sending.add(task)
-                task.add_done_callback(self._sending.discard)
+                self._queue(message.destination).put_nowait(message)
             if not messages:
                 await self._sleep_until_due()
 
@@ -125,17 +125,26 @@ class OutboxDispatcher:
             async with asyncio.timeout(wait):
                 await self._wake.wait()
 
-    async def _send(self, message: OutboxMessage) -> None:
-        item = _Sent(message)
-        slots = self._slots.setdefault(message.destination, asyncio.Semaphore(self.concurrency))
-        try:
-            async with slots:
+    def _queue(self, destination: str) -> asyncio.Queue[OutboxMessage]:
+        queue = self._queues.get(destination)
+        if queue is None:
+            queue = self._queues[destination] = asyncio.Queue()
+            self._senders += [asyncio.create_task(self._sender(queue),
+                                                  name=f"outbox-send:{destination}")
+                              for _ in range(self.concurrency)]
+        return queue
+
+    async def _sender(self, queue: asyncio.Queue[OutboxMessage]) -> None:
+        while True:
+            message = await queue.get()
+            item = _Sent(message)
+            try:
                 item.result = dict(await self.send(message) or {})
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure is retried or dead-lettered
-            item.error = exc
-        await self._finished.put(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is retried or dead-lettered
+                item.error = exc
+            self._finished.put_nowait(item)
 
     # recording outcomes
 
@@ -167,11 +176,15 @@ class OutboxDispatcher:
         at = now_iso()
         logged = []
         async with self.storage.transaction() as tx:
+            # Delivered events cause nothing further: one statement marks them all.
+            events = [item for item in batch if item.error is None and item.message.kind == EVENT]
+            await tx.mark_outbox_events_sent([item.message.id for item in events], at)
             for item in batch:
                 m = item.message
                 if item.error is None:
-                    recorded = await tx.mark_outbox_sent(m.id, at, item.result)
-                    await self.outbound.after_sent(tx, m, item.result, recorded, at)
+                    if m.kind != EVENT:
+                        recorded = await tx.mark_outbox_sent(m.id, at, item.result)
+                        await self.outbound.after_sent(tx, m, item.result, recorded, at)
                     logged.append((item, "sent", None, 0.0))
                     continue
                 error, exc = describe(item.error), item.error
@@ -191,7 +204,7 @@ class OutboxDispatcher:
                 await self.outbound.after_failed(tx, m, error, dead, recorded, at)
         for item, result, error, delay in logged:
             m = item.message
-            self.metrics.outbox_sent.labels(m.destination, result).inc()
+            self._counter(m.destination, result).inc()
             if result == "sent":
                 continue
             bound = log.bind(destination=m.destination, kind=m.kind, outbox_message_id=m.id,
@@ -201,3 +214,9 @@ class OutboxDispatcher:
             else:
                 bound.warning("outbox.retry", attempts=m.attempts + 1,
                               retry_in_seconds=round(delay, 3), error=error)
+
+    def _counter(self, destination: str, result: str) -> Any:
+        key = (destination, result)
+        if key not in self._counters:
+            self._counters[key] = self.metrics.outbox_sent.labels(*key)
+        return self._counters[key]

@@ -74,6 +74,7 @@ class OutboxMessage:
     fo_id: str | None
     attempts: int
     created_at: str
+    payload_json: bytes = b""  # the payload as stored, to send without encoding it again
 
 
 class Transaction(Protocol):
@@ -118,6 +119,7 @@ class Transaction(Protocol):
     # arrives after a cancel (or twice) is seen as such.
     async def mark_outbox_sent(self, message_id: int, at: str,
                                result: Mapping[str, Any]) -> bool: ...
+    async def mark_outbox_events_sent(self, message_ids: Sequence[int], at: str) -> set[int]: ...
     async def cancel_outbox_message(self, message_id: int, at: str) -> bool: ...
     async def retry_outbox_message(self, message_id: int, attempts: int, not_before: str,
                                    error: str, at: str) -> bool: ...

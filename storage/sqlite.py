@@ -501,7 +501,8 @@ class SqliteStorage:
             " ORDER BY m.not_before, m.id LIMIT ?", (now, limit + len(skip)))
         return [OutboxMessage(id=r["id"], key=r["key"], destination=r["destination"],
                               kind=r["kind"], payload=from_json(r["payload"]), fo_id=r["fo_id"],
-                              attempts=r["attempts"], created_at=r["created_at"])
+                              attempts=r["attempts"], created_at=r["created_at"],
+                              payload_json=r["payload"].encode())
                 for r in rows if r["id"] not in skip][:limit]
 
     async def next_outbox_due(self) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -326,6 +327,20 @@ class SqliteTransaction:
         return await self._pending_to(
             message_id, "status = 'sent', attempts = attempts + 1, result = ?, last_error = NULL,"
             " updated_at = ?", (to_json(dict(result)), at))
+
+    async def mark_outbox_events_sent(self, message_ids: Sequence[int], at: str) -> set[int]:
+        """Many event deliveries at once (their answers are not kept): one statement."""
+        ids = list(message_ids)
+        if not ids:
+            return set()
+        if sqlite3.sqlite_version_info < (3, 35):  # no RETURNING: one by one
+            return {i for i in ids if await self.mark_outbox_sent(i, at, {})}
+        rows = await self._all(
+            "UPDATE outbox_messages SET status = 'sent', attempts = attempts + 1,"
+            " last_error = NULL, updated_at = ?"
+            f" WHERE status = 'pending' AND id IN ({placeholders(ids)}) RETURNING id",
+            (at, *ids))
+        return {r["id"] for r in rows}
 
     async def cancel_outbox_message(self, message_id: int, at: str) -> bool:
         return await self._pending_to(message_id, "status = 'cancelled', updated_at = ?", (at,))

@@ -213,12 +213,23 @@ class Receiver:
     def __init__(self) -> None:
         self.deliveries: list[tuple[dict[str, str], bytes, int]] = []
         self.answer = 200
+        self.answer_headers: dict[str, str] = {}
+        self.chunked = False  # answer with a chunked body
         self.port = 0
         self._runner: web.AppRunner | None = None
 
     async def _receive(self, request: web.Request) -> web.Response:
         self.deliveries.append((dict(request.headers), await request.read(), self.answer))
-        return web.Response(status=self.answer, text="ok" if self.answer < 300 else "no")
+        text = "ok" if self.answer < 300 else f"refused with {self.answer}"
+        if self.chunked:
+            response = web.StreamResponse(status=self.answer, headers=self.answer_headers)
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            for part in (text[:3], text[3:], " (in chunks)"):
+                await response.write(part.encode())
+            await response.write_eof()
+            return response
+        return web.Response(status=self.answer, text=text, headers=self.answer_headers)
 
     @property
     def url(self) -> str:

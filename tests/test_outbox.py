@@ -395,3 +395,66 @@ async def test_injected_429_waits_for_the_reset(start_gateway, tmp_path: Path,
     assert time.monotonic() - started >= 1.0
     assert [r["status"] for r in createorders(sandbox)] == [429, 200]
     assert fo["outbound"][0]["attempts"] == 1  # waited inside the call, not retried later
+
+
+async def subscriber_only(start_gateway, tmp_path: Path, sandbox: Sandbox,
+                          receiver: Receiver, **retry: Any) -> GatewayUnderTest:
+    doc = gateway_doc(tmp_path / "gateway.sqlite3", sandbox.url)
+    doc["subscribers"] = [{"name": "erp", "url": receiver.url, "secret_env": "SUB_SECRET",
+                           "events": ["fulfillment_order.created"]}]
+    if retry:
+        doc["retry"] = retry
+    return await start_gateway(doc)
+
+
+async def test_subscriber_answers_retry_or_give_up_as_they_say(
+        start_gateway, tmp_path: Path, sandbox: Sandbox, receiver: Receiver) -> None:
+    gw = await subscriber_only(start_gateway, tmp_path, sandbox, receiver,
+                               attempts=5, schedule_seconds=[0.05], jitter=0)
+    # 503 with a chunked body, then 429 with Retry-After, then accepted.
+    receiver.answer, receiver.chunked = 503, True
+    fo = await gw.create_fo([(SKU, 1)])
+    await gw.wait_for(lambda: asyncio.sleep(0, len(receiver.deliveries) >= 2))
+    receiver.answer, receiver.chunked = 429, False
+    receiver.answer_headers = {"Retry-After": "1"}
+    await gw.wait_for(lambda: asyncio.sleep(0, receiver.deliveries[-1][2] == 429))
+    refused_at = time.monotonic()
+    receiver.answer, receiver.answer_headers = 200, {}
+    [event] = await wait_events(receiver, 1)
+    assert time.monotonic() - refused_at >= 0.9  # Retry-After was honoured
+    assert event["data"]["fulfillment_order_id"] == fo["id"]
+    ids = {headers["webhook-id"] for headers, _, _ in receiver.deliveries}
+    assert ids == {event["id"]}  # every attempt carried the same id
+
+    # A 422 is not worth retrying: a dead letter at once, with what the subscriber said.
+    receiver.answer = 422
+    tries = len(receiver.deliveries)
+    await gw.create_fo([(SKU, 2)])
+
+    async def dead() -> list[dict[str, Any]]:
+        return (await gw.call("GET", "/api/v1/dead-letters"))["items"]
+
+    [letter] = await gw.wait_for(dead)
+    assert letter["destination"] == "subscriber:erp" and letter["attempts"] == 1
+    assert "HTTP 422 refused with 422" in letter["error"]
+    assert len(receiver.deliveries) == tries + 1
+
+
+async def test_deliveries_survive_closed_and_broken_connections(
+        start_gateway, tmp_path: Path, sandbox: Sandbox, receiver: Receiver) -> None:
+    gw = await subscriber_only(start_gateway, tmp_path, sandbox, receiver)
+    receiver.answer_headers = {"Connection": "close"}  # no keep-alive at all
+    for i in range(3):
+        await gw.create_fo([(SKU, 1)], order_number=f"K{i}")
+    await wait_events(receiver, 3)
+    receiver.answer_headers = {}
+    await gw.create_fo([(SKU, 1)], order_number="K3")
+    await wait_events(receiver, 4)
+    # The receiver restarts: the pooled keep-alive connection is dead; the next delivery
+    # goes out on a new one without failing.
+    await receiver.stop()
+    await receiver.start()
+    await gw.create_fo([(SKU, 1)], order_number="K4")
+    events = await wait_events(receiver, 5)
+    assert sorted(e["data"]["order_number"] for e in events) == [f"K{i}" for i in range(5)]
+    assert all(d[2] == 200 for d in receiver.deliveries) and len(receiver.deliveries) == 5

@@ -1,0 +1,161 @@
+"""Outbox benchmark: signed event deliveries per second against a no-op receiver, and the
+ratio to that receiver's own capacity measured in the same run.
+
+    python bench/outbox.py [--messages 20000] [--rounds 3] [--concurrency 16]
+
+The receiver (bench/noop.py, aiohttp, POST /events) runs in its own process on one core; the
+gateway's dispatcher and the load generator that measures the receiver take turns on the other.
+Each round measures the receiver's capacity with the lean generator (bench/loadgen.py, the
+same body size and webhook headers), then lets a real gateway deliver a pre-filled outbox of
+N events (N FOs, so no ordering waits) and times it until nothing is pending: each delivery
+signed, POSTed over keep-alive, and marked sent in SQLite (synchronous=FULL). The median round
+is reported. Loopback only; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from intake import free_port, pin, spawn, wait_listening  # noqa: E402
+from loadgen import Run, drive  # noqa: E402
+
+from gateway import config as config_mod  # noqa: E402
+from gateway import logs  # noqa: E402
+from gateway.app import Gateway  # noqa: E402
+from gateway.outbound import Outbound  # noqa: E402
+from gateway.records import now_iso  # noqa: E402
+from storage.sqlite import SqliteStorage  # noqa: E402
+
+GATEWAY_CORE, RECEIVER_CORE = 0, 1
+SECRET = "whsec_" + base64.b64encode(b"bench-secret-bench-secret-bench!").decode()
+EVENT_DATA = {"old_status": "unfulfilled", "new_status": "partially_fulfilled",
+              "lines": [{"line_id": "1", "sku": "TSHIRT-BLK-M", "requested": 10,
+                         "fulfilled": 6}]}
+
+
+def gateway_config(db: Path, receiver_port: int, concurrency: int) -> config_mod.Config:
+    return config_mod.parse({
+        "server": {"host": "127.0.0.1", "port": 0},
+        "storage": {"path": str(db)},
+        "outbox": {"concurrency": concurrency, "batch_size": 256},
+        "subscribers": [{"name": "bench", "url": f"http://127.0.0.1:{receiver_port}/events",
+                         "secret_env": "BENCH_SECRET", "events": ["*"]}],
+    }, {"GATEWAY_API_TOKENS": "bench", "BENCH_SECRET": SECRET})
+
+
+async def fill_outbox(cfg: config_mod.Config, messages: int, one_sequence: bool) -> None:
+    storage = SqliteStorage(cfg.storage.path)
+    await storage.open()
+    await storage.migrate()
+    outbound = Outbound(cfg)
+    try:
+        for start in range(0, messages, 1000):
+            at = now_iso()
+            async with storage.transaction() as tx:
+                for i in range(start, min(start + 1000, messages)):
+                    fo_id = "fo_bench" if one_sequence else f"fo_bench_{i}"
+                    await outbound.event(tx, "fulfillment_order.status_changed",
+                                         {"fulfillment_order_id": fo_id, **EVENT_DATA}, at, fo_id)
+    finally:
+        await storage.close()
+
+
+async def deliver(cfg: config_mod.Config, messages: int, limit_seconds: float) -> Run:
+    """Start a gateway on a full outbox; time it until nothing is pending."""
+    gateway = Gateway(cfg, run_scheduler=False)
+    run = Run(sent=messages)
+    started = time.perf_counter()
+    await gateway.start()
+    try:
+        while time.perf_counter() - started < limit_seconds:
+            if (await gateway.storage.outbox_stats())["pending"] == 0:
+                break
+            await asyncio.sleep(0.02)
+        run.elapsed = time.perf_counter() - started
+        stats = await gateway.storage.outbox_stats()
+        run.ok = messages - stats["pending"] - stats["dead"]
+        run.failed = stats["dead"]
+    finally:
+        await gateway.stop()
+    return run
+
+
+def event_request(port: int, body: bytes) -> bytes:
+    """A delivery as the dispatcher sends it: the three webhook headers and a JSON body."""
+    return (f"POST /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: application/json\r\nwebhook-id: evt_0123456789abcdef0123456789\r\n"
+            "webhook-timestamp: 1795000000\r\n"
+            "webhook-signature: v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=16,
+                        help="[outbox] concurrency: deliveries in flight (default as config)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    logs.configure("ERROR")
+    pin(GATEWAY_CORE)
+    work = Path(tempfile.mkdtemp(prefix="gateway-outbox-bench-"))
+    receiver_port = free_port()
+    life = str(args.seconds * 2 * args.rounds + 120)
+    receiver = spawn([sys.executable, "bench/noop.py", "aiohttp", str(receiver_port), life],
+                     RECEIVER_CORE, work / "receiver.log")
+    print(f"{os.cpu_count()} cores; receiver on core {RECEIVER_CORE}, gateway and load"
+          f" generator on core {GATEWAY_CORE}; {args.messages:,} events per round,"
+          f" {args.concurrency} in flight")
+    try:
+        await wait_listening(receiver_port)
+        sample = (b'{"id":"evt_0123456789abcdef0123456789","type":"fulfillment_order.status_'
+                  b'changed","timestamp":"2026-11-23T12:00:00.000000Z","data":'
+                  + str(EVENT_DATA).encode() + b"}")
+        baselines, gateways = [], []
+        for round_no in range(args.rounds):
+            await drive("127.0.0.1", receiver_port, lambda i: event_request(receiver_port, sample),
+                        500, 8, 10)  # warm-up
+            baselines.append(await drive(
+                "127.0.0.1", receiver_port, lambda i: event_request(receiver_port, sample),
+                args.messages, args.connections, args.seconds))
+            cfg = gateway_config(work / f"round{round_no}.sqlite3", receiver_port,
+                                 args.concurrency)
+            await fill_outbox(cfg, args.messages, one_sequence=False)
+            gateways.append(await deliver(cfg, args.messages, args.seconds))
+        ordered_count = min(args.messages, 2_000)
+        cfg = gateway_config(work / "ordered.sqlite3", receiver_port, args.concurrency)
+        await fill_outbox(cfg, ordered_count, one_sequence=True)
+        ordered = await deliver(cfg, ordered_count, args.seconds)
+    finally:
+        receiver.kill()
+        receiver.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+    def median(runs: list[Run]) -> Run:
+        return sorted(runs, key=lambda r: r.rate)[len(runs) // 2]
+
+    base, gw = median(baselines), median(gateways)
+    print(f"\nSigned event deliveries (median of {args.rounds} rounds)")
+    print(f"  receiver capacity (lean generator) {base.rate:>9,.0f} /s   "
+          f"({base.ok:,} ok in {base.elapsed:.1f} s)")
+    print(f"  gateway outbox deliveries          {gw.rate:>9,.0f} /s   "
+          f"({gw.ok:,} sent, {gw.failed} dead, {gw.elapsed:.1f} s)")
+    print(f"  gateway / receiver capacity: {gw.rate / base.rate:.1%}   (target >= 50 %)")
+    print(f"  one FO's {ordered_count:,} events, strictly in order: {ordered.rate:,.0f} /s"
+          " (one at a time by design)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,176 @@
+"""A lean HTTP/1.1 POST client for event deliveries, on keep-alive connections.
+
+Event deliveries are the one high-volume outbound path (every change, to every subscriber),
+and aiohttp's client costs several times what a delivery needs (measured in bench/outbox.py).
+This sends a prepared request over a pooled asyncio connection and parses the answer with
+`httptools` (llhttp, the parser Node.js uses), so no HTTP parsing is written here. It does
+only what deliveries need: POST, no redirects, no proxies, a body read and kept to 1 KiB.
+Partner APIs keep using aiohttp through their connectors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+
+import httptools
+from yarl import URL
+
+KEPT_BODY_BYTES = 1024
+MAX_IDLE_PER_ORIGIN = 64
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    retry_after: str
+    body: bytes
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: one request at a time, its answer parsed as it arrives."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.received_any = False
+        self._waiter: asyncio.Future[Answer] | None = None
+        self._parser: httptools.HttpResponseParser | None = None
+        self._header_name = b""
+        self._retry_after = b""
+        self._body = bytearray()
+        self.keep_alive = True
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.received_any = True
+        if self._parser is None:
+            self._fail(ConnectionError("answer without a request"))
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(ConnectionError(f"unparsable answer: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(ConnectionError(f"connection closed before the answer ({exc or 'EOF'})"))
+
+    # httptools callbacks
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"retry-after":
+            self._retry_after = value
+
+    def on_body(self, body: bytes) -> None:
+        if len(self._body) < KEPT_BODY_BYTES:
+            self._body += body[:KEPT_BODY_BYTES - len(self._body)]
+
+    def on_message_complete(self) -> None:
+        parser, waiter = self._parser, self._waiter
+        assert parser is not None
+        self.keep_alive = parser.should_keep_alive()
+        self._parser = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(Answer(parser.get_status_code(),
+                                     self._retry_after.decode("latin-1"), bytes(self._body)))
+
+    # use
+
+    def _fail(self, exc: Exception) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
+
+    async def exchange(self, request: bytes) -> Answer:
+        assert self.transport is not None
+        self.received_any = False
+        self._retry_after, self._body = b"", bytearray()
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self._waiter
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class DeliveryClient:
+    """POSTs to a few fixed URLs (the subscribers), reusing connections per origin."""
+
+    def __init__(self, timeout_seconds: float, user_agent: str) -> None:
+        self.timeout_seconds = timeout_seconds
+        self.user_agent = user_agent
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
+    async def _connect(self, url: URL) -> _Connection:
+        loop = asyncio.get_running_loop()
+        secure = url.scheme == "https"
+        _, connection = await loop.create_connection(
+            _Connection, url.host, url.port, ssl=self._tls() if secure else None,
+            server_hostname=url.host if secure else None)
+        return connection
+
+    def _request(self, url: URL, headers: dict[str, str], body: bytes) -> bytes:
+        host = url.host if url.is_default_port() else f"{url.host}:{url.port}"
+        lines = [f"POST {url.raw_path_qs} HTTP/1.1", f"Host: {host}",
+                 f"User-Agent: {self.user_agent}", f"Content-Length: {len(body)}"]
+        for name, value in headers.items():
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"header {name} contains a line break")
+            lines.append(f"{name}: {value}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+    async def post(self, url: URL, headers: dict[str, str], body: bytes) -> Answer:
+        """One POST within the timeout. A reused connection the server had already closed is
+        replaced once, before any answer arrived (the receiver de-duplicates by webhook-id)."""
+        origin = (url.scheme, url.host or "", url.port or 0)
+        request = self._request(url, headers, body)
+        async with asyncio.timeout(self.timeout_seconds):
+            for attempt in range(2):
+                idle = self._idle.get(origin) if attempt == 0 else None
+                while idle and idle[-1].closed:
+                    idle.pop()
+                connection = idle.pop() if idle else None
+                reused = connection is not None
+                if connection is None:
+                    connection = await self._connect(url)
+                try:
+                    answer = await connection.exchange(request)
+                except ConnectionError:
+                    connection.close()
+                    if reused and not connection.received_any:
+                        continue
+                    raise
+                except BaseException:
+                    connection.close()  # a time-out or cancellation mid-answer: unusable
+                    raise
+                pool = self._idle.setdefault(origin, [])
+                if connection.keep_alive and not connection.closed \
+                        and len(pool) < MAX_IDLE_PER_ORIGIN:
+                    pool.append(connection)
+                else:
+                    connection.close()
+                return answer
+        raise ConnectionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def close(self) -> None:
+        for pool in self._idle.values():
+            for connection in pool:
+                connection.close()
+        self._idle.clear()
