@@ -3,7 +3,7 @@
 
     python3 dev.py demo     create .venv if needed, install, run the demo
     python3 dev.py test     create .venv if needed, install, run the whole test suite
-    python3 dev.py bench    run the benchmarks in bench/
+    python3 dev.py bench [intake|outbox]   run the benchmarks in bench/ (both by default)
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ def ensure_environment() -> None:
         stamp.touch()
 
 
+BENCHMARKS = ("intake", "outbox")
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"demo", "test", "bench"}:
         print(__doc__)
@@ -56,7 +59,16 @@ def main(argv: list[str]) -> int:
     elif command == "test":
         args = [str(PYTHON), "-m", "pytest", "-q", *rest]
     else:
-        args = [str(PYTHON), "bench/intake.py", *rest]
+        names = [n for n in rest if n in BENCHMARKS] or list(BENCHMARKS)
+        options = [a for a in rest if a not in BENCHMARKS]
+        try:
+            for name in names:
+                code = subprocess.call([str(PYTHON), f"bench/{name}.py", *options])
+                if code:
+                    return code
+            return 0
+        except KeyboardInterrupt:
+            return 130
     try:
         return subprocess.call(args)
     except KeyboardInterrupt:

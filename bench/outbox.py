@@ -47,7 +47,7 @@ def gateway_config(db: Path, receiver_port: int, concurrency: int) -> config_mod
     return config_mod.parse({
         "server": {"host": "127.0.0.1", "port": 0},
         "storage": {"path": str(db)},
-        "outbox": {"concurrency": concurrency, "batch_size": 256},
+        "outbox": {"concurrency": concurrency},
         "subscribers": [{"name": "bench", "url": f"http://127.0.0.1:{receiver_port}/events",
                          "secret_env": "BENCH_SECRET", "events": ["*"]}],
     }, {"GATEWAY_API_TOKENS": "bench", "BENCH_SECRET": SECRET})
