@@ -34,13 +34,14 @@ USER_AGENT = "fulfillment-gateway/0.1"
 
 class Gateway:
     def __init__(self, config: Config, *, first_poll_delay_seconds: float = 30.0,
-                 run_scheduler: bool = True) -> None:
+                 run_scheduler: bool = True, run_outbox: bool = True) -> None:
         self.config = config
         self.storage = open_backend(config.storage.backend, config.storage.path)
         self.metrics = Metrics()
         self.connectors: dict[str, Connector] = {}
         self.first_poll_delay_seconds = first_poll_delay_seconds
         self.run_scheduler = run_scheduler
+        self.run_outbox = run_outbox  # the running gateway's job; a one-off command leaves it
         self.session: aiohttp.ClientSession | None = None
         self.committer = GroupCommitter(self.storage)
         policy = RetryPolicy.from_config(config.retry)
@@ -103,7 +104,8 @@ class Gateway:
                     cfg, self.config, self.session, self.metrics)
         await self.committer.start()
         await self.worker.start()
-        await self.dispatcher.start()
+        if self.run_outbox:
+            await self.dispatcher.start()
         if self.run_scheduler:
             self.scheduler = build_scheduler(
                 self.poller, {c.name: c.poll_interval_minutes for c in self.config.connectors},

@@ -50,7 +50,7 @@ async def _migrate(cfg: config_mod.Config) -> None:
 async def _poll(cfg: config_mod.Config, name: str) -> None:
     from gateway.app import Gateway
 
-    gateway = Gateway(cfg, run_scheduler=False)
+    gateway = Gateway(cfg, run_scheduler=False, run_outbox=False)
     await gateway.start()
     try:
         result = await gateway.poller.poll(name)

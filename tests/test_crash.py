@@ -135,3 +135,61 @@ async def test_sigterm_stops_cleanly(sandbox: Sandbox, tmp_path: Path) -> None:
     assert "gateway.stopping" in text and "gateway.stopped" in text
     assert not (tmp_path / "gw.sqlite3-wal").exists() or \
         (tmp_path / "gw.sqlite3-wal").stat().st_size == 0
+
+
+async def test_sigkill_after_the_partner_took_the_push_resends_it_once_absorbed(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    """The partner has the order, the gateway dies before marking the push sent: the restart
+    sends it again and ShipStation's orderKey keeps it one order."""
+    port, db, config, log = free_port(), tmp_path / "gw.sqlite3", tmp_path / "gw.toml", \
+        tmp_path / "gw.log"
+    write_config(config, db, sandbox.url, port)
+    config.write_text(config.read_text() + """
+[[channels]]
+name = "wholesale"
+[channels.oms]
+connector = "shipstation"
+""")
+    api = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    # ShipStation takes its time answering the createorder (and creates the order anyway).
+    await sandbox.control("/fail", {"count": 1, "status": 0, "delay_seconds": 1.5,
+                                    "path_prefix": "/orders/createorder"})
+    process = await start(config, port, log)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{api}/api/v1/fulfillment-orders", headers=headers, json={
+                    "id": "fo-push-crash", "channel": "wholesale", "order_number": "P1",
+                    "lines": [{"sku": "A", "quantity": 2}]}) as resp:
+                assert resp.status == 201
+            deadline = time.monotonic() + 10
+            while not any(r["path"] == "/orders/createorder" for r in sandbox.state.requests):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+        deadline = time.monotonic() + 10
+        while not sandbox.state.orders:  # the partner finishes the call nobody waits for
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+
+        process = await start(config, port, log)
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 20
+            while True:
+                async with session.get(f"{api}/api/v1/fulfillment-orders/fo-push-crash",
+                                       headers=headers) as resp:
+                    fo = await resp.json()
+                if fo["outbound"][0]["status"] == "sent":
+                    break
+                assert time.monotonic() < deadline, fo
+                await asyncio.sleep(0.1)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+    calls = [r for r in sandbox.state.requests if r["path"] == "/orders/createorder"]
+    assert len(calls) == 2  # sent twice ...
+    [order] = sandbox.state.orders.values()  # ... one order
+    assert order["orderKey"] == "fo-push-crash"
+    assert {"kind": "partner_order_id", "value": str(order["orderId"])} in fo["external_refs"]

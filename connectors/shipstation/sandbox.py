@@ -9,7 +9,7 @@ merged orders (`mergedIds`), voided labels (no webhook) and relabels (a new ship
 Scripting lives under /_sandbox/ (no auth, no rate limit): create, split, merge, ship, mark
 shipped, void, relabel, set the rate limit, fail the next requests to a path (any status:
 429 with a chosen Reset, 5xx, 400 with a message; optionally after a delay, which makes a
-time-out; status 0 is only slow), read the request log (with POST bodies).
+time-out; status 0 does the work at once and answers late), read the request log (with POST bodies).
 Run standalone: python -m connectors.shipstation.sandbox --port 8081
 """
 
@@ -295,11 +295,14 @@ async def partner_api(request: web.Request, handler: Any) -> web.StreamResponse:
                             content_type="application/json", headers=headers)
     failure = next((f for f in state.failures
                     if f.remaining > 0 and request.path.startswith(f.path_prefix)), None)
+    slow_answer = 0.0
     if failure:
         failure.remaining -= 1
-        if failure.delay_seconds:
+        if not failure.status:  # status 0: done at once, answered late
+            slow_answer = failure.delay_seconds
+        elif failure.delay_seconds:
             await asyncio.sleep(failure.delay_seconds)
-    if failure and failure.status:  # status 0: only slow, then answered as usual
+    if failure and failure.status:
         entry["status"] = failure.status
         if failure.status == 429:
             headers["X-Rate-Limit-Remaining"] = "0"
@@ -314,6 +317,8 @@ async def partner_api(request: web.Request, handler: Any) -> web.StreamResponse:
         raise
     response.headers.update(headers)
     entry["status"] = response.status
+    if slow_answer:
+        await asyncio.sleep(slow_answer)
     return response
 
 
