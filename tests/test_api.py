@@ -35,6 +35,13 @@ async def test_openapi_is_valid_and_matches_the_routes(gw: GatewayUnderTest) -> 
     served = {(r.method, r.resource.canonical) for r in gw.server.app.router.routes()
               if r.method != "HEAD"}
     assert documented == served
+    # Every event a subscriber can ask for is documented, with its data fields.
+    from gateway.records import EVENT_TYPES
+
+    assert sorted(document["webhooks"]) == sorted(EVENT_TYPES)
+    status_changed = document["webhooks"]["fulfillment_order.status_changed"]["post"]
+    schema = status_changed["requestBody"]["content"]["application/json"]["schema"]
+    assert {"old_status", "new_status", "lines"} <= set(schema["properties"]["data"]["properties"])
 
 
 async def test_create_is_validated(gw: GatewayUnderTest) -> None:
