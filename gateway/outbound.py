@@ -142,7 +142,7 @@ class Outbound:
     async def fulfillment_order_cancelled(self, tx: Transaction, fo_id: str, at: str,
                                           outcome: Outcome) -> int:
         """Stop a push not yet made; send the partner's cancel for one that was (or may be)."""
-        if not any(c.new == "cancelled" and c.fo_id == fo_id for c in outcome.status_changes):
+        if self._quiet or not any(c.new == "cancelled" and c.fo_id == fo_id for c in outcome.status_changes):
             return 0  # it was cancelled before: nothing new to say or send
         record = await tx.fulfillment_order_record(fo_id)
         assert record is not None

@@ -157,13 +157,16 @@ class OutboxDispatcher:
                 await self._record(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - storage trouble: one by one, else leave pending
-                if len(batch) > 1:
-                    for item in batch:
-                        with contextlib.suppress(Exception):
-                            await self._record([item])
-                else:
-                    log.exception("outbox.record_failed", messages=len(batch))
+            except Exception:  # noqa: BLE001 - one by one; what still fails stays pending
+                failed = batch if len(batch) == 1 else []
+                for item in batch if len(batch) > 1 else []:
+                    try:
+                        await self._record([item])
+                    except Exception:  # noqa: BLE001 - sent again later: at least once
+                        failed.append(item)
+                if failed:
+                    log.exception("outbox.record_failed", messages=len(failed),
+                                  ids=[item.message.id for item in failed])
                     await asyncio.sleep(1.0)
             finally:
                 for item in batch:
