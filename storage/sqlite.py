@@ -9,15 +9,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import functools
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import orjson
@@ -30,6 +31,7 @@ from gateway.records import (
 from storage import InboxEvent, NewInboxEvent, OutboxMessage, Page
 from storage.sqlite_tx import SqliteTransaction, from_json, placeholders, to_json
 
+T = TypeVar("T")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 CHECKPOINT_SECONDS = 0.5
 MAX_CHECKPOINT_DEFER_SECONDS = 10.0
@@ -58,6 +60,31 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+_snapshot_db: contextvars.ContextVar[aiosqlite.Connection | None] = contextvars.ContextVar(
+    "snapshot_db", default=None)
+
+
+def snapshot(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Run an API read of several statements in one read transaction on its own connection,
+    so it sees one committed state (an FO's outbound status and the refs written with it),
+    never half of a commit. The worker's and dispatcher's reads stay on the reader connection,
+    outside any snapshot, so they always see the latest commit."""
+
+    @functools.wraps(method)
+    async def read_in_snapshot(self: SqliteStorage, *args: Any, **kwargs: Any) -> T:
+        async with self._views_lock:
+            db = self.views
+            await db.execute("BEGIN")
+            token = _snapshot_db.set(db)
+            try:
+                return await method(self, *args, **kwargs)
+            finally:
+                _snapshot_db.reset(token)
+                await db.execute("COMMIT")
+
+    return read_in_snapshot
+
+
 class SqliteStorage:
     """`storage.Storage` on one SQLite file."""
 
@@ -65,6 +92,8 @@ class SqliteStorage:
         self.path = str(path)
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._views: aiosqlite.Connection | None = None  # the API's multi-statement reads
+        self._views_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
         self._checkpointer: asyncio.Task[None] | None = None
         # Set by the owner: while it says a write burst is under way, checkpoints wait.
@@ -84,6 +113,7 @@ class SqliteStorage:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
         self._reader = await self._connect()
+        self._views = await self._connect()
         # Checkpoints copy the WAL into the database file. Left to SQLite they run inside
         # whichever commit crosses the threshold, and that webhook waits for them; here they
         # run beside the writer, on the reader's connection, and never block a commit.
@@ -111,10 +141,10 @@ class SqliteStorage:
             self._checkpointer = None
             with contextlib.suppress(aiosqlite.Error):
                 await self.writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        for db in (self._reader, self._writer):
+        for db in (self._views, self._reader, self._writer):
             if db is not None:
                 await db.close()
-        self._reader = self._writer = None
+        self._views = self._reader = self._writer = None
 
     @property
     def writer(self) -> aiosqlite.Connection:
@@ -127,6 +157,12 @@ class SqliteStorage:
         if self._reader is None:
             raise RuntimeError("storage is not open")
         return self._reader
+
+    @property
+    def views(self) -> aiosqlite.Connection:
+        if self._views is None:
+            raise RuntimeError("storage is not open")
+        return self._views
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -146,7 +182,8 @@ class SqliteStorage:
             yield SqliteTransaction(db)
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        return list(await self.reader.execute_fetchall(sql, params))
+        db = _snapshot_db.get() or self.reader
+        return list(await db.execute_fetchall(sql, params))
 
     # schema
 
@@ -325,6 +362,7 @@ class SqliteStorage:
                 "custom_fields": from_json(row["custom_fields"]),
                 "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
+    @snapshot
     async def fulfillment_order_view(self, fo_id: str) -> dict[str, Any] | None:
         rows = await self._read("SELECT * FROM fulfillment_orders WHERE id = ?", (fo_id,))
         if not rows:
@@ -357,6 +395,7 @@ class SqliteStorage:
         view["timeline"] = [{**dict(t), "detail": from_json(t["detail"])} for t in timeline]
         return view
 
+    @snapshot
     async def list_fulfillment_orders(self, status: str | None, updated_since: str | None,
                                       cursor: str | None, limit: int) -> Page:
         where, params = [], []
@@ -404,10 +443,12 @@ class SqliteStorage:
             "overshipped": from_json(row["overshipped"]),
         }
 
+    @snapshot
     async def shipment_view(self, shipment_id: str) -> dict[str, Any] | None:
         rows = await self._read("SELECT * FROM shipment_records WHERE id = ?", (shipment_id,))
         return await self._shipment_view_row(rows[0]) if rows else None
 
+    @snapshot
     async def _shipment_page(self, where: list[str], params: list[Any], cursor: str | None,
                              limit: int, join: str = "", source: str = "shipment_records"
                              ) -> Page:
@@ -433,6 +474,7 @@ class SqliteStorage:
     async def list_unmatched(self, cursor: str | None, limit: int) -> Page:
         return await self._shipment_page([], [], cursor, limit, source="unmatched_shipments")
 
+    @snapshot
     async def list_dead_letters(self, cursor: str | None, limit: int) -> Page:
         """Inbox dead letters, then outbox ones, each by id; the cursor names the last seen."""
         source, after_id = decode_cursor(cursor, 2) if cursor else ("inbox", 0)
