@@ -1,0 +1,237 @@
+"""The SQLite reads behind the HTTP API: FOs, shipments, the unmatched queue, dead letters.
+
+Each read of several statements runs in one read transaction on its own connection
+(`snapshot`), so it shows one committed state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextvars
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import aiosqlite
+import orjson
+
+from gateway.errors import BadRequest
+from storage import Page
+from storage.sqlite_tx import from_json
+
+T = TypeVar("T")
+
+
+def encode_cursor(*key: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int) -> list[Any]:
+    try:
+        key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        raise BadRequest("cursor: not a cursor this API returned") from None
+    if not isinstance(key, list) or len(key) != size:
+        raise BadRequest("cursor: not a cursor this API returned")
+    return key
+
+
+snapshot_connection: contextvars.ContextVar[aiosqlite.Connection | None] = contextvars.ContextVar(
+    "snapshot_db", default=None)
+
+
+def snapshot(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Run an API read of several statements in one read transaction on its own connection,
+    so it sees one committed state (an FO's outbound status and the refs written with it),
+    never half of a commit. The worker's and dispatcher's reads stay on the reader connection,
+    outside any snapshot, so they always see the latest commit."""
+
+    @functools.wraps(method)
+    async def read_in_snapshot(self: SqliteViews, *args: Any, **kwargs: Any) -> T:
+        async with self._views_lock:
+            db = self.views
+            await db.execute("BEGIN")
+            token = snapshot_connection.set(db)
+            try:
+                return await method(self, *args, **kwargs)
+            finally:
+                snapshot_connection.reset(token)
+                await db.execute("COMMIT")
+
+    return read_in_snapshot
+
+
+class SqliteViews:
+    """Mixed into SqliteStorage, which provides the connections."""
+
+    _views_lock: asyncio.Lock
+
+    @property
+    def views(self) -> aiosqlite.Connection:
+        raise NotImplementedError
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        raise NotImplementedError
+
+
+    async def _fo_lines_view(self, fo_id: str) -> list[dict[str, Any]]:
+        rows = await self._read(
+            "SELECT l.line_id, l.sku, l.requested, COALESCE(SUM(a.quantity), 0) AS fulfilled"
+            " FROM fulfillment_order_lines l LEFT JOIN allocations a"
+            " ON a.fo_id = l.fo_id AND a.line_id = l.line_id"
+            " WHERE l.fo_id = ? GROUP BY l.line_id ORDER BY l.position", (fo_id,))
+        return [dict(r) for r in rows]
+
+    def _fo_summary(self, row: aiosqlite.Row) -> dict[str, Any]:
+        return {"id": row["id"], "channel": row["channel"], "order_number": row["order_number"],
+                "status": row["status"], "ship_to": from_json(row["ship_to"]),
+                "custom_fields": from_json(row["custom_fields"]),
+                "created_at": row["created_at"], "updated_at": row["updated_at"]}
+
+    @snapshot
+    async def fulfillment_order_view(self, fo_id: str) -> dict[str, Any] | None:
+        rows = await self._read("SELECT * FROM fulfillment_orders WHERE id = ?", (fo_id,))
+        if not rows:
+            return None
+        view = self._fo_summary(rows[0])
+        view["lines"] = await self._fo_lines_view(fo_id)
+        refs = await self._read(
+            "SELECT kind, value FROM fulfillment_order_refs WHERE fo_id = ? ORDER BY kind, value",
+            (fo_id,))
+        view["external_refs"] = [dict(r) for r in refs]
+        view["flow"] = rows[0]["flow"]
+        view["invoice_id"] = rows[0]["invoice_id"]
+        pushes = await self._read(
+            "SELECT id, destination, kind, status, not_before, attempts, last_error, result,"
+            " updated_at FROM outbox_messages WHERE fo_id = ? AND kind != 'event' ORDER BY id",
+            (fo_id,))
+        view["outbound"] = [{
+            "id": f"outbox-{r['id']}", "destination": r["destination"], "kind": r["kind"],
+            "status": r["status"], "not_before": r["not_before"], "attempts": r["attempts"],
+            "last_error": r["last_error"], "result": from_json(r["result"]),
+            "updated_at": r["updated_at"]} for r in pushes]
+        shipments = await self._read(
+            "SELECT s.* FROM shipment_records s JOIN shipment_matches m ON m.shipment_id = s.id"
+            " WHERE m.fo_id = ? ORDER BY COALESCE(s.shipped_at, s.partner_updated_at), s.id",
+            (fo_id,))
+        view["shipments"] = [await self._shipment_view_row(s) for s in shipments]
+        timeline = await self._read(
+            "SELECT at, kind, from_status, to_status, detail FROM timeline WHERE fo_id = ?"
+            " ORDER BY id", (fo_id,))
+        view["timeline"] = [{**dict(t), "detail": from_json(t["detail"])} for t in timeline]
+        return view
+
+    @snapshot
+    async def list_fulfillment_orders(self, status: str | None, updated_since: str | None,
+                                      cursor: str | None, limit: int) -> Page:
+        where, params = [], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if updated_since:
+            where.append("updated_at >= ?")
+            params.append(updated_since)
+        if cursor:
+            after_at, after_id = decode_cursor(cursor, 2)
+            where.append("(updated_at > ? OR (updated_at = ? AND id > ?))")
+            params += [after_at, after_at, after_id]
+        sql = "SELECT * FROM fulfillment_orders"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self._read(sql + " ORDER BY updated_at, id LIMIT ?", [*params, limit + 1])
+        items = []
+        for row in rows[:limit]:
+            item = self._fo_summary(row)
+            item["lines"] = await self._fo_lines_view(row["id"])
+            items.append(item)
+        nxt = encode_cursor(rows[limit - 1]["updated_at"], rows[limit - 1]["id"]) \
+            if len(rows) > limit else None
+        return Page(items, nxt)
+
+    async def _shipment_view_row(self, row: aiosqlite.Row) -> dict[str, Any]:
+        allocations = await self._read(
+            "SELECT fo_id, line_id, sku, quantity FROM allocations WHERE shipment_id = ?"
+            " ORDER BY fo_id, line_id", (row["id"],))
+        matches = await self._read(
+            "SELECT fo_id FROM shipment_matches WHERE shipment_id = ? ORDER BY fo_id", (row["id"],))
+        return {
+            "id": row["id"], "source": row["source"], "external_id": row["external_id"],
+            "order_refs": from_json(row["order_refs"]), "lines": from_json(row["lines"]),
+            "status": row["status"], "carrier": row["carrier"], "service": row["service"],
+            "tracking_numbers": from_json(row["tracking_numbers"]),
+            "tracking_url": row["tracking_url"], "shipped_at": row["shipped_at"],
+            "partner_updated_at": row["partner_updated_at"], "recorded_at": row["recorded_at"],
+            "updated_at": row["updated_at"], "match_state": row["match_state"],
+            "match_rule": row["match_rule"], "unmatched_reason": row["unmatched_reason"],
+            "candidates": from_json(row["candidates"]),
+            "fulfillment_order_ids": [m["fo_id"] for m in matches],
+            "allocations": [dict(a) for a in allocations],
+            "overshipped": from_json(row["overshipped"]),
+        }
+
+    @snapshot
+    async def shipment_view(self, shipment_id: str) -> dict[str, Any] | None:
+        rows = await self._read("SELECT * FROM shipment_records WHERE id = ?", (shipment_id,))
+        return await self._shipment_view_row(rows[0]) if rows else None
+
+    @snapshot
+    async def _shipment_page(self, where: list[str], params: list[Any], cursor: str | None,
+                             limit: int, join: str = "", source: str = "shipment_records"
+                             ) -> Page:
+        if cursor:
+            after_at, after_id = decode_cursor(cursor, 2)
+            where.append("(s.recorded_at > ? OR (s.recorded_at = ? AND s.id > ?))")
+            params += [after_at, after_at, after_id]
+        sql = f"SELECT s.* FROM {source} s {join}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self._read(sql + " ORDER BY s.recorded_at, s.id LIMIT ?", [*params, limit + 1])
+        items = [await self._shipment_view_row(r) for r in rows[:limit]]
+        nxt = encode_cursor(rows[limit - 1]["recorded_at"], rows[limit - 1]["id"]) \
+            if len(rows) > limit else None
+        return Page(items, nxt)
+
+    async def list_shipments(self, fo_id: str | None, cursor: str | None, limit: int) -> Page:
+        if fo_id:
+            return await self._shipment_page(["m.fo_id = ?"], [fo_id], cursor, limit,
+                                             join="JOIN shipment_matches m ON m.shipment_id = s.id")
+        return await self._shipment_page([], [], cursor, limit)
+
+    async def list_unmatched(self, cursor: str | None, limit: int) -> Page:
+        return await self._shipment_page([], [], cursor, limit, source="unmatched_shipments")
+
+    @snapshot
+    async def list_dead_letters(self, cursor: str | None, limit: int) -> Page:
+        """Inbox dead letters, then outbox ones, each by id; the cursor names the last seen."""
+        source, after_id = decode_cursor(cursor, 2) if cursor else ("inbox", 0)
+        items: list[dict[str, Any]] = []
+        if source == "inbox":
+            rows = await self._read(
+                "SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit + 1))
+            items += [{"id": f"inbox-{r['id']}", "source": "inbox", "connector": r["connector"],
+                       "destination": None, "kind": r["kind"], "delivery_key": r["delivery_key"],
+                       "fulfillment_order_id": None, "received_at": r["received_at"],
+                       "attempts": r["attempts"], "error": r["last_error"],
+                       "failed_at": r["failed_at"]} for r in rows]
+            after_id = 0
+        if len(items) <= limit:
+            rows = await self._read(
+                "SELECT id, destination, kind, fo_id, created_at, attempts, last_error,"
+                " updated_at FROM outbox_messages WHERE status = 'dead' AND id > ?"
+                " ORDER BY id LIMIT ?",
+                (after_id if source == "outbox" else 0, limit + 1 - len(items)))
+            items += [{"id": f"outbox-{r['id']}", "source": "outbox",
+                       "connector": r["destination"].partition(":")[2]
+                       if r["destination"].startswith("connector:") else None,
+                       "destination": r["destination"], "kind": r["kind"], "delivery_key": None,
+                       "fulfillment_order_id": r["fo_id"], "received_at": r["created_at"],
+                       "attempts": r["attempts"], "error": r["last_error"],
+                       "failed_at": r["updated_at"]} for r in rows]
+        nxt = None
+        if len(items) > limit:
+            last = items[limit - 1]
+            kind, _, number = last["id"].partition("-")
+            nxt = encode_cursor(kind, int(number))
+        return Page(items[:limit], nxt)
