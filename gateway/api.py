@@ -59,16 +59,17 @@ def _check_token(request: web.Request, tokens: tuple[str, ...]) -> None:
         raise Unauthorized("bearer token not recognised")
 
 
-def middleware(tokens: Callable[[], tuple[str, ...]]) -> Callable[..., Any]:
-    """Bearer tokens on /api/, and the one place errors become `{"error": {code, message}}`.
+def guard(handler: Handler, tokens: Callable[[], tuple[str, ...]] | None) -> Handler:
+    """Wrap one route: its bearer tokens (when `tokens` is given), and the one place errors
+    become `{"error": {code, message}}`.
 
-    One middleware rather than two: it runs on every webhook, and each layer costs.
+    A wrapper per route rather than an aiohttp middleware: a middleware runs on every
+    request, webhooks included, and costs there (measured by bench/intake.py).
     """
 
-    @web.middleware
-    async def handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def guarded(request: web.Request) -> web.StreamResponse:
         try:
-            if request.path.startswith("/api/"):
+            if tokens is not None:
                 _check_token(request, tokens())
             return await handler(request)
         except GatewayError as exc:
@@ -83,7 +84,28 @@ def middleware(tokens: Callable[[], tuple[str, ...]]) -> Callable[..., Any]:
             log.exception("api.unhandled", path=request.path, method=request.method)
             return error_response(500, "internal_error", "internal error; see the gateway's log")
 
-    return handle
+    return guarded
+
+
+async def no_route(request: web.Request) -> web.Response:
+    """Every path no route serves: 405 where another method would do, else 404."""
+    if request.path.startswith("/api/"):  # no token, no hints about what exists
+        _check_token(request, _gateway(request).tokens)
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource.canonical == CATCH_ALL:
+            continue
+        match, methods = await resource.resolve(request)
+        if match is None:
+            allowed |= methods
+    if allowed:
+        return error_response(405, "method_not_allowed",
+                              f"{request.method} is not allowed here; use "
+                              + ", ".join(sorted(allowed)))
+    return error_response(404, "not_found", f"no route for {request.path}")
+
+
+CATCH_ALL = "/{tail:.*}"
 
 
 def _gateway(request: web.Request) -> Gateway:

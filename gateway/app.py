@@ -141,14 +141,16 @@ class Gateway:
             await self.stop()
 
     def web_app(self) -> web.Application:
-        app = web.Application(
-            middlewares=[api.middleware(lambda: self.tokens)],
-            client_max_size=self.config.server.max_body_bytes)
+        app = web.Application(client_max_size=self.config.server.max_body_bytes)
         app[api.GATEWAY_KEY] = self
+        tokens = lambda: self.tokens  # noqa: E731 - read at each request
         for method, path, handler in api.ROUTES:
-            app.router.add_route(method, path, handler)
-        app.router.add_post("/webhooks/{connector}", webhook_handler(
-            self.connectors, self.committer, self.config.server.max_body_bytes, self.metrics))
+            app.router.add_route(method, path, api.guard(
+                handler, tokens if path.startswith("/api/") else None))
+        app.router.add_post("/webhooks/{connector}", api.guard(webhook_handler(
+            self.connectors, self.committer, self.config.server.max_body_bytes, self.metrics),
+            None))
+        app.router.add_route("*", api.CATCH_ALL, api.guard(api.no_route, None))
         app.cleanup_ctx.append(self._lifecycle)
         return app
 

@@ -33,7 +33,7 @@ async def test_openapi_is_valid_and_matches_the_routes(gw: GatewayUnderTest) -> 
     validate(document)
     documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
     served = {(r.method, r.resource.canonical) for r in gw.server.app.router.routes()
-              if r.method != "HEAD"}
+              if r.method not in ("HEAD", "*")}  # "*": the catch-all answering 404 / 405
     assert documented == served
     # Every event a subscriber can ask for is documented, with its data fields.
     from gateway.records import EVENT_TYPES
@@ -85,6 +85,14 @@ async def test_get_unknown_is_404_in_the_error_shape(gw: GatewayUnderTest) -> No
         answer = await gw.call("GET", path, expect=404)
         assert answer["error"]["code"] == "not_found"
     await gw.call("POST", "/api/v1/fulfillment-orders/nope/cancel", expect=404)
+    answer = await gw.call("DELETE", "/api/v1/channels", expect=405)
+    assert answer["error"]["code"] == "method_not_allowed" and "GET" in answer["error"]["message"]
+    async with gw.session.get(f"{gw.url}/nothing/here") as resp:
+        assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
+    async with gw.session.get(f"{gw.url}/api/v1/no-such-route") as resp:
+        assert resp.status == 401  # without a token, nothing about what exists
+    async with gw.session.get(f"{gw.url}/webhooks/shipstation") as resp:
+        assert resp.status == 405
 
 
 async def test_list_filters_and_pages(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
