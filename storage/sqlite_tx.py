@@ -343,7 +343,11 @@ class SqliteTransaction:
         return {r["id"] for r in rows}
 
     async def cancel_outbox_message(self, message_id: int, at: str) -> bool:
-        return await self._pending_to(message_id, "status = 'cancelled', updated_at = ?", (at,))
+        """A pending or dead message will not be sent (nor replayed)."""
+        cur = await self.db.execute(
+            "UPDATE outbox_messages SET status = 'cancelled', updated_at = ?"
+            " WHERE id = ? AND status IN ('pending', 'dead')", (at, message_id))
+        return cur.rowcount == 1
 
     async def retry_outbox_message(self, message_id: int, attempts: int, not_before: str,
                                    error: str, at: str) -> bool:

@@ -458,3 +458,22 @@ async def test_deliveries_survive_closed_and_broken_connections(
     events = await wait_events(receiver, 5)
     assert sorted(e["data"]["order_number"] for e in events) == [f"K{i}" for i in range(5)]
     assert all(d[2] == 200 for d in receiver.deliveries) and len(receiver.deliveries) == 5
+
+
+async def test_cancelling_an_fo_whose_push_was_refused_retires_the_dead_letter(
+        start_gateway, tmp_path: Path, sandbox: Sandbox) -> None:
+    gw = await start(start_gateway, tmp_path, sandbox)
+    await sandbox.control("/fail", {"count": 1, "status": 422, "message": "Unknown store",
+                                    "path_prefix": "/orders/createorder"})
+    fo = await gw.create_fo([(SKU, 1)], channel="wholesale", order_number="Z1")
+
+    async def dead() -> list[dict[str, Any]]:
+        return (await gw.call("GET", "/api/v1/dead-letters"))["items"]
+
+    [letter] = await gw.wait_for(dead)
+    fo = await gw.call("POST", f"/api/v1/fulfillment-orders/{fo['id']}/cancel")
+    assert [o["status"] for o in fo["outbound"]] == ["cancelled"]  # never placed: no cancel
+    assert await dead() == []
+    await gw.call("POST", f"/api/v1/dead-letters/{letter['id']}/replay", expect=404)
+    await asyncio.sleep(0.3)
+    assert [r["status"] for r in createorders(sandbox)] == [422]
