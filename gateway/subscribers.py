@@ -24,6 +24,7 @@ class Subscribers:
     def __init__(self, config: Config, user_agent: str) -> None:
         self.client = DeliveryClient(config.outbox.request_timeout_seconds, user_agent)
         self._endpoints: dict[str, tuple[SubscriberConfig, URL, Webhook]] = {}
+        self._shown: dict[str, str] = {}
         for sub in config.subscribers:
             try:
                 signer = Webhook(config.secret(sub.secret_env))
@@ -31,12 +32,15 @@ class Subscribers:
                 raise ConfigError(f"{sub.key}.secret_env: {sub.secret_env} is not a Standard"
                                   f" Webhooks secret (whsec_ + base64): {exc}") from None
             self._endpoints[sub.name] = (sub, URL(sub.url), signer)
+            # What errors (stored, logged, shown in the API) call it: no query, no userinfo.
+            self._shown[sub.name] = str(URL(sub.url).with_user(None).with_query(None))
 
     async def deliver(self, name: str, message: OutboxMessage) -> dict[str, Any]:
         endpoint = self._endpoints.get(name)
         if endpoint is None:
             raise PartnerRejected(f"subscriber {name} is no longer configured", 404)
-        sub, url, signer = endpoint
+        _, url, signer = endpoint
+        where = self._shown[name]
         body = message.payload_json or orjson.dumps(message.payload)
         event_id = str(message.payload["id"])
         now = datetime.now(UTC)
@@ -46,18 +50,18 @@ class Subscribers:
         try:
             answer = await self.client.post(url, headers, body)
         except (TimeoutError, OSError) as exc:  # ConnectionError is an OSError
-            raise PartnerUnavailable(f"POST {sub.url}: {type(exc).__name__}: {exc}") from exc
+            raise PartnerUnavailable(f"POST {where}: {type(exc).__name__}: {exc}") from exc
         status = answer.status
         if 200 <= status < 300:
             return {"status": status}
         text = answer.body[:300].decode(errors="replace")
         if status == 429:
             retry_after = answer.retry_after.strip()
-            raise PartnerRateLimited(f"POST {sub.url}: HTTP 429",
+            raise PartnerRateLimited(f"POST {where}: HTTP 429",
                                      float(retry_after) if retry_after.isdigit() else 0.0)
         if status >= 500 or status < 400:
-            raise PartnerUnavailable(f"POST {sub.url}: HTTP {status} {text}".rstrip())
-        raise PartnerRejected(f"POST {sub.url}: HTTP {status} {text}".rstrip(), status)
+            raise PartnerUnavailable(f"POST {where}: HTTP {status} {text}".rstrip())
+        raise PartnerRejected(f"POST {where}: HTTP {status} {text}".rstrip(), status)
 
     def close(self) -> None:
         self.client.close()

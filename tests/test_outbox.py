@@ -400,8 +400,8 @@ async def test_injected_429_waits_for_the_reset(start_gateway, tmp_path: Path,
 async def subscriber_only(start_gateway, tmp_path: Path, sandbox: Sandbox,
                           receiver: Receiver, **retry: Any) -> GatewayUnderTest:
     doc = gateway_doc(tmp_path / "gateway.sqlite3", sandbox.url)
-    doc["subscribers"] = [{"name": "erp", "url": receiver.url, "secret_env": "SUB_SECRET",
-                           "events": ["fulfillment_order.created"]}]
+    doc["subscribers"] = [{"name": "erp", "url": receiver.url + "?key=s3cr3t-in-url",
+                           "secret_env": "SUB_SECRET", "events": ["fulfillment_order.created"]}]
     if retry:
         doc["retry"] = retry
     return await start_gateway(doc)
@@ -437,6 +437,7 @@ async def test_subscriber_answers_retry_or_give_up_as_they_say(
     [letter] = await gw.wait_for(dead)
     assert letter["destination"] == "subscriber:erp" and letter["attempts"] == 1
     assert "HTTP 422 refused with 422" in letter["error"]
+    assert "s3cr3t" not in letter["error"]  # a URL's query may hold a secret: never shown
     assert len(receiver.deliveries) == tries + 1
 
 
