@@ -281,14 +281,7 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: expected a table")
         table = dict(table)
-        name = _take(table, "name", where, str, None)
-        if name is None:
-            raise ConfigError(f"{where}.name: required")
-        if not _NAME.match(name):
-            raise ConfigError(f"{where}.name: {name!r} must be lowercase letters, digits, - or _")
-        if name in seen:
-            raise ConfigError(f"{where}.name: {name!r} is used by another connector")
-        seen.add(name)
+        name = _unique_name(table, where, seen, "connector")
         ctype = _take(table, "type", where, str, None)
         if ctype is None:
             raise ConfigError(f"{where}.type: required")
@@ -356,14 +349,14 @@ def _tables(raw: Any, name: str) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def _unique_name(table: dict[str, Any], where: str, seen: set[str]) -> str:
+def _unique_name(table: dict[str, Any], where: str, seen: set[str], what: str) -> str:
     name = _take(table, "name", where, str, None)
     if name is None:
         raise ConfigError(f"{where}.name: required")
     if not _NAME.match(name):
         raise ConfigError(f"{where}.name: {name!r} must be lowercase letters, digits, - or _")
     if name in seen:
-        raise ConfigError(f"{where}.name: {name!r} is used twice")
+        raise ConfigError(f"{where}.name: {name!r} is used by another {what}")
     seen.add(name)
     return name
 
@@ -371,7 +364,7 @@ def _unique_name(table: dict[str, Any], where: str, seen: set[str]) -> str:
 def _channels(raw: Any, connectors: set[str]) -> tuple[ChannelConfig, ...]:
     channels, seen = [], set()
     for where, table in _tables(raw, "channels"):
-        name = _unique_name(table, where, seen)
+        name = _unique_name(table, where, seen, "channel")
         tags = _take(table, "tags", where, list, [])
         if not all(isinstance(t, str) for t in tags):
             raise ConfigError(f"{where}.tags: expected a list of strings")
@@ -423,7 +416,7 @@ def _channels(raw: Any, connectors: set[str]) -> tuple[ChannelConfig, ...]:
 def _subscribers(raw: Any) -> tuple[SubscriberConfig, ...]:
     subscribers, seen = [], set()
     for where, table in _tables(raw, "subscribers"):
-        name = _unique_name(table, where, seen)
+        name = _unique_name(table, where, seen, "subscriber")
         url = _take(table, "url", where, str, None)
         if url is None or not re.match(r"^https?://[^/]", url):
             raise ConfigError(f"{where}.url: required, an http(s) URL")

@@ -14,7 +14,6 @@ on the partner's side (ShipStation: the FO id as orderKey).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,15 +22,14 @@ from typing import Any
 from gateway import logs
 from gateway.backoff import NOT_RETRIED_STATUSES, RetryPolicy
 from gateway.errors import PartnerRateLimited, PartnerRejected, PartnerUnavailable
+from gateway.loops import cancel_all, sleep_until
 from gateway.metrics import Metrics
 from gateway.outbound import EVENT, REJECTED, Outbound
-from gateway.records import now_iso, parse_iso, utc_iso
+from gateway.records import now_iso, utc_iso
 from storage import OutboxMessage, Storage
 
 log = logs.get("gateway.outbox")
-IDLE_WAIT_SECONDS = 5.0
 MAX_FINISH_BATCH = 256
-STOP_ROUNDS, STOP_WAIT_SECONDS = 5, 1.0
 Send = Callable[[OutboxMessage], Awaitable[Mapping[str, Any]]]
 
 
@@ -83,13 +81,7 @@ class OutboxDispatcher:
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._senders]
-        for _ in range(STOP_ROUNDS):
-            pending = [t for t in tasks if not t.done()]
-            if not pending:
-                break
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending, timeout=STOP_WAIT_SECONDS)
+        await cancel_all(tasks)
         self._tasks, self._senders, self._queues = [], [], {}
 
     @property
@@ -117,13 +109,7 @@ class OutboxDispatcher:
                 await self._sleep_until_due()
 
     async def _sleep_until_due(self) -> None:
-        wait = IDLE_WAIT_SECONDS
-        due = await self.storage.next_outbox_due()
-        if due is not None:
-            wait = min(wait, max((parse_iso(due) - datetime.now(UTC)).total_seconds(), 0.01))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
-                await self._wake.wait()
+        await sleep_until(await self.storage.next_outbox_due(), self._wake)
 
     def _queue(self, destination: str) -> asyncio.Queue[OutboxMessage]:
         queue = self._queues.get(destination)

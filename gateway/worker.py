@@ -12,7 +12,6 @@ Every step is safe to run twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,16 +23,15 @@ from gateway.backoff import RetryPolicy
 from gateway.connector import Connector
 from gateway.errors import PartnerRateLimited, PartnerRejected
 from gateway.ledger import Outcome
+from gateway.loops import cancel_all, sleep_until
 from gateway.metrics import Metrics
 from gateway.outbound import Outbound
-from gateway.records import Shipment, now_iso, parse_iso, utc_iso
+from gateway.records import Shipment, now_iso, utc_iso
 from storage import InboxEvent, Storage
 
 log = logs.get("gateway.worker")
-IDLE_WAIT_SECONDS = 5.0
 MAX_APPLY_BATCH = 256
 BURST_PAUSE_SECONDS = 0.2
-STOP_ROUNDS, STOP_WAIT_SECONDS = 5, 1.0
 
 
 @dataclass
@@ -80,13 +78,7 @@ class InboxWorker:
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._normalizing]
-        for _ in range(STOP_ROUNDS):
-            pending = [t for t in tasks if not t.done()]
-            if not pending:
-                break
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending, timeout=STOP_WAIT_SECONDS)
+        await cancel_all(tasks)
         self._tasks = []
 
     @property
@@ -117,15 +109,7 @@ class InboxWorker:
                 await self._sleep_until_due()
 
     async def _sleep_until_due(self) -> None:
-        wait = IDLE_WAIT_SECONDS
-        due = await self.storage.next_inbox_due()
-        if due is not None:
-            wait = min(wait, max((parse_iso(due) - datetime.now(UTC)).total_seconds(), 0.01))
-        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-        # lands as the wake-up fires, and stop() would then wait for a loop that never ends.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
-                await self._wake.wait()
+        await sleep_until(await self.storage.next_inbox_due(), self._wake)
 
     async def _normalize(self, event: InboxEvent) -> None:
         item = _Normalized(event, started=time.perf_counter())
