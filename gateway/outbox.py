@@ -6,7 +6,8 @@ rate budget, shared with its polling, paces its calls further), and records outc
 batches, one transaction each, together with whatever those outcomes cause (the partner's
 order id on the FO, `order.pushed`, a cancel that must follow). Failures retry on the retry
 policy's schedule, honouring Retry-After; an answer that retrying cannot fix (400, 401, 403,
-404, 422) is a dead letter at once. A crash after a partner's 2xx and before the outcome is
+404, 422) is a dead letter at once; a destination that succeeds again after failing several
+times in a row gets its backed-off messages at once. A crash after a partner's 2xx and before the outcome is
 recorded sends the message again: delivery is at least once, and every push is idempotent
 on the partner's side (ShipStation: the FO id as orderKey).
 """
@@ -30,6 +31,7 @@ from storage import OutboxMessage, Storage
 
 log = logs.get("gateway.outbox")
 MAX_FINISH_BATCH = 256
+RECOVERY_AFTER_FAILURES = 3
 Send = Callable[[OutboxMessage], Awaitable[Mapping[str, Any]]]
 
 
@@ -71,6 +73,11 @@ class OutboxDispatcher:
         self._in_hand: set[int] = set()
         self._finished_during_read: set[int] = set()
         self._counters: dict[tuple[str, str], Any] = {}
+        # Retryable failures in a row, per destination. A success after several means the
+        # destination was down and is back: its messages waiting out a backoff become due at
+        # once, so its backlog goes now, not hours later. (One failing message among
+        # successes never counts up, so it keeps its backoff.)
+        self._failures_in_a_row: dict[str, int] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -191,6 +198,11 @@ class OutboxDispatcher:
                     recorded = await tx.retry_outbox_message(m.id, attempts, due, error, at)
                     logged.append((item, "retried", error, delay))
                 await self.outbound.after_failed(tx, m, error, dead, recorded, at)
+            for destination in self._recovered(logged):
+                hastened = await tx.hasten_outbox_retries(destination, at)
+                if hastened:
+                    log.info("outbox.destination_recovered", destination=destination,
+                             retries_due_now=hastened)
         for item, result, error, delay in logged:
             m = item.message
             self._counter(m.destination, result).inc()
@@ -203,6 +215,18 @@ class OutboxDispatcher:
             else:
                 bound.warning("outbox.retry", attempts=m.attempts + 1,
                               retry_in_seconds=round(delay, 3), error=error)
+
+    def _recovered(self, logged: list[tuple[_Sent, str, str | None, float]]) -> set[str]:
+        recovered = set()
+        for item, result, _, _ in logged:
+            destination = item.message.destination
+            if result == "retried":
+                self._failures_in_a_row[destination] = \
+                    self._failures_in_a_row.get(destination, 0) + 1
+            elif result == "sent":
+                if self._failures_in_a_row.pop(destination, 0) >= RECOVERY_AFTER_FAILURES:
+                    recovered.add(destination)
+        return recovered
 
     def _counter(self, destination: str, result: str) -> Any:
         key = (destination, result)

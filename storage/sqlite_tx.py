@@ -342,6 +342,14 @@ class SqliteTransaction:
             (at, *ids))
         return {r["id"] for r in rows}
 
+    async def hasten_outbox_retries(self, destination: str, at: str) -> int:
+        """Messages to this destination waiting out a backoff become due at `at`."""
+        cur = await self.db.execute(
+            "UPDATE outbox_messages SET not_before = ?, updated_at = ? WHERE status = 'pending'"
+            " AND destination = ? AND attempts > 0 AND not_before > ?",
+            (at, at, destination, at))
+        return cur.rowcount
+
     async def cancel_outbox_message(self, message_id: int, at: str) -> bool:
         """A pending or dead message will not be sent (nor replayed)."""
         cur = await self.db.execute(

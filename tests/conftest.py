@@ -215,21 +215,25 @@ class Receiver:
         self.answer = 200
         self.answer_headers: dict[str, str] = {}
         self.chunked = False  # answer with a chunked body
+        self.refuse_containing = b""  # answer 500 to bodies that contain this
         self.port = 0
         self._runner: web.AppRunner | None = None
 
     async def _receive(self, request: web.Request) -> web.Response:
-        self.deliveries.append((dict(request.headers), await request.read(), self.answer))
-        text = "ok" if self.answer < 300 else f"refused with {self.answer}"
+        body = await request.read()
+        answer = 500 if self.refuse_containing and self.refuse_containing in body \
+            else self.answer
+        self.deliveries.append((dict(request.headers), body, answer))
+        text = "ok" if answer < 300 else f"refused with {answer}"
         if self.chunked:
-            response = web.StreamResponse(status=self.answer, headers=self.answer_headers)
+            response = web.StreamResponse(status=answer, headers=self.answer_headers)
             response.enable_chunked_encoding()
             await response.prepare(request)
             for part in (text[:3], text[3:], " (in chunks)"):
                 await response.write(part.encode())
             await response.write_eof()
             return response
-        return web.Response(status=self.answer, text=text, headers=self.answer_headers)
+        return web.Response(status=answer, text=text, headers=self.answer_headers)
 
     @property
     def url(self) -> str:

@@ -478,3 +478,42 @@ async def test_cancelling_an_fo_whose_push_was_refused_retires_the_dead_letter(
     await gw.call("POST", f"/api/v1/dead-letters/{letter['id']}/replay", expect=404)
     await asyncio.sleep(0.3)
     assert [r["status"] for r in createorders(sandbox)] == [422]
+
+
+async def test_a_subscriber_that_is_back_gets_its_backlog_without_waiting_out_backoffs(
+        start_gateway, tmp_path: Path, sandbox: Sandbox, receiver: Receiver) -> None:
+    gw = await subscriber_only(start_gateway, tmp_path, sandbox, receiver,
+                               attempts=20, schedule_seconds=[0.05, 0.05, 60], jitter=0)
+    await receiver.stop()
+    first = await gw.create_fo([(SKU, 1)], order_number="B1")
+
+    async def waiting_a_minute() -> bool:
+        [row] = gw.sql("SELECT attempts FROM outbox_messages")
+        return row[0] >= 3
+
+    await gw.wait_for(waiting_a_minute)  # three failures; the next try is a minute away
+    await receiver.start()
+    started = time.monotonic()
+    await gw.create_fo([(SKU, 1)], order_number="B2")  # delivered at once: it is back
+    events = await wait_events(receiver, 2, within=5)
+    assert time.monotonic() - started < 5
+    assert {e["data"]["fulfillment_order_id"] for e in events} >= {first["id"]}
+
+
+async def test_one_failing_message_keeps_its_backoff_while_others_go_through(
+        start_gateway, tmp_path: Path, sandbox: Sandbox, receiver: Receiver) -> None:
+    gw = await subscriber_only(start_gateway, tmp_path, sandbox, receiver,
+                               attempts=20, schedule_seconds=[0.05, 60], jitter=0)
+    receiver.refuse_containing = b'"order_number":"POISON"'
+    await gw.create_fo([(SKU, 1)], order_number="POISON")
+
+    async def two_attempts() -> bool:
+        return gw.sql("SELECT MAX(attempts) FROM outbox_messages")[0][0] == 2
+
+    await gw.wait_for(two_attempts)
+    for i in range(5):
+        await gw.create_fo([(SKU, 1)], order_number=f"OK{i}")
+    await wait_events(receiver, 5)
+    await asyncio.sleep(0.5)
+    assert gw.sql("SELECT MAX(attempts) FROM outbox_messages WHERE status = 'pending'"
+                  ) == [(2,)]
