@@ -91,6 +91,8 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(self, request: bytes) -> Answer:
         assert self.transport is not None
+        if self.closed or self.transport.is_closing():
+            raise ConnectionError("connection already closed")
         self.received_any = False
         self._retry_after, self._body = b"", bytearray()
         self._parser = httptools.HttpResponseParser(self)
