@@ -91,9 +91,9 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(self, request: bytes) -> Answer:
         assert self.transport is not None
+        self.received_any = False
         if self.closed or self.transport.is_closing():
             raise ConnectionError("connection already closed")
-        self.received_any = False
         self._retry_after, self._body = b"", bytearray()
         self._parser = httptools.HttpResponseParser(self)
         self._waiter = asyncio.get_running_loop().create_future()
