@@ -100,7 +100,8 @@ def _summary(data: dict) -> str:
     if "new_status" in data:
         return f"{data['fulfillment_order_id']}: {data['old_status']} -> {data['new_status']}"
     if "partner_order_id" in data:
-        return f"{data['fulfillment_order_id']}: ShipStation order {data['partner_order_id']}"
+        return (f"{data['fulfillment_order_id']}: {data['connector']} order"
+                f" {data['partner_order_id']}")
     if "shipment_id" in data and "lines" in data and "source" not in data:
         units = sum(line["quantity"] for line in data["lines"])
         return f"{data['fulfillment_order_id']}: invoice for {units} unit(s)"

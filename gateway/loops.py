@@ -1,5 +1,6 @@
 """What the inbox worker and the outbox dispatcher share as long-running loops: sleeping until
-the next due item or a wake-up, and stopping their tasks within a bounded time."""
+the next due item or a wake-up, taking finished work in batches, and stopping their tasks
+within a bounded time."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from gateway.records import parse_iso
 
+T = TypeVar("T")
 IDLE_WAIT_SECONDS = 5.0
 STOP_ROUNDS, STOP_WAIT_SECONDS = 5, 1.0
 
@@ -24,6 +27,14 @@ async def sleep_until(due: str | None, wake: asyncio.Event) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(wait):
             await wake.wait()
+
+
+async def take_batch(queue: asyncio.Queue[T], limit: int) -> list[T]:
+    """Wait for one item, then take whatever else is already waiting, up to `limit`."""
+    batch = [await queue.get()]
+    while not queue.empty() and len(batch) < limit:
+        batch.append(queue.get_nowait())
+    return batch
 
 
 async def cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:

@@ -7,9 +7,10 @@ batches, one transaction each, together with whatever those outcomes cause (the 
 order id on the FO, `order.pushed`, a cancel that must follow). Failures retry on the retry
 policy's schedule, honouring Retry-After; an answer that retrying cannot fix (400, 401, 403,
 404, 422) is a dead letter at once; a destination that succeeds again after failing several
-times in a row gets its backed-off messages at once. A crash after a partner's 2xx and before the outcome is
-recorded sends the message again: delivery is at least once, and every push is idempotent
-on the partner's side (ShipStation: the FO id as orderKey).
+times in a row gets its backed-off messages at once. A crash after a partner's 2xx and before
+the outcome is recorded sends the message again: delivery is at least once, and every push
+is idempotent on the partner's side (the connector sends the FO id as the partner's order
+key).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from gateway import logs
 from gateway.backoff import NOT_RETRIED_STATUSES, RetryPolicy
 from gateway.errors import PartnerRateLimited, PartnerRejected, PartnerUnavailable
-from gateway.loops import cancel_all, sleep_until
+from gateway.loops import cancel_all, sleep_until, take_batch
 from gateway.metrics import Metrics
 from gateway.outbound import EVENT, REJECTED, Outbound
 from gateway.records import now_iso, utc_iso
@@ -143,20 +144,14 @@ class OutboxDispatcher:
 
     async def _finish_loop(self) -> None:
         while True:
-            batch = [await self._finished.get()]
-            while not self._finished.empty() and len(batch) < MAX_FINISH_BATCH:
-                batch.append(self._finished.get_nowait())
+            batch = await take_batch(self._finished, MAX_FINISH_BATCH)
             try:
                 await self._record(batch)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - one by one; what still fails stays pending
-                failed = batch if len(batch) == 1 else []
-                for item in batch if len(batch) > 1 else []:
-                    try:
-                        await self._record([item])
-                    except Exception:  # noqa: BLE001 - sent again later: at least once
-                        failed.append(item)
+                failed = batch if len(batch) == 1 else \
+                    [item for item in batch if not await self._record_alone(item)]
                 if failed:
                     log.exception("outbox.record_failed", messages=len(failed),
                                   ids=[item.message.id for item in failed])
@@ -167,6 +162,13 @@ class OutboxDispatcher:
                     self._finished_during_read.add(item.message.id)
                 self._room.set()
                 self.wake()
+
+    async def _record_alone(self, item: _Sent) -> bool:
+        try:
+            await self._record([item])
+        except Exception:  # noqa: BLE001 - left pending, sent again later: at least once
+            return False
+        return True
 
     async def _record(self, batch: list[_Sent]) -> None:
         at = now_iso()

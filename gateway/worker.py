@@ -23,7 +23,7 @@ from gateway.backoff import RetryPolicy
 from gateway.connector import Connector
 from gateway.errors import PartnerRateLimited, PartnerRejected
 from gateway.ledger import Outcome
-from gateway.loops import cancel_all, sleep_until
+from gateway.loops import cancel_all, sleep_until, take_batch
 from gateway.metrics import Metrics
 from gateway.outbound import Outbound
 from gateway.records import Shipment, now_iso, utc_iso
@@ -130,10 +130,8 @@ class InboxWorker:
 
     async def _apply_loop(self) -> None:
         while True:
-            batch = [await self._applied.get()]
             # Bounded, so intake commits waiting for the write lock are not held up long.
-            while not self._applied.empty() and len(batch) < MAX_APPLY_BATCH:
-                batch.append(self._applied.get_nowait())
+            batch = await take_batch(self._applied, MAX_APPLY_BATCH)
             try:
                 await self._apply(batch)
             except asyncio.CancelledError:
