@@ -175,6 +175,19 @@ async def drain(api: str, limit_seconds: float = 120.0) -> float:
     return time.perf_counter() - started
 
 
+def fsync_ms(directory: Path, count: int = 30) -> float:
+    """Median time of a small write + fsync in a directory: the floor under each durable commit."""
+    times = []
+    with (directory / "fsync-probe").open("wb") as probe:
+        for _ in range(count):
+            started = time.perf_counter()
+            probe.write(b"x" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+            times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
 async def settle(pid: int, limit_seconds: float = 30.0) -> None:
     """Wait until a process has used under 5 % of a core for a quarter of a second."""
     deadline = time.monotonic() + limit_seconds
@@ -251,8 +264,9 @@ async def main() -> None:
         cpu: dict[str, list[float]] = {"noop": [], "gateway": []}
         servers = {"raw": (raw_port, processes[0]), "noop": (noop_port, processes[1]),
                    "gateway": (gw_port, processes[3])}
-        drains = []
+        drains, syncs = [], []
         for round_no in range(args.warmup_rounds + args.rounds):
+            syncs.append(fsync_ms(work))
             order = ("raw", "noop", "gateway") if round_no % 2 else ("gateway", "noop", "raw")
             for name in order:
                 port, process = servers[name]
@@ -290,6 +304,10 @@ async def main() -> None:
         print(f"  CPU per accepted webhook: no-op {statistics.median(cpu['noop']) * 1e6:.0f} us, gateway "
               f"{statistics.median(cpu['gateway']) * 1e6:.0f} us ({cpu_ratio:.2f}x; a 50 % rate needs <= 2x)")
 
+        print(f"  fsync on the database's disk, before each round: median "
+              f"{statistics.median(syncs):.2f} ms, worst {max(syncs):.2f} ms (a batch waits for "
+              f"one; with {args.connections} connections a batch holds at most "
+              f"{args.connections} webhooks)")
         print(f"  backlog processed {max(drains):.1f} s after the burst at most "
               "(the worker yields to intake during a burst)")
 
