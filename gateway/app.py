@@ -43,7 +43,7 @@ class Gateway:
         self.run_scheduler = run_scheduler
         self.run_outbox = run_outbox  # the running gateway's job; a one-off command leaves it
         self.session: aiohttp.ClientSession | None = None
-        self.committer = GroupCommitter(self.storage)
+        self.committer = GroupCommitter(self.storage, on_batch=self.metrics.intake_batch.observe)
         policy = RetryPolicy.from_config(config.retry)
         self.outbound = Outbound(config)
         self.subscribers = Subscribers(config, USER_AGENT)

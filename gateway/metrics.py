@@ -34,6 +34,10 @@ class Metrics:
                                     registry=r)
         self.outbox_dead = Gauge("gateway_outbox_dead_letters", "Outbound messages that gave up",
                                  registry=r)
+        self.intake_batch = Histogram("gateway_intake_commit_batch_size",
+                                      "Webhook events stored by one durable commit",
+                                      buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+                                      registry=r)
         self.reconcile_seconds = Histogram("gateway_reconcile_duration_seconds",
                                            "Time to apply one inbox event's records", registry=r)
 

@@ -124,6 +124,35 @@ async def test_concurrent_repeats_store_one_event(gw: GatewayUnderTest) -> None:
         in text
 
 
+async def test_concurrent_webhooks_share_commits_and_a_lone_one_is_not_held(
+        gw: GatewayUnderTest) -> None:
+    import asyncio
+    import time
+
+    def body(i: int) -> bytes:
+        return GOOD.replace(b"batchId=1", b"batchId=" + str(100 + i).encode())
+
+    async def batches() -> tuple[float, float]:
+        async with gw.session.get(f"{gw.url}/metrics") as resp:
+            text = await resp.text()
+        values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+                  if line.startswith("gateway_intake_commit_batch_size_")}
+        return (values["gateway_intake_commit_batch_size_count"],
+                values["gateway_intake_commit_batch_size_sum"])
+
+    url = f"/webhooks/shipstation?token={SS_HOOK_TOKEN}"
+    statuses = await asyncio.gather(*(post(gw, url, body(i)) for i in range(40)))
+    assert [status for status, _ in statuses] == [200] * 40
+    assert inbox_rows(gw) == 40
+    commits, stored = await batches()
+    assert stored == 40 and commits < 40  # group commit: fewer commits than webhooks
+    started = time.perf_counter()
+    status, _ = await post(gw, url, body(99))
+    assert status == 200 and inbox_rows(gw) == 41
+    assert time.perf_counter() - started < 1.0  # alone: committed without waiting for company
+    assert await batches() == (commits + 1, 41)
+
+
 async def test_repeat_after_a_restart_stores_nothing(start_gateway, sandbox: Sandbox) -> None:
     first = await start_gateway()
     status, _ = await post(first, f"/webhooks/shipstation?token={SS_HOOK_TOKEN}", GOOD)
