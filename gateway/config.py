@@ -69,7 +69,9 @@ class OutboxConfig:
     """The dispatcher of every outbound call: partner pushes and event deliveries."""
 
     concurrency: int = 16  # calls in flight per destination (one connector, one subscriber)
-    batch_size: int = 64
+    # Messages held at once: claimed, in flight, or sent and not yet recorded. Well above
+    # `concurrency`, so senders are not starved while a batch of outcomes is committed.
+    batch_size: int = 256
     request_timeout_seconds: float = 10.0  # for event deliveries; connectors have their own
     # Sent and cancelled messages older than this are deleted (daily); dead ones stay until
     # replayed. Once-only keys (an invoice per shipment) are kept as long. 0 keeps everything.
