@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import aiohttp
 from aiohttp import web
 
@@ -110,8 +113,6 @@ async def test_resource_url_elsewhere_is_refused(gw: GatewayUnderTest, aiohttp_s
 
 
 async def test_concurrent_repeats_store_one_event(gw: GatewayUnderTest) -> None:
-    import asyncio
-
     async def deliver() -> int:
         status, _ = await post(gw, f"/webhooks/shipstation?token={SS_HOOK_TOKEN}", GOOD)
         return status
@@ -126,9 +127,6 @@ async def test_concurrent_repeats_store_one_event(gw: GatewayUnderTest) -> None:
 
 async def test_concurrent_webhooks_share_commits_and_a_lone_one_is_not_held(
         gw: GatewayUnderTest) -> None:
-    import asyncio
-    import time
-
     def body(i: int) -> bytes:
         return GOOD.replace(b"batchId=1", b"batchId=" + str(100 + i).encode())
 
