@@ -293,3 +293,27 @@ async def test_outbox_sequences_idempotent_keys_and_late_outcomes(tmp_path: Path
         assert (await storage.outbox_stats())["pending"] == 1  # a2, next in its sequence
     finally:
         await storage.close()
+
+
+async def test_claims_leave_out_what_is_in_hand_and_still_fill_the_limit(tmp_path: Path) -> None:
+    from storage import NewInboxEvent
+
+    storage = await open_storage(tmp_path)
+    try:
+        await storage.insert_inbox_events(
+            [NewInboxEvent("c", f"k{i}", "webhook", b"{}") for i in range(6)])
+        first = await storage.pending_inbox_events(2, "9999")
+        held = {e.id for e in first}
+        more = await storage.pending_inbox_events(3, "9999", held)
+        assert len(more) == 3 and not held & {e.id for e in more}
+        assert [e.delivery_key for e in more] == ["k2", "k3", "k4"]  # oldest first
+        async with storage.transaction() as tx:
+            await tx.enqueue_outbox([message(f"m{i}", f"FO{i}") for i in range(6)],
+                                    "2000-01-01T00:00:00.000000Z")
+        heads = await storage.due_outbox_messages(2, "9999")
+        rest = await storage.due_outbox_messages(10, "9999", {m.id for m in heads})
+        assert [m.key for m in heads] == ["m0", "m1"]
+        assert [m.key for m in rest] == ["m2", "m3", "m4", "m5"]
+        assert await storage.due_outbox_messages(10, "9999", {m.id for m in heads + rest}) == []
+    finally:
+        await storage.close()
