@@ -244,7 +244,7 @@ class SqliteStorage(SqliteViews):
         rows = list(await self.reader.execute_fetchall(
             "SELECT * FROM inbox_events WHERE status = 'pending' AND next_attempt_at <= ?"
             " AND id NOT IN (SELECT value FROM json_each(?))"  # in hand: not fetched at all
-            " ORDER BY next_attempt_at, id LIMIT ?", (now, to_json(sorted(skip)), limit)))
+            " ORDER BY next_attempt_at, id LIMIT ?", (now, to_json(list(skip)), limit)))
         return [InboxEvent(id=r["id"], connector=r["connector"], delivery_key=r["delivery_key"],
                            kind=r["kind"], body=bytes(r["body"]), headers=from_json(r["headers"]),
                            attempts=r["attempts"], received_at=r["received_at"])
@@ -339,7 +339,7 @@ class SqliteStorage(SqliteViews):
             " AND (m.sequence_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox_messages p"
             " WHERE p.status = 'pending' AND p.destination = m.destination"
             " AND p.sequence_key = m.sequence_key AND p.id < m.id))"
-            " ORDER BY m.not_before, m.id LIMIT ?", (now, to_json(sorted(skip)), limit))
+            " ORDER BY m.not_before, m.id LIMIT ?", (now, to_json(list(skip)), limit))
         return [OutboxMessage(id=r["id"], key=r["key"], destination=r["destination"],
                               kind=r["kind"], payload=from_json(r["payload"]), fo_id=r["fo_id"],
                               attempts=r["attempts"], created_at=r["created_at"],
