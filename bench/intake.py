@@ -200,8 +200,13 @@ async def settle(pid: int, limit_seconds: float = 30.0) -> None:
 
 def reconciler_throughput(fo_count: int = 20_000) -> tuple[int, float]:
     """The pure rules over FO components of 2 lines, each split into 2 shipments and 1 void."""
-    from gateway.reconcile import allocate, derive_status
-    from gateway.records import FulfillmentOrder, FulfillmentOrderLine, Shipment, ShipmentLine
+    from gateway.domain.reconcile import allocate, derive_status
+    from gateway.domain.records import (
+        FulfillmentOrder,
+        FulfillmentOrderLine,
+        Shipment,
+        ShipmentLine,
+    )
 
     components = []
     for i in range(fo_count):

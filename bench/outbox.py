@@ -36,8 +36,8 @@ from loadgen import Run, drive  # noqa: E402
 from gateway import config as config_mod  # noqa: E402
 from gateway import logs  # noqa: E402
 from gateway.app import Gateway  # noqa: E402
+from gateway.domain.records import now_iso  # noqa: E402
 from gateway.outbound import Outbound  # noqa: E402
-from gateway.records import now_iso  # noqa: E402
 from storage.sqlite import SqliteStorage  # noqa: E402
 
 SECRET = "whsec_" + base64.b64encode(b"bench-secret-bench-secret-bench!").decode()

@@ -13,15 +13,7 @@ import orjson
 from aiohttp import web
 
 from gateway import ledger, logs
-from gateway.errors import (
-    BadRequest,
-    Conflict,
-    GatewayError,
-    NotFound,
-    Unauthorized,
-)
-from gateway.openapi import document
-from gateway.records import (
+from gateway.domain.records import (
     FO_STATUSES,
     FulfillmentOrder,
     FulfillmentOrderLine,
@@ -31,7 +23,15 @@ from gateway.records import (
     parse_iso,
     utc_iso,
 )
-from storage import NewFulfillmentOrder
+from gateway.errors import (
+    BadRequest,
+    Conflict,
+    GatewayError,
+    NotFound,
+    Unauthorized,
+)
+from gateway.openapi import document
+from storage import InvalidCursor, NewFulfillmentOrder
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -74,6 +74,8 @@ def guard(handler: Handler, tokens: Callable[[], tuple[str, ...]] | None) -> Han
             return await handler(request)
         except GatewayError as exc:
             return error_response(exc.status, exc.code, exc.message)
+        except InvalidCursor as exc:
+            return error_response(400, BadRequest.code, str(exc))
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

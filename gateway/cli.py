@@ -73,7 +73,7 @@ async def _dead_letters(cfg: config_mod.Config, action: str, ids: list[str],
                         replay_all: bool) -> None:
     from rich.progress import Progress
 
-    from gateway.records import now_iso
+    from gateway.domain.records import now_iso
 
     storage = open_backend(cfg.storage.backend, cfg.storage.path)
     await storage.open()

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.records import EVENT_TYPES, INVOICE_TIMINGS
+from gateway.names import EVENT_TYPES, INVOICE_TIMINGS
 from storage import BACKENDS
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024

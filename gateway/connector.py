@@ -17,9 +17,9 @@ import aiohttp
 from aiohttp import web
 
 from gateway.config import Config, ConnectorConfig
+from gateway.domain.records import Shipment
 from gateway.errors import ConfigError
 from gateway.metrics import Metrics
-from gateway.records import Shipment
 from storage import InboxEvent, NewInboxEvent
 
 WEBHOOKS = "webhooks"

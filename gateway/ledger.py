@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from gateway.errors import Conflict, NotFound
-from gateway.reconcile import (
+from gateway.domain.reconcile import (
     ID_KINDS,
     Match,
     allocate,
@@ -20,7 +19,8 @@ from gateway.reconcile import (
     match_shipment,
     supersedes,
 )
-from gateway.records import Allocation, FulfillmentOrder, Shipment, new_id
+from gateway.domain.records import Allocation, FulfillmentOrder, Shipment, new_id
+from gateway.errors import Conflict, NotFound
 from storage import NewFulfillmentOrder, Transaction
 
 _MAX_COMPONENT_ROUNDS = 16

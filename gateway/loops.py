@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from gateway.records import parse_iso
+from gateway.domain.records import parse_iso
 
 T = TypeVar("T")
 IDLE_WAIT_SECONDS = 5.0

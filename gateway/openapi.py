@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.records import EVENT_TYPES, FO_STATUSES, INVOICE_TIMINGS, REF_KINDS, SHIPMENT_STATUSES
+from gateway.domain.records import FO_STATUSES, REF_KINDS, SHIPMENT_STATUSES
+from gateway.names import EVENT_TYPES, INVOICE_TIMINGS
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -315,6 +316,17 @@ EVENT_DATA: dict[str, tuple[str, dict[str, Any]]] = {
         "fulfillment_order_id": {"type": "string"}, "channel": {"type": "string"},
         "order_number": _NULLABLE, "shipment_id": _NULLABLE,
         "lines": {"type": "array", "items": _LINE}}),
+    "fulfillment_order.source_changed": (
+        "The partner order an FO came from changed its lines or address; the FO stays as it"
+        " was (cancel and re-create it if the change must ship)", {
+            "fulfillment_order_id": {"type": "string"}, "connector": {"type": "string"},
+            "partner_order_id": {"type": "string"},
+            "changes": {"type": "object", "description": "per changed field: {before, after}"}}),
+    "partner_order.unclaimed": (
+        "A partner order arrived for a connector no channel takes orders from; it is kept"
+        " and listed, not dropped", {
+            "connector": {"type": "string"}, "partner_order_id": {"type": "string"},
+            "order_number": _NULLABLE}),
 }
 
 

@@ -16,8 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 from gateway.config import ChannelConfig, Config
+from gateway.domain.records import Shipment, new_id, parse_iso, utc_iso
 from gateway.ledger import Outcome
-from gateway.records import Shipment, new_id, parse_iso, utc_iso
 from storage import NewOutboxMessage, OutboxMessage, Transaction
 
 PUSH_ORDER, CANCEL_ORDER, PUSH_FULFILLMENT, EVENT = (

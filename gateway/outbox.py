@@ -23,11 +23,11 @@ from typing import Any
 
 from gateway import logs
 from gateway.backoff import NOT_RETRIED_STATUSES, RetryPolicy
+from gateway.domain.records import now_iso, utc_iso
 from gateway.errors import PartnerRateLimited, PartnerRejected, PartnerUnavailable
 from gateway.loops import cancel_all, sleep_until, take_batch
 from gateway.metrics import Metrics
 from gateway.outbound import EVENT, REJECTED, Outbound
-from gateway.records import now_iso, utc_iso
 from storage import OutboxMessage, Storage
 
 log = logs.get("gateway.outbox")

@@ -16,9 +16,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway import logs
 from gateway.connector import POLL, Connector
+from gateway.domain.records import now_iso, utc_iso
 from gateway.errors import NotFound
 from gateway.metrics import Metrics
-from gateway.records import now_iso, utc_iso
 from storage import Storage
 
 log = logs.get("gateway.scheduler")

@@ -21,12 +21,12 @@ from typing import Any
 from gateway import ledger, logs
 from gateway.backoff import RetryPolicy
 from gateway.connector import Connector
+from gateway.domain.records import Shipment, now_iso, utc_iso
 from gateway.errors import PartnerRateLimited, PartnerRejected
 from gateway.ledger import Outcome
 from gateway.loops import cancel_all, sleep_until, take_batch
 from gateway.metrics import Metrics
 from gateway.outbound import Outbound
-from gateway.records import Shipment, now_iso, utc_iso
 from storage import InboxEvent, Storage
 
 log = logs.get("gateway.worker")

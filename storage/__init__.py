@@ -11,8 +11,12 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gateway.reconcile import Match
-from gateway.records import Allocation, FulfillmentOrder, Shipment
+from gateway.domain.reconcile import Match
+from gateway.domain.records import Allocation, FulfillmentOrder, Shipment
+
+
+class InvalidCursor(ValueError):
+    """A list was asked to continue from a cursor it did not hand out."""
 
 
 @dataclass(frozen=True)

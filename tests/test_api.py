@@ -36,7 +36,7 @@ async def test_openapi_is_valid_and_matches_the_routes(gw: GatewayUnderTest) -> 
               if r.method not in ("HEAD", "*")}  # "*": the catch-all answering 404 / 405
     assert documented == served
     # Every event a subscriber can ask for is documented, with its data fields.
-    from gateway.records import EVENT_TYPES
+    from gateway.names import EVENT_TYPES
 
     assert sorted(document["webhooks"]) == sorted(EVENT_TYPES)
     status_changed = document["webhooks"]["fulfillment_order.status_changed"]["post"]

@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import ledger
-from gateway.records import FulfillmentOrder, FulfillmentOrderLine, OrderRef, Shipment, ShipmentLine
+from gateway.domain.records import (
+    FulfillmentOrder,
+    FulfillmentOrderLine,
+    OrderRef,
+    Shipment,
+    ShipmentLine,
+)
 from storage import NewFulfillmentOrder
 from storage.sqlite import SqliteStorage
 

@@ -6,7 +6,13 @@ import sqlite3
 from pathlib import Path
 
 from gateway import ledger
-from gateway.records import FulfillmentOrder, FulfillmentOrderLine, OrderRef, Shipment, ShipmentLine
+from gateway.domain.records import (
+    FulfillmentOrder,
+    FulfillmentOrderLine,
+    OrderRef,
+    Shipment,
+    ShipmentLine,
+)
 from storage import NewFulfillmentOrder, NewOutboxMessage
 from storage.sqlite import SqliteStorage, migrations
 
@@ -207,7 +213,7 @@ async def test_purge_deletes_only_old_processed_events(tmp_path: Path) -> None:
 
 async def test_migrations_carry_existing_shipment_lines(tmp_path: Path) -> None:
     """A database made by an earlier version keeps its shipments' lines through 0004."""
-    from storage.sqlite import _split_sql
+    from storage.sqlite.backend import _split_sql
 
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as db:
@@ -236,7 +242,7 @@ async def test_migrations_carry_existing_shipment_lines(tmp_path: Path) -> None:
 
 async def test_batches_larger_than_one_statement(tmp_path: Path) -> None:
     from storage import NewInboxEvent
-    from storage.sqlite import _ROWS_PER_STATEMENT
+    from storage.sqlite.backend import _ROWS_PER_STATEMENT
 
     storage = await open_storage(tmp_path)
     try:

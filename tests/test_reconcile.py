@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.reconcile import (
+from gateway.domain.reconcile import (
     allocate,
     derive_status,
     fulfilled_by_line,
@@ -15,7 +15,13 @@ from gateway.reconcile import (
     strip_split_suffix,
     supersedes,
 )
-from gateway.records import FulfillmentOrder, FulfillmentOrderLine, OrderRef, Shipment, ShipmentLine
+from gateway.domain.records import (
+    FulfillmentOrder,
+    FulfillmentOrderLine,
+    OrderRef,
+    Shipment,
+    ShipmentLine,
+)
 
 SKUS = ["A", "B", "C"]
 

@@ -34,10 +34,10 @@ from gateway.connector import (
     PollResult,
     WebhookRequest,
 )
+from gateway.domain.records import Shipment, parse_iso, utc_iso
 from gateway.errors import ConfigError, PartnerRejected, WebhookRejected
 from gateway.metrics import Metrics
 from gateway.ratelimit import RateBudget
-from gateway.records import Shipment, parse_iso, utc_iso
 from storage import InboxEvent, NewInboxEvent
 
 SHIPMENT_EVENTS = {"SHIP_NOTIFY", "ITEM_SHIP_NOTIFY"}

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from connectors.shipstation.pacific import pacific_to_utc
-from gateway.records import OrderRef, Shipment, ShipmentLine, utc_iso
+from gateway.domain.records import OrderRef, Shipment, ShipmentLine, utc_iso
 
 
 def _utc(text: Any) -> str | None:

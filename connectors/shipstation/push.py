@@ -13,9 +13,9 @@ from typing import Any
 
 from connectors.shipstation.client import ShipStationClient
 from connectors.shipstation.pacific import pacific_stamp
+from gateway.domain.records import parse_iso
 from gateway.errors import PartnerRejected
 from gateway.outbound import apply_partner_fields
-from gateway.records import parse_iso
 
 # Statuses an order we placed can be in; a refused re-push of such an order was placed before.
 PLACED = {"awaiting_payment", "awaiting_shipment", "pending_fulfillment", "on_hold", "shipped"}

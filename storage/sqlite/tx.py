@@ -9,8 +9,8 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from gateway.reconcile import Match
-from gateway.records import (
+from gateway.domain.reconcile import Match
+from gateway.domain.records import (
     Allocation,
     FulfillmentOrder,
     FulfillmentOrderLine,

@@ -16,9 +16,8 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
-from gateway.errors import BadRequest
-from storage import Page
-from storage.sqlite_tx import from_json
+from storage import InvalidCursor, Page
+from storage.sqlite.tx import from_json
 
 T = TypeVar("T")
 
@@ -31,9 +30,9 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
     try:
         key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, orjson.JSONDecodeError):
-        raise BadRequest("cursor: not a cursor this API returned") from None
+        raise InvalidCursor("cursor: not a cursor this API returned") from None
     if not isinstance(key, list) or len(key) != size:
-        raise BadRequest("cursor: not a cursor this API returned")
+        raise InvalidCursor("cursor: not a cursor this API returned")
     return key
 
 

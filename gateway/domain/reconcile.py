@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from gateway.records import Allocation, FulfillmentOrder, OrderRef, Shipment
+from gateway.domain.records import Allocation, FulfillmentOrder, OrderRef, Shipment
 
 ID_KINDS = ("fulfillment_order_id", "order_key")
 REFERENCE_KINDS = ("order_number", "partner_order_id")

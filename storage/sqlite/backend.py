@@ -20,13 +20,13 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from gateway.records import (
+from gateway.domain.records import (
     now_iso,
     parse_iso,
 )
 from storage import InboxEvent, NewInboxEvent, OutboxMessage
-from storage.sqlite_tx import SqliteTransaction, from_json, placeholders, to_json
-from storage.sqlite_views import SqliteViews, snapshot_connection
+from storage.sqlite.tx import SqliteTransaction, from_json, placeholders, to_json
+from storage.sqlite.views import SqliteViews, snapshot_connection
 
 T = TypeVar("T")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -36,7 +36,7 @@ MAX_CHECKPOINT_DEFER_SECONDS = 10.0
 
 def migrations() -> list[tuple[int, str, str]]:
     found = []
-    for entry in resources.files("storage").joinpath("migrations").iterdir():
+    for entry in resources.files("storage.sqlite").joinpath("migrations").iterdir():
         m = _MIGRATION_NAME.match(entry.name)
         if m:
             found.append((int(m.group(1)), entry.name, entry.read_text()))

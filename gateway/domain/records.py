@@ -12,11 +12,6 @@ from datetime import UTC, datetime
 SHIPMENT_STATUSES = ("shipped", "delivered", "voided")
 REF_KINDS = ("fulfillment_order_id", "order_key", "order_number", "partner_order_id")
 FO_STATUSES = ("unfulfilled", "partially_fulfilled", "fulfilled", "cancelled")
-# Outbound events a subscriber may ask for (DESIGN.md "Outbound events").
-EVENT_TYPES = ("fulfillment_order.created", "fulfillment_order.status_changed",
-               "fulfillment_order.cancelled", "shipment.recorded", "shipment.unmatched",
-               "order.pushed", "order.push_failed", "invoice.requested")
-INVOICE_TIMINGS = ("on_order_created", "on_shipment_created")
 
 
 def utc_iso(moment: datetime) -> str:

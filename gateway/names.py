@@ -1,0 +1,60 @@
+"""Names used across modules, in one place (as arq keeps its Redis keys in one constants.py):
+outbound message kinds and the connector operations they call, destinations, event types.
+
+Stored in the outbox and in logs, so a name here never changes once released.
+"""
+
+from __future__ import annotations
+
+# Connector operations (DESIGN.md "The connector contract"). An outbox message's kind is the
+# operation it calls, or EVENT for a subscriber delivery.
+PUSH_ORDER = "push_order"
+CANCEL_ORDER = "cancel_order"
+PUSH_FULFILLMENT = "push_fulfillment"
+CANCEL_FULFILLMENT = "cancel_fulfillment"
+PUSH_INVENTORY = "push_inventory"
+ORDER_OPERATIONS = (PUSH_ORDER, CANCEL_ORDER, PUSH_FULFILLMENT, CANCEL_FULFILLMENT,
+                    PUSH_INVENTORY)
+# Writes to a connector's partner records: "<write>:<kind>", e.g. "update:company".
+RECORD_WRITES = ("create", "update", "archive")
+EVENT = "event"
+
+
+def record_operation(write: str, kind: str) -> str:
+    return f"{write}:{kind}"
+
+
+# Destinations of outbox messages.
+CONNECTOR, SUBSCRIBER = "connector", "subscriber"
+
+
+def connector_destination(name: str) -> str:
+    return f"{CONNECTOR}:{name}"
+
+
+def subscriber_destination(name: str) -> str:
+    return f"{SUBSCRIBER}:{name}"
+
+
+def split_destination(destination: str) -> tuple[str, str]:
+    """("connector", "name") or ("subscriber", "name")."""
+    kind, _, name = destination.partition(":")
+    return kind, name
+
+
+# Events for subscribers (DESIGN.md "Outbound events").
+FO_CREATED = "fulfillment_order.created"
+FO_STATUS_CHANGED = "fulfillment_order.status_changed"
+FO_CANCELLED = "fulfillment_order.cancelled"
+FO_SOURCE_CHANGED = "fulfillment_order.source_changed"
+SHIPMENT_RECORDED = "shipment.recorded"
+SHIPMENT_UNMATCHED = "shipment.unmatched"
+ORDER_PUSHED = "order.pushed"
+ORDER_PUSH_FAILED = "order.push_failed"
+INVOICE_REQUESTED = "invoice.requested"
+PARTNER_ORDER_UNCLAIMED = "partner_order.unclaimed"
+EVENT_TYPES = (FO_CREATED, FO_STATUS_CHANGED, FO_CANCELLED, FO_SOURCE_CHANGED,
+               SHIPMENT_RECORDED, SHIPMENT_UNMATCHED, ORDER_PUSHED, ORDER_PUSH_FAILED,
+               INVOICE_REQUESTED, PARTNER_ORDER_UNCLAIMED)
+
+INVOICE_TIMINGS = ("on_order_created", "on_shipment_created")
