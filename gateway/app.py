@@ -16,12 +16,13 @@ from gateway import api, logs
 from gateway.backoff import RetryPolicy
 from gateway.config import Config
 from gateway.connector import PUSH_FULFILLMENT, PUSH_ORDERS, Connector, connector_class
-from gateway.errors import ConfigError, PartnerRejected
+from gateway.errors import ConfigError, OperationUnsupported, Undeliverable
 from gateway.intake import GroupCommitter, webhook_handler
 from gateway.ledger import Outcome
 from gateway.metrics import Metrics
-from gateway.outbound import CANCEL_ORDER, PUSH_ORDER, Outbound
-from gateway.outbound import PUSH_FULFILLMENT as PUSH_FULFILLMENT_KIND
+from gateway.names import CANCEL_ORDER, PUSH_ORDER
+from gateway.names import PUSH_FULFILLMENT as PUSH_FULFILLMENT_KIND
+from gateway.outbound import Outbound
 from gateway.outbox import OutboxDispatcher
 from gateway.scheduler import Poller, build_scheduler
 from gateway.subscribers import Subscribers
@@ -81,11 +82,11 @@ class Gateway:
             return await self.subscribers.deliver(name, message)
         connector = self.connectors.get(name)
         if connector is None:
-            raise PartnerRejected(f"connector {name} is not configured or not enabled", 404)
+            raise Undeliverable(f"connector {name} is not configured or not enabled")
         calls = {PUSH_ORDER: connector.push_order, CANCEL_ORDER: connector.cancel_order,
                  PUSH_FULFILLMENT_KIND: connector.push_fulfillment}
         if message.kind not in calls:
-            raise PartnerRejected(f"no outbound call for {message.kind} messages", 400)
+            raise OperationUnsupported(name, message.kind)
         return await calls[message.kind](message.payload)
 
     @property

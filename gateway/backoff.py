@@ -10,9 +10,7 @@ import random
 from dataclasses import dataclass
 
 from gateway.config import RetryConfig
-
-# A partner (or subscriber) answer that the same request will always get: no retry.
-NOT_RETRIED_STATUSES = frozenset({400, 401, 403, 404, 422})
+from gateway.errors import DEAD, Failure
 
 
 @dataclass(frozen=True)
@@ -27,6 +25,12 @@ class RetryPolicy:
 
     def exhausted(self, attempts_made: int) -> bool:
         return attempts_made >= self.attempts
+
+    def next_try(self, failure: Failure, attempts_made: int) -> float | None:
+        """Seconds until the next attempt after this failure, or None: a dead letter now."""
+        if failure.action == DEAD or self.exhausted(attempts_made):
+            return None
+        return self.delay(attempts_made, failure.retry_after)
 
     def delay(self, attempts_made: int, retry_after: float | None = None,
               rng: random.Random | None = None) -> float:

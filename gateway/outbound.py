@@ -17,23 +17,20 @@ from typing import Any
 
 from gateway.config import ChannelConfig, Config
 from gateway.domain.records import Shipment, new_id, parse_iso, utc_iso
+from gateway.errors import Failure
 from gateway.ledger import Outcome
+from gateway.names import (
+    CANCEL_ORDER,
+    EVENT,
+    PUSH_FULFILLMENT,
+    PUSH_ORDER,
+    connector_destination,
+    subscriber_destination,
+)
 from storage import NewOutboxMessage, OutboxMessage, Transaction
 
-PUSH_ORDER, CANCEL_ORDER, PUSH_FULFILLMENT, EVENT = (
-    "push_order", "cancel_order", "push_fulfillment", "event")
-# Error texts start with what kind of failure they were; a rejected push never reached the
-# partner's books, any other failure may have.
+# A rejected push never reached the partner's books; any other failure may have.
 REJECTED = "rejected"
-
-
-def connector_destination(name: str) -> str:
-    return f"connector:{name}"
-
-
-def subscriber_destination(name: str) -> str:
-    return f"subscriber:{name}"
-
 
 def set_path(body: dict[str, Any], dotted: str, value: Any) -> None:
     """body["a"]["b"] = value for "a.b", making the objects on the way."""
@@ -151,7 +148,7 @@ class Outbound:
             if push["status"] == "cancelled":
                 continue
             never_reached = push["status"] in ("pending", "dead") and (
-                push["attempts"] == 0 or (push["last_error"] or "").startswith(REJECTED))
+                push["attempts"] == 0 or push["error_kind"] == REJECTED)
             if push["status"] in ("pending", "dead"):
                 await tx.cancel_outbox_message(push["id"], at)
             if never_reached:
@@ -258,12 +255,12 @@ class Outbound:
                 "connector": message.destination.partition(":")[2]})
         return 0
 
-    async def after_failed(self, tx: Transaction, message: OutboxMessage, error: str,
+    async def after_failed(self, tx: Transaction, message: OutboxMessage, failure: Failure,
                            dead: bool, recorded: bool, at: str) -> int:
         if message.kind != PUSH_ORDER or not message.fo_id:
             return 0
         if not recorded:
-            if error.startswith(REJECTED):
+            if failure.kind == REJECTED:
                 return 0
             # Cancelled while in flight and the outcome is unknown: it may have landed.
             return await self._cancel_at_partner(tx, message.fo_id, message.destination,
@@ -272,9 +269,9 @@ class Outbound:
             return 0
         connector = message.destination.partition(":")[2]
         await tx.add_timeline(message.fo_id, "push_failed", at,
-                              {"connector": connector, "error": error})
+                              {"connector": connector, "error": failure.text})
         return await self.event(tx, "order.push_failed", {
             "fulfillment_order_id": message.fo_id, "connector": connector,
-            "order_number": message.payload.get("order_number"), "error": error,
+            "order_number": message.payload.get("order_number"), "error": failure.text,
             "attempts": message.attempts + 1}, at, message.fo_id)
 

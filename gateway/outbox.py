@@ -22,12 +22,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway import logs
-from gateway.backoff import NOT_RETRIED_STATUSES, RetryPolicy
+from gateway.backoff import RetryPolicy
 from gateway.domain.records import now_iso, utc_iso
-from gateway.errors import PartnerRateLimited, PartnerRejected, PartnerUnavailable
+from gateway.errors import classify
 from gateway.loops import cancel_all, sleep_until, take_batch
 from gateway.metrics import Metrics
-from gateway.outbound import EVENT, REJECTED, Outbound
+from gateway.names import EVENT
+from gateway.outbound import Outbound
 from storage import OutboxMessage, Storage
 
 log = logs.get("gateway.outbox")
@@ -41,17 +42,6 @@ class _Sent:
     message: OutboxMessage
     result: Mapping[str, Any] = field(default_factory=dict)
     error: BaseException | None = None
-
-
-def describe(exc: BaseException) -> str:
-    """An error as stored: its kind first (rejected / unavailable / rate_limited / error)."""
-    if isinstance(exc, PartnerRejected):
-        return f"{REJECTED}: {exc.message}"
-    if isinstance(exc, PartnerRateLimited):
-        return f"rate_limited: {exc.message}"
-    if isinstance(exc, PartnerUnavailable):
-        return f"unavailable: {exc.message}"
-    return f"error: {type(exc).__name__}: {exc}"
 
 
 class OutboxDispatcher:
@@ -185,21 +175,19 @@ class OutboxDispatcher:
                         await self.outbound.after_sent(tx, m, item.result, recorded, at)
                     logged.append((item, "sent", None, 0.0))
                     continue
-                error, exc = describe(item.error), item.error
+                failure = classify(item.error)
                 attempts = m.attempts + 1
-                dead = (isinstance(exc, PartnerRejected)
-                        and exc.partner_status in NOT_RETRIED_STATUSES) \
-                    or self.policy.exhausted(attempts)
-                if dead:
-                    recorded = await tx.dead_letter_outbox_message(m.id, attempts, error, at)
-                    logged.append((item, "dead_letter", error, 0.0))
+                delay = self.policy.next_try(failure, attempts)
+                if delay is None:
+                    recorded = await tx.dead_letter_outbox_message(
+                        m.id, attempts, failure.text, at, failure.kind)
+                    logged.append((item, "dead_letter", failure.text, 0.0))
                 else:
-                    retry_after = exc.retry_after if isinstance(exc, PartnerRateLimited) else None
-                    delay = self.policy.delay(attempts, retry_after)
                     due = utc_iso(datetime.now(UTC) + timedelta(seconds=delay))
-                    recorded = await tx.retry_outbox_message(m.id, attempts, due, error, at)
-                    logged.append((item, "retried", error, delay))
-                await self.outbound.after_failed(tx, m, error, dead, recorded, at)
+                    recorded = await tx.retry_outbox_message(
+                        m.id, attempts, due, failure.text, at, failure.kind)
+                    logged.append((item, "retried", failure.text, delay))
+                await self.outbound.after_failed(tx, m, failure, delay is None, recorded, at)
             for destination in self._recovered(logged):
                 hastened = await tx.hasten_outbox_retries(destination, at)
                 if hastened:

@@ -16,7 +16,7 @@ from yarl import URL
 
 from gateway.config import Config, SubscriberConfig
 from gateway.delivery import DeliveryClient
-from gateway.errors import ConfigError, PartnerRateLimited, PartnerRejected, PartnerUnavailable
+from gateway.errors import ConfigError, PartnerUnavailable, Undeliverable, for_status
 from storage import OutboxMessage
 
 
@@ -38,7 +38,7 @@ class Subscribers:
     async def deliver(self, name: str, message: OutboxMessage) -> dict[str, Any]:
         endpoint = self._endpoints.get(name)
         if endpoint is None:
-            raise PartnerRejected(f"subscriber {name} is no longer configured", 404)
+            raise Undeliverable(f"subscriber {name} is no longer configured")
         _, url, signer = endpoint
         where = self._shown[name]
         body = message.payload_json or orjson.dumps(message.payload)
@@ -55,13 +55,9 @@ class Subscribers:
         if 200 <= status < 300:
             return {"status": status}
         text = answer.body[:300].decode(errors="replace")
-        if status == 429:
-            retry_after = answer.retry_after.strip()
-            raise PartnerRateLimited(f"POST {where}: HTTP 429",
-                                     float(retry_after) if retry_after.isdigit() else 0.0)
-        if status >= 500 or status < 400:
-            raise PartnerUnavailable(f"POST {where}: HTTP {status} {text}".rstrip())
-        raise PartnerRejected(f"POST {where}: HTTP {status} {text}".rstrip(), status)
+        retry_after = answer.retry_after.strip()
+        raise for_status(status, f"POST {where}: HTTP {status} {text}".rstrip(),
+                         float(retry_after) if retry_after.isdigit() else None)
 
     def close(self) -> None:
         self.client.close()

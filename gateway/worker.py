@@ -22,7 +22,7 @@ from gateway import ledger, logs
 from gateway.backoff import RetryPolicy
 from gateway.connector import Connector
 from gateway.domain.records import Shipment, now_iso, utc_iso
-from gateway.errors import PartnerRateLimited, PartnerRejected
+from gateway.errors import Undeliverable, classify
 from gateway.ledger import Outcome
 from gateway.loops import cancel_all, sleep_until, take_batch
 from gateway.metrics import Metrics
@@ -116,7 +116,8 @@ class InboxWorker:
         try:
             connector = self.connectors.get(event.connector)
             if connector is None:
-                raise PartnerRejected("connector is not configured or not enabled", 0)
+                raise Undeliverable(f"connector {event.connector} is not configured or not"
+                                    " enabled")
             item.shipments = await connector.normalize(event)
         except asyncio.CancelledError:
             raise
@@ -204,14 +205,14 @@ class InboxWorker:
         bound = log.bind(connector=event.connector, delivery_key=event.delivery_key,
                          inbox_event_id=event.id)
         attempts = event.attempts + 1
-        error = str(exc) if isinstance(exc, PartnerRejected) else f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, PartnerRejected) or self.policy.exhausted(attempts):
+        failure = classify(exc)
+        error = failure.text
+        delay = self.policy.next_try(failure, attempts)
+        if delay is None:
             await self.storage.dead_letter_inbox_event(event.id, attempts, error, now_iso())
             self.metrics.inbox_processed.labels(event.connector, "dead_letter").inc()
             bound.error("inbox.dead_letter", attempts=attempts, error=error)
             return
-        retry_after = exc.retry_after if isinstance(exc, PartnerRateLimited) else None
-        delay = self.policy.delay(attempts, retry_after)
         due = utc_iso(datetime.now(UTC) + timedelta(seconds=delay))
         await self.storage.retry_inbox_event(event.id, attempts, due, error)
         self.metrics.inbox_processed.labels(event.connector, "retried").inc()

@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from gateway.errors import PartnerRateLimited, PartnerRejected, PartnerUnavailable
+from gateway.errors import PartnerRateLimited, PartnerUnavailable, for_status
 from gateway.ratelimit import RateBudget
 
 DEFAULT_RESET_SECONDS = 60.0
@@ -77,9 +77,9 @@ class ShipStationClient:
                 continue
             if status >= 500:
                 raise PartnerUnavailable(f"{method} {url.path}: HTTP {status}")
-            if status >= 400:
-                raise PartnerRejected(f"{method} {url.path}: HTTP {status}: "
-                                      f"{_message(payload)}", status)
+            if status >= 300:
+                raise for_status(status, f"{method} {url.path}: HTTP {status}: "
+                                 f"{_message(payload)}")
             if not payload:
                 return None
             try:

@@ -14,7 +14,7 @@ from typing import Any
 from connectors.shipstation.client import ShipStationClient
 from connectors.shipstation.pacific import pacific_stamp
 from gateway.domain.records import parse_iso
-from gateway.errors import PartnerRejected
+from gateway.errors import PartnerRejected, PartnerUnavailable
 from gateway.outbound import apply_partner_fields
 
 # Statuses an order we placed can be in; a refused re-push of such an order was placed before.
@@ -52,7 +52,7 @@ def order_body(order: Mapping[str, Any], status: str = "awaiting_shipment") -> d
 
 def _result(answer: Any) -> dict[str, Any]:
     if not isinstance(answer, dict) or answer.get("orderId") is None:
-        raise PartnerRejected("createorder answered without an orderId", 200)
+        raise PartnerUnavailable("createorder answered without an orderId")
     return {"partner_order_id": str(answer["orderId"]), "order_key": answer.get("orderKey"),
             "order_status": answer.get("orderStatus")}
 

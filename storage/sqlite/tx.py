@@ -310,7 +310,7 @@ class SqliteTransaction:
                                  ) -> list[dict[str, Any]]:
         kinds = list(kinds)
         rows = await self._all(
-            "SELECT id, key, destination, kind, status, attempts, last_error, payload"
+            "SELECT id, key, destination, kind, status, attempts, last_error, error_kind, payload"
             " FROM outbox_messages"
             f" WHERE fo_id = ? AND kind IN ({placeholders(kinds)}) ORDER BY id", [fo_id, *kinds])
         return [{**dict(r), "payload": from_json(r["payload"])} for r in rows]
@@ -326,6 +326,7 @@ class SqliteTransaction:
                                result: Mapping[str, Any]) -> bool:
         return await self._pending_to(
             message_id, "status = 'sent', attempts = attempts + 1, result = ?, last_error = NULL,"
+            " error_kind = NULL,"
             " updated_at = ?", (to_json(dict(result)), at))
 
     async def mark_outbox_events_sent(self, message_ids: Sequence[int], at: str) -> set[int]:
@@ -358,13 +359,14 @@ class SqliteTransaction:
         return cur.rowcount == 1
 
     async def retry_outbox_message(self, message_id: int, attempts: int, not_before: str,
-                                   error: str, at: str) -> bool:
+                                   error: str, at: str, error_kind: str = "error") -> bool:
         return await self._pending_to(
-            message_id, "attempts = ?, not_before = ?, last_error = ?, updated_at = ?",
-            (attempts, not_before, error, at), " AND attempts = ?", (attempts - 1,))
+            message_id, "attempts = ?, not_before = ?, last_error = ?, error_kind = ?,"
+            " updated_at = ?", (attempts, not_before, error, error_kind, at),
+            " AND attempts = ?", (attempts - 1,))
 
     async def dead_letter_outbox_message(self, message_id: int, attempts: int, error: str,
-                                         at: str) -> bool:
+                                         at: str, error_kind: str = "error") -> bool:
         return await self._pending_to(
-            message_id, "status = 'dead', attempts = ?, last_error = ?, updated_at = ?",
-            (attempts, error, at))
+            message_id, "status = 'dead', attempts = ?, last_error = ?, error_kind = ?,"
+            " updated_at = ?", (attempts, error, error_kind, at))
