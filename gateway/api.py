@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from gateway import ledger, logs
+from gateway.connector import Connector, Feed
 from gateway.domain.records import (
     FO_STATUSES,
     FulfillmentOrder,
@@ -31,7 +32,7 @@ from gateway.errors import (
     Unauthorized,
 )
 from gateway.openapi import document
-from storage import InvalidCursor, NewFulfillmentOrder
+from storage import FeedState, InvalidCursor, NewFulfillmentOrder
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -328,26 +329,47 @@ async def match_unmatched(request: web.Request) -> web.Response:
     return json_response(await gw.storage.shipment_view(shipment_id))
 
 
+def _feed_view(connector: Connector, feed: Feed, state: FeedState | None) -> dict[str, Any]:
+    return {"name": feed.name, "description": feed.description,
+            "enabled": connector.feed_enabled(feed),
+            "interval_minutes": connector.feed_interval(feed),
+            "cursor": state.cursor if state else None,
+            "last_poll_at": state.last_poll_at if state else None,
+            "last_result": dict(state.last_result) if state and state.last_poll_at else None,
+            "last_error": state.last_error if state else None,
+            "last_error_at": state.last_error_at if state else None,
+            "running": bool(state and state.lease_until and state.lease_until > now_iso())}
+
+
 async def list_connectors(request: web.Request) -> web.Response:
     gw = _gateway(request)
     items = []
     for config in gw.config.connectors:
         connector = gw.connectors.get(config.name)
-        state = await gw.storage.poll_state(config.name) or {}
-        items.append({
-            "name": config.name, "type": config.type, "enabled": config.enabled,
-            "capabilities": sorted(connector.capabilities) if connector else [],
-            "poll_interval_minutes": config.poll_interval_minutes,
-            "last_poll_at": state.get("last_poll_at"), "cursor": state.get("cursor"),
-            "last_result": state.get("last_result"), "last_error": state.get("last_error"),
-            "last_error_at": state.get("last_error_at"),
-            **(connector.status() if connector else {}),
-        })
+        item: dict[str, Any] = {"name": config.name, "type": config.type,
+                                "enabled": config.enabled}
+        if connector is not None:
+            states = {s.feed: s for s in await gw.storage.feed_states(config.name)}
+            item |= {
+                "webhooks": connector.webhooks,
+                "feeds": [_feed_view(connector, f, states.get(f.name)) for f in connector.feeds],
+                "operations": sorted(connector.declared_operations()
+                                     - set(connector.unsupported)),
+                "unsupported": dict(connector.unsupported),
+                "record_kinds": [{"name": k.name, "writes": sorted(k.writes),
+                                  "description": k.description}
+                                 for k in connector.record_kinds],
+                **connector.status()}
+        items.append(item)
     return json_response({"items": items, "next_cursor": None})
 
 
 async def poll_connector(request: web.Request) -> web.Response:
-    return json_response(await _gateway(request).poller.poll(request.match_info["name"]))
+    unknown = sorted(set(request.query) - {"feed"})
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
+    return json_response(await _gateway(request).poller.poll(
+        request.match_info["name"], request.query.get("feed") or None))
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:

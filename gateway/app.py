@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
 import signal
+import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -15,13 +18,12 @@ from aiohttp import web
 from gateway import api, logs
 from gateway.backoff import RetryPolicy
 from gateway.config import Config
-from gateway.connector import PUSH_FULFILLMENT, PUSH_ORDERS, Connector, connector_class
-from gateway.errors import ConfigError, OperationUnsupported, Undeliverable
+from gateway.connector import Connector, connector_class
+from gateway.errors import ConfigError, Undeliverable
 from gateway.intake import GroupCommitter, webhook_handler
 from gateway.ledger import Outcome
 from gateway.metrics import Metrics
-from gateway.names import CANCEL_ORDER, PUSH_ORDER
-from gateway.names import PUSH_FULFILLMENT as PUSH_FULFILLMENT_KIND
+from gateway.names import PUSH_FULFILLMENT, PUSH_ORDER, SUBSCRIBER, split_destination
 from gateway.outbound import Outbound
 from gateway.outbox import OutboxDispatcher
 from gateway.scheduler import Poller, build_scheduler
@@ -57,7 +59,9 @@ class Gateway:
                                   on_outbound=self.dispatcher.wake)
         self.committer.on_commit = self.worker.wake
         self.storage.busy = self.committer.busy
-        self.poller = Poller(self.storage, self.connectors, self.metrics,
+        # Who this process is, in every claim and lease it takes.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.poller = Poller(self.storage, self.connectors, self.metrics, self.owner,
                              on_records=self.worker.wake)
         self.scheduler: Any = None
         self.tokens = config.api_tokens()
@@ -66,28 +70,28 @@ class Gateway:
         self._check_channels()
 
     def _check_channels(self) -> None:
+        def does(name: str, operation: str) -> bool:
+            cls = self._classes[name]
+            return operation in cls.declared_operations() and operation not in cls.unsupported
+
         for channel in self.config.channels:
-            if channel.oms and PUSH_ORDERS not in self._classes[channel.oms.connector].capabilities:
+            if channel.oms and not does(channel.oms.connector, PUSH_ORDER):
                 raise ConfigError(f"{channel.key}.oms.connector: connector"
                                   f" {channel.oms.connector!r} cannot take orders")
             if channel.source_connector and channel.push_fulfillment_updates and \
-                    PUSH_FULFILLMENT not in self._classes[channel.source_connector].capabilities:
+                    not does(channel.source_connector, PUSH_FULFILLMENT):
                 raise ConfigError(f"{channel.key}.push_fulfillment_updates: connector"
                                   f" {channel.source_connector!r} cannot take fulfillment updates")
 
     async def _send(self, message: OutboxMessage) -> Mapping[str, Any]:
-        """The dispatcher's one way out: a subscriber delivery or a connector's push."""
-        kind, _, name = message.destination.partition(":")
-        if kind == "subscriber":
+        """The dispatcher's one way out: a subscriber delivery or a connector's operation."""
+        kind, name = split_destination(message.destination)
+        if kind == SUBSCRIBER:
             return await self.subscribers.deliver(name, message)
         connector = self.connectors.get(name)
         if connector is None:
             raise Undeliverable(f"connector {name} is not configured or not enabled")
-        calls = {PUSH_ORDER: connector.push_order, CANCEL_ORDER: connector.cancel_order,
-                 PUSH_FULFILLMENT_KIND: connector.push_fulfillment}
-        if message.kind not in calls:
-            raise OperationUnsupported(name, message.kind)
-        return await calls[message.kind](message.payload)
+        return await connector.perform(message.kind, message)
 
     @property
     def scheduler_running(self) -> bool:
@@ -109,8 +113,7 @@ class Gateway:
             await self.dispatcher.start()
         if self.run_scheduler:
             self.scheduler = build_scheduler(
-                self.poller, {c.name: c.poll_interval_minutes for c in self.config.connectors},
-                self.first_poll_delay_seconds, self.config.worker.inbox_retention_days,
+                self.poller, self.first_poll_delay_seconds, self.config.worker.inbox_retention_days,
                 forget=self.committer.forget,
                 outbox_retention_days=self.config.outbox.retention_days)
             self.scheduler.start()

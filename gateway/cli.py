@@ -25,8 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the gateway")
     sub.add_parser("demo", help="run the gateway with its sandboxes and a scripted order")
     sub.add_parser("migrate", help="apply database migrations and exit")
-    poll = sub.add_parser("poll", help="poll one connector now")
+    poll = sub.add_parser("poll", help="poll one connector now (every feed, or --feed)")
     poll.add_argument("connector")
+    poll.add_argument("--feed", help="only this feed")
     dead = sub.add_parser("dead-letters", help="list or replay dead letters")
     dead_sub = dead.add_subparsers(dest="action", required=True)
     dead_sub.add_parser("list")
@@ -47,14 +48,16 @@ async def _migrate(cfg: config_mod.Config) -> None:
         await storage.close()
 
 
-async def _poll(cfg: config_mod.Config, name: str) -> None:
+async def _poll(cfg: config_mod.Config, name: str, feed: str | None) -> None:
     from gateway.app import Gateway
 
     gateway = Gateway(cfg, run_scheduler=False, run_outbox=False)
     await gateway.start()
     try:
-        result = await gateway.poller.poll(name)
-        print(f"{name}: {result['records']} record(s), {result['new_events']} new inbox event(s)")
+        result = await gateway.poller.poll(name, feed)
+        for feed_name, summary in result["feeds"].items():
+            print(f"{name} {feed_name}: {summary['records']} record(s),"
+                  f" {summary['new_events']} new inbox event(s)")
     finally:
         await gateway.stop()
 
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "migrate":
             asyncio.run(_migrate(cfg))
         elif args.command == "poll":
-            asyncio.run(_poll(cfg, args.connector))
+            asyncio.run(_poll(cfg, args.connector, args.feed))
         else:
             asyncio.run(_dead_letters(cfg, args.action, getattr(args, "ids", []),
                                       getattr(args, "all", False)))

@@ -15,12 +15,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from gateway.connector import Option, parse_settings
 from gateway.errors import ConfigError
 from gateway.names import EVENT_TYPES, INVOICE_TIMINGS
 from storage import BACKENDS
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-DEFAULT_POLL_INTERVAL_MINUTES = 15.0
 DEFAULT_RETRY_ATTEMPTS = 8
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 DEFAULT_RETRY_JITTER = 0.2
@@ -132,21 +132,11 @@ class ConnectorConfig:
     type: str
     base_url: str
     enabled: bool = True
-    poll_interval_minutes: float = DEFAULT_POLL_INTERVAL_MINUTES
-    # Everything else in the table, for the connector type to read and validate itself.
-    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # When set, the interval of every feed that has no `<feed>_interval_minutes` of its own.
+    poll_interval_minutes: float | None = None
+    # The rest of the table, checked against the connector type's declared options.
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     key: str = "connectors[?]"  # where in config.toml it came from, for error messages
-
-    def option(self, name: str, default: Any = None, kind: type | tuple[type, ...] | None = None) -> Any:
-        value = self.options.get(name, default)
-        if kind is not None and value is not None and not isinstance(value, kind):
-            raise ConfigError(f"{self.key}.{name}: expected {_kind_name(kind)}, got {value!r}")
-        return value
-
-    def required(self, name: str, kind: type | tuple[type, ...] = str) -> Any:
-        if name not in self.options:
-            raise ConfigError(f"{self.key}.{name}: required for connector type {self.type!r}")
-        return self.option(name, kind=kind)
 
 
 @dataclass(frozen=True)
@@ -181,22 +171,10 @@ class Config:
         return tuple(t.strip() for t in raw.split(",") if t.strip())
 
 
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             list: "a list", dict: "a table"}
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
 def _take(table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...], default: Any) -> Any:
     if key not in table:
         return default
-    value = table.pop(key)
-    if kind in (int, float, (int, float)) and isinstance(value, bool):
-        raise ConfigError(f"{where}.{key}: expected {_kind_name(kind)}, got {value!r}")
-    if not isinstance(value, kind):
-        raise ConfigError(f"{where}.{key}: expected {_kind_name(kind)}, got {value!r}")
-    return value
+    return Option(key, kind, default).parse({key: table.pop(key)}, where)
 
 
 def _no_leftovers(table: dict[str, Any], where: str) -> None:
@@ -290,14 +268,14 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
         base_url = _take(table, "base_url", where, str, None)
         if base_url is None or not re.match(r"^https?://", base_url):
             raise ConfigError(f"{where}.base_url: required, an http(s) URL")
-        interval = float(_take(table, "poll_interval_minutes", where, (int, float),
-                               DEFAULT_POLL_INTERVAL_MINUTES))
-        _positive(interval, f"{where}.poll_interval_minutes")
+        interval = _take(table, "poll_interval_minutes", where, (int, float), None)
+        if interval is not None:
+            _positive(interval, f"{where}.poll_interval_minutes")
+        enabled_ = _take(table, "enabled", where, bool, True)
         connectors.append(ConnectorConfig(
-            name=name, type=ctype, base_url=base_url.rstrip("/"),
-            enabled=_take(table, "enabled", where, bool, True),
-            poll_interval_minutes=interval,
-            options=MappingProxyType(table), key=where,
+            name=name, type=ctype, base_url=base_url.rstrip("/"), enabled=enabled_,
+            poll_interval_minutes=None if interval is None else float(interval),
+            settings=MappingProxyType(parse_settings(ctype, table, where)), key=where,
         ))
 
     obx = _section(doc, "outbox")
@@ -326,7 +304,8 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
     env_keys += [(f"{s.key}.secret_env", s.secret_env) for s in subscribers]
     for c in connectors:
         if c.enabled:
-            env_keys += [(f"{c.key}.{k}", v) for k, v in c.options.items() if k.endswith("_env")]
+            env_keys += [(f"{c.key}.{k}", v) for k, v in c.settings.items()
+                         if k.endswith("_env") and v is not None]
     secrets = {}
     for key, var in env_keys:
         if not isinstance(var, str) or not var:

@@ -1,7 +1,19 @@
-"""The connector contract (DESIGN.md) and how a connector type is found by its config name.
+"""The connector contract (DESIGN.md), declared as data the gateway reads at start.
 
-gateway/ names no partner: a connector type `foo` is the package `connectors.foo`, which exposes
-`CONNECTOR`, a `Connector` subclass. Each connector talks to its partner only through the one
+A connector type `foo` is the package `connectors.foo`, which exposes `CONNECTOR`, a `Connector`
+subclass. It declares, as class attributes:
+
+- `options`: a typed schema of its config keys (`Option`), checked when config.toml is loaded:
+  an unknown key, a wrong type or an out-of-range value stops the process with the key named;
+- `webhooks`: whether it takes webhooks (then `verify` gives each delivery its key);
+- `feeds`: its named polls (`Feed`), each with a default interval, an on/off option and its
+  own cursor;
+- `produces`: the canonical record types its normalizer returns;
+- `record_kinds`: the kinds of partner record it keeps, with the writes each accepts;
+- `operations`: the outbound operations it carries out, each handed the whole outbox message;
+  and `unsupported`: operations it says it does not do, with the reason (the API answers 501).
+
+gateway/ names no partner; each connector talks to its partner only through the one
 `aiohttp.ClientSession` it is given.
 """
 
@@ -9,24 +21,106 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp import web
 
-from gateway.config import Config, ConnectorConfig
-from gateway.domain.records import Shipment
-from gateway.errors import ConfigError
+from gateway.domain.records import PartnerOrder, PartnerRecord, Shipment
+from gateway.errors import ConfigError, OperationUnsupported
 from gateway.metrics import Metrics
-from storage import InboxEvent, NewInboxEvent
+from gateway.names import RECORD_WRITES, record_operation
+from storage import InboxEvent, NewInboxEvent, OutboxMessage
 
-WEBHOOKS = "webhooks"
-POLL = "poll"
-PUSH_ORDERS = "push_orders"  # push_order and cancel_order
-PUSH_FULFILLMENT = "push_fulfillment"
 _TYPE = re.compile(r"^[a-z][a-z0-9_]*$")
+REQUIRED: Any = object()
+Record = Shipment | PartnerOrder | PartnerRecord
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "a table"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One config key of a connector type. `check` may convert the value (a regex compiled)
+    and raises ValueError with what is wrong. Keys ending in `_env` name environment
+    variables; the variable must be set when the connector is enabled."""
+
+    name: str
+    kind: type | tuple[type, ...]
+    default: Any = REQUIRED
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Any, ...] = ()
+    check: Callable[[Any], Any] | None = None
+    help: str = ""
+
+    def parse(self, options: Mapping[str, Any], where: str) -> Any:
+        key = f"{where}.{self.name}"
+        if self.name not in options:
+            if self.default is REQUIRED:
+                raise ConfigError(f"{key}: required")
+            return self.default
+        value = options[self.name]
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            raise ConfigError(f"{key}: expected {_kind_name(self.kind)}, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"{key}: must be at least {self.minimum:g}, got {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise ConfigError(f"{key}: must be at most {self.maximum:g}, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise ConfigError(f"{key}: one of {', '.join(map(str, self.choices))};"
+                              f" got {value!r}")
+        if self.name.endswith("_env") and not value:
+            raise ConfigError(f"{key}: expected the name of an environment variable")
+        if self.check is not None:
+            try:
+                value = self.check(value)
+            except ValueError as exc:
+                raise ConfigError(f"{key}: {exc}") from None
+        return value
+
+
+def regex(text: str) -> re.Pattern[str]:
+    """An Option check: the value must be a regular expression."""
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A named poll with its own cursor. `toggle` names a boolean option that turns it off;
+    `<name>_interval_minutes` is an option of every feed."""
+
+    name: str
+    interval_minutes: float = 15.0
+    toggle: str | None = None
+    description: str = ""
+
+    @property
+    def interval_option(self) -> str:
+        return f"{self.name}_interval_minutes"
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """A kind of partner record a connector keeps (e.g. a company), and the writes
+    (create, update, archive) it sends back to the partner."""
+
+    name: str
+    writes: frozenset[str] = frozenset()
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,18 +140,73 @@ class WebhookRequest:
 
 
 class Connector:
-    """Base of every connector; a type overrides the capabilities it has and lists them."""
+    """Base of every connector type; a type declares what it has (see the module's docstring)."""
 
-    capabilities: ClassVar[frozenset[str]] = frozenset()
+    options: ClassVar[tuple[Option, ...]] = ()
+    webhooks: ClassVar[bool] = False
+    feeds: ClassVar[tuple[Feed, ...]] = ()
+    produces: ClassVar[tuple[type, ...]] = ()
+    record_kinds: ClassVar[tuple[RecordKind, ...]] = ()
+    operations: ClassVar[frozenset[str]] = frozenset()
+    unsupported: ClassVar[Mapping[str, str]] = {}
     # Request headers the normalizer needs later; only these are stored with the event.
     stored_headers: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, config: ConnectorConfig, app_config: Config,
-                 session: aiohttp.ClientSession, metrics: Metrics) -> None:
-        self.config = config
-        self.name = config.name
+    def __init__(self, config: Any, app_config: Any, session: aiohttp.ClientSession,
+                 metrics: Metrics) -> None:
+        self.config = config  # gateway.config.ConnectorConfig
+        self.name: str = config.name
+        self.settings: Mapping[str, Any] = config.settings
         self.session = session
         self.metrics = metrics
+
+    # what the type declares, read by the gateway
+
+    @classmethod
+    def schema(cls) -> tuple[Option, ...]:
+        """Every key a config table of this type may hold, besides the gateway's own."""
+        declared = {o.name for o in cls.options}
+        extra = tuple(Option(f.interval_option, float, None, minimum=0.01,
+                             help=f"minutes between polls of the {f.name} feed")
+                      for f in cls.feeds if f.interval_option not in declared)
+        return (*cls.options, *extra)
+
+    @classmethod
+    def declared_operations(cls) -> frozenset[str]:
+        writes = {record_operation(w, k.name) for k in cls.record_kinds for w in k.writes}
+        return cls.operations | writes
+
+    @classmethod
+    def record_kind(cls, name: str) -> RecordKind | None:
+        return next((k for k in cls.record_kinds if k.name == name), None)
+
+    def feed(self, name: str) -> Feed | None:
+        return next((f for f in self.feeds if f.name == name), None)
+
+    def feed_enabled(self, feed: Feed) -> bool:
+        return bool(self.settings.get(feed.toggle, True)) if feed.toggle else True
+
+    def feed_interval(self, feed: Feed) -> float:
+        specific = self.settings.get(feed.interval_option)
+        if specific is not None:
+            return float(specific)
+        if self.config.poll_interval_minutes is not None:
+            return float(self.config.poll_interval_minutes)
+        return feed.interval_minutes
+
+    def enabled_feeds(self) -> list[Feed]:
+        return [f for f in self.feeds if self.feed_enabled(f)]
+
+    def refusal(self, operation: str) -> str | None:
+        """Why this connector will not carry out an operation now, or None if it will.
+        A type whose options turn operations off extends this."""
+        if operation in self.unsupported:
+            return self.unsupported[operation]
+        if operation not in self.declared_operations():
+            return "not an operation this connector type has"
+        return None
+
+    # the contract's calls
 
     def verify(self, request: WebhookRequest) -> str:
         """Check the delivery is the partner's; return its de-duplication key.
@@ -66,24 +215,31 @@ class Connector:
         """
         raise NotImplementedError
 
-    async def normalize(self, event: InboxEvent) -> list[Shipment]:
+    async def normalize(self, event: InboxEvent) -> Sequence[Record]:
+        """The canonical records an inbox event stands for (types from `produces`)."""
         raise NotImplementedError
 
-    async def poll(self, cursor: str | None) -> PollResult:
+    async def poll(self, feed: Feed, cursor: str | None) -> PollResult:
+        """What changed at the partner since the cursor, as inbox events, and the new cursor."""
         raise NotImplementedError
 
-    # Outbound calls, made only by the outbox dispatcher. Each gets the message's payload
-    # (an order as `gateway.outbound.order_payload` builds it, or a fulfillment update),
-    # must be idempotent on the partner side, and returns what to record: for an order at
-    # least `partner_order_id`. Failures raise the PartnerError that says whether to retry.
+    async def perform(self, operation: str, message: OutboxMessage) -> Mapping[str, Any]:
+        """Carry out one outbound message. Order operations call the method of the same name,
+        record writes `write_record`; each gets the whole message (its key is the partner's
+        idempotency key where the partner has one), must be idempotent at the partner, and
+        returns what to record. Failures raise the error that says whether to retry."""
+        reason = self.refusal(operation)
+        if reason is not None:
+            raise OperationUnsupported(self.name, operation, reason)
+        write, _, kind = operation.partition(":")
+        if kind and write in RECORD_WRITES:
+            return await self.write_record(kind, write, message)
+        return await getattr(self, operation)(message)
 
-    async def push_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def cancel_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def push_fulfillment(self, update: Mapping[str, Any]) -> dict[str, Any]:
+    async def write_record(self, kind: str, write: str,
+                           message: OutboxMessage) -> Mapping[str, Any]:
+        """Create, update or archive a partner record; returns the record's fields as the
+        partner now has them (with `id`)."""
         raise NotImplementedError
 
     def status(self) -> dict[str, Any]:
@@ -91,7 +247,7 @@ class Connector:
         return {}
 
     @classmethod
-    def sandbox(cls, config: ConnectorConfig, app_config: Config) -> web.Application:
+    def sandbox(cls, config: Any, app_config: Any) -> web.Application:
         """A stand-in server for this partner, accepting the credentials config names."""
         raise NotImplementedError
 
@@ -105,8 +261,8 @@ class Connector:
 class DemoContext:
     """What a connector's demo scenario gets: where things listen, and how to talk and print."""
 
-    connector: ConnectorConfig
-    app_config: Config
+    connector: Any  # gateway.config.ConnectorConfig
+    app_config: Any  # gateway.config.Config
     api_url: str
     api_token: str
     webhook_url: str
@@ -114,15 +270,30 @@ class DemoContext:
     say: Callable[[str], None]
 
 
-def connector_class(config: ConnectorConfig) -> type[Connector]:
-    if not _TYPE.match(config.type):
-        raise ConfigError(f"{config.key}.type: {config.type!r} is not a connector type name")
+def connector_type(type_name: str, where: str) -> type[Connector]:
+    if not _TYPE.match(type_name):
+        raise ConfigError(f"{where}.type: {type_name!r} is not a connector type name")
     try:
-        module = importlib.import_module(f"connectors.{config.type}")
+        module = importlib.import_module(f"connectors.{type_name}")
     except ModuleNotFoundError:
-        raise ConfigError(f"{config.key}.type: no connector type {config.type!r}"
-                          " (expected a package connectors/{config.type}/)") from None
+        raise ConfigError(f"{where}.type: no connector type {type_name!r}"
+                          f" (expected a package connectors/{type_name}/)") from None
     cls = getattr(module, "CONNECTOR", None)
     if not (isinstance(cls, type) and issubclass(cls, Connector)):
-        raise ConfigError(f"{config.key}.type: connectors.{config.type} has no CONNECTOR class")
+        raise ConfigError(f"{where}.type: connectors.{type_name} has no CONNECTOR class")
     return cls
+
+
+def connector_class(config: Any) -> type[Connector]:
+    return connector_type(config.type, config.key)
+
+
+def parse_settings(type_name: str, options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A connector table's own keys, checked against its type's schema."""
+    schema = connector_type(type_name, where).schema()
+    known = {o.name for o in schema}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} for connector type"
+                          f" {type_name!r}; known: {', '.join(sorted(known)) or 'none'}")
+    return {o.name: o.parse(options, where) for o in schema}

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.connector import WEBHOOKS, Connector, WebhookRequest
+from gateway.connector import Connector, WebhookRequest
 from gateway.errors import BadRequest, NotFound, PayloadTooLarge, WebhookRejected
 from gateway.loops import gather_arrivals
 from gateway.metrics import Metrics
@@ -163,7 +163,7 @@ def webhook_handler(connectors: Mapping[str, Connector], committer: GroupCommitt
     async def receive(request: web.Request) -> web.Response:
         name = request.match_info["connector"]
         connector = connectors.get(name)
-        if connector is None or WEBHOOKS not in connector.capabilities:
+        if connector is None or not connector.webhooks:
             metrics.webhooks.labels("unknown", "not_found").inc()
             raise NotFound(f"no enabled connector {name!r} takes webhooks")
         try:

@@ -118,16 +118,36 @@ def _schemas() -> dict[str, Any]:
                                 "additionalProperties": {"type": "integer"}}}},
         "Connector": {"type": "object", "required": ["name", "type", "enabled"], "properties": {
             "name": {"type": "string"}, "type": {"type": "string"}, "enabled": {"type": "boolean"},
-            "capabilities": {"type": "array", "items": {"type": "string"}},
-            "poll_interval_minutes": {"type": "number"}, "last_poll_at": nullable_str,
-            "cursor": nullable_str, "last_result": {"type": ["object", "null"]},
-            "last_error": nullable_str, "last_error_at": nullable_str,
+            "webhooks": {"type": "boolean"},
+            "feeds": {"type": "array", "items": _ref("Feed")},
+            "operations": {"type": "array", "items": {"type": "string"},
+                           "description": "Outbound operations it carries out"},
+            "unsupported": {"type": "object", "additionalProperties": {"type": "string"},
+                            "description": "Operations it declares it does not do, and why"
+                                           " (asked for, they answer 501)"},
+            "record_kinds": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"},
+                "writes": {"type": "array", "items": {"enum": ["create", "update", "archive"]}},
+                "description": {"type": "string"}}}},
             "rate_limit": {"type": "object"}}},
-        "PollResult": {"type": "object", "required": ["connector", "records", "new_events"],
+        "Feed": {"type": "object", "required": ["name", "enabled", "interval_minutes"],
+                 "properties": {
+            "name": {"type": "string"}, "description": {"type": "string"},
+            "enabled": {"type": "boolean"}, "interval_minutes": {"type": "number"},
+            "cursor": nullable_str, "last_poll_at": nullable_str,
+            "last_result": {"type": ["object", "null"]}, "last_error": nullable_str,
+            "last_error_at": nullable_str,
+            "running": {"type": "boolean", "description": "a process holds this feed's lease"}}},
+        "PollResult": {"type": "object", "required": ["connector", "records", "new_events",
+                                                      "feeds"],
                        "properties": {"connector": {"type": "string"},
                                       "records": {"type": "integer"},
                                       "new_events": {"type": "integer"},
-                                      "cursor": {"type": "string"}}},
+                                      "feeds": {"type": "object", "additionalProperties": {
+                                          "type": "object", "properties": {
+                                              "records": {"type": "integer"},
+                                              "new_events": {"type": "integer"},
+                                              "cursor": {"type": "string"}}}}}},
         "DeadLetter": {"type": "object", "required": ["id", "error"], "properties": {
             "id": {"type": "string", "description": "inbox-N or outbox-N"},
             "source": {"enum": ["inbox", "outbox"]}, "connector": nullable_str,
@@ -235,8 +255,12 @@ def _paths() -> dict[str, Any]:
                     "responses": {"200": _json(_page_of("Connector"), "All connectors"),
                                   **ERRORS}}},
         "/api/v1/connectors/{name}/poll": {
-            "post": {"summary": "Poll a connector now", "operationId": "pollConnector",
-                     "parameters": [_id_param("name")],
+            "post": {"summary": "Poll a connector now: every enabled feed, or ?feed=",
+                     "operationId": "pollConnector",
+                     "parameters": [_id_param("name"), {
+                         "name": "feed", "in": "query", "schema": {"type": "string"},
+                         "description": "only this feed (404 if it has none such, 409 if the"
+                                        " feed is turned off)"}],
                      "responses": {"200": _json(_ref("PollResult"), "What the poll found"),
                                    "502": {"$ref": "#/components/responses/PartnerError"},
                                    "503": {"$ref": "#/components/responses/PartnerError"},

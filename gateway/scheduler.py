@@ -1,12 +1,13 @@
-"""Polling: one APScheduler job per connector that can poll, in the gateway's own event loop.
+"""Polling: one APScheduler job per enabled feed of each connector, in the gateway's own loop.
 
-A poll reads the connector's cursor, asks the partner for what changed since, and commits the
+A feed run reads the feed's cursor, asks the partner for what changed since, and commits the
 records into the inbox together with the new cursor: a crash re-polls, never skips.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,58 +16,138 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway import logs
-from gateway.connector import POLL, Connector
+from gateway.connector import Connector, Feed
 from gateway.domain.records import now_iso, utc_iso
-from gateway.errors import NotFound
+from gateway.errors import Conflict, NotFound, classify
 from gateway.metrics import Metrics
-from storage import Storage
+from storage import FeedState, Storage
 
 log = logs.get("gateway.scheduler")
 MISFIRE_GRACE_SECONDS = 300
+LEASE_SECONDS = 300.0  # a feed run's lease, extended every third of it while the run lasts
+CLAIM_RETRY_SECONDS = 0.2
+# A scheduled run is skipped when another process started one within this share of the
+# interval: once per interval, however many processes run.
+SCHEDULED_SLACK = 0.9
 
 
 class Poller:
+    """Runs connectors' feeds: each run is claimed from storage with a lease, so one process
+    at a time polls a feed, and a scheduled run happens once per interval however many
+    processes share the database."""
+
     def __init__(self, storage: Storage, connectors: Mapping[str, Connector], metrics: Metrics,
-                 on_records: Callable[[], None] = lambda: None) -> None:
+                 owner: str, on_records: Callable[[], None] = lambda: None,
+                 lease_seconds: float = LEASE_SECONDS) -> None:
         self.storage = storage
         self.connectors = connectors
         self.metrics = metrics
+        self.owner = owner
         self.on_records = on_records
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.lease_seconds = lease_seconds
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
-    def pollable(self) -> list[str]:
-        return [n for n, c in self.connectors.items() if POLL in c.capabilities]
+    def jobs(self) -> list[tuple[str, Feed, float]]:
+        """(connector, feed, interval in minutes) of every enabled feed."""
+        return [(name, feed, connector.feed_interval(feed))
+                for name, connector in self.connectors.items()
+                for feed in connector.enabled_feeds()]
 
-    async def poll(self, name: str) -> dict[str, Any]:
-        """One poll now; a poll already running for this connector is waited for, not doubled."""
+    def _feeds(self, name: str, feed_name: str | None) -> tuple[Connector, list[Feed]]:
         connector = self.connectors.get(name)
-        if connector is None or POLL not in connector.capabilities:
-            raise NotFound(f"no enabled connector {name!r} can poll")
-        async with self._locks.setdefault(name, asyncio.Lock()):
-            state = await self.storage.poll_state(name)
-            cursor = state["cursor"] if state else None
+        if connector is None or not connector.feeds:
+            raise NotFound(f"no enabled connector {name!r} polls")
+        if feed_name is None:
+            return connector, connector.enabled_feeds()
+        feed = connector.feed(feed_name)
+        if feed is None:
+            raise NotFound(f"connector {name!r} has no feed {feed_name!r}; its feeds: "
+                           + ", ".join(f.name for f in connector.feeds))
+        if not connector.feed_enabled(feed):
+            raise Conflict(f"feed {feed_name!r} of connector {name!r} is turned off"
+                           f" ({feed.toggle} = false)")
+        return connector, [feed]
+
+    async def poll(self, name: str, feed_name: str | None = None) -> dict[str, Any]:
+        """Poll now: every enabled feed of the connector, or the one named. A run under way
+        elsewhere is waited for (up to its lease), not doubled."""
+        connector, feeds = self._feeds(name, feed_name)
+        results: dict[str, Any] = {}
+        failure: Exception | None = None
+        for feed in feeds:
             try:
-                result = await connector.poll(cursor)
+                results[feed.name] = await self.run_feed(connector, feed, scheduled=False)
+            except Exception as exc:  # noqa: BLE001 - the other feeds still run
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return {"connector": name,
+                "records": sum(r["records"] for r in results.values()),
+                "new_events": sum(r["new_events"] for r in results.values()),
+                "feeds": results}
+
+    async def _claim(self, connector: Connector, feed: Feed, scheduled: bool
+                     ) -> FeedState | None:
+        deadline = time.monotonic() + self.lease_seconds
+        while True:
+            now = datetime.now(UTC)
+            started_before = utc_iso(now - timedelta(
+                minutes=connector.feed_interval(feed) * SCHEDULED_SLACK)) if scheduled else None
+            state = await self.storage.claim_feed_run(
+                connector.name, feed.name, self.owner, utc_iso(now),
+                utc_iso(now + timedelta(seconds=self.lease_seconds)), started_before)
+            if state is not None or scheduled:
+                return state
+            if time.monotonic() > deadline:
+                raise Conflict(f"feed {feed.name!r} of {connector.name!r} is being polled by"
+                               " another process")
+            await asyncio.sleep(CLAIM_RETRY_SECONDS)
+
+    async def run_feed(self, connector: Connector, feed: Feed, scheduled: bool
+                       ) -> dict[str, Any] | None:
+        """One run of one feed; None when a scheduled run was already made this interval."""
+        name = connector.name
+        async with self._locks.setdefault((name, feed.name), asyncio.Lock()):
+            state = await self._claim(connector, feed, scheduled)
+            if state is None:
+                return None
+            keeper = asyncio.create_task(self._keep_lease(name, feed.name))
+            try:
+                result = await connector.poll(feed, state.cursor)
             except Exception as exc:
                 self.metrics.polls.labels(name, "error").inc()
-                await self.storage.record_poll_error(name, f"{type(exc).__name__}: {exc}",
-                                                     now_iso())
-                log.error("poll.failed", connector=name, error=str(exc))
+                await self.storage.record_poll_error(name, feed.name, self.owner,
+                                                     classify(exc).text, now_iso())
+                log.error("poll.failed", connector=name, feed=feed.name, error=str(exc))
                 raise
-            inserted = await self.storage.commit_poll(name, result.records, result.cursor,
-                                                      result.stats, now_iso())
+            finally:
+                keeper.cancel()
+            inserted = await self.storage.commit_poll(
+                name, feed.name, self.owner, result.records, result.cursor, result.stats,
+                now_iso())
             self.metrics.polls.labels(name, "ok").inc()
             if inserted:
                 self.on_records()
-            summary = {"connector": name, "records": len(result.records), "new_events": inserted,
+            summary = {"records": len(result.records), "new_events": inserted,
                        "cursor": result.cursor, **result.stats}
-            log.info("poll.done", **summary)
+            log.info("poll.done", connector=name, feed=feed.name, **summary)
             return summary
 
-    async def poll_quietly(self, name: str) -> None:
-        """A scheduled poll: failures are logged and recorded, and the next run tries again."""
+    async def _keep_lease(self, name: str, feed: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            until = utc_iso(datetime.now(UTC) + timedelta(seconds=self.lease_seconds))
+            if not await self.storage.extend_feed_lease(name, feed, self.owner, until):
+                log.warning("poll.lease_lost", connector=name, feed=feed)
+                return
+
+    async def run_scheduled(self, name: str, feed_name: str) -> None:
+        """A scheduled run: failures are logged and recorded, and the next run tries again."""
+        connector = self.connectors[name]
+        feed = connector.feed(feed_name)
+        assert feed is not None
         try:
-            await self.poll(name)
+            await self.run_feed(connector, feed, scheduled=True)
         except Exception:  # noqa: BLE001 - already logged and recorded; the next run retries
             pass
 
@@ -91,8 +172,7 @@ async def purge_outbox(storage: Storage, retention_days: float) -> int:
     return deleted
 
 
-def build_scheduler(poller: Poller, intervals: Mapping[str, float],
-                    first_run_delay_seconds: float = 30.0,
+def build_scheduler(poller: Poller, first_run_delay_seconds: float = 30.0,
                     inbox_retention_days: float = 0.0,
                     forget: Callable[[Iterable[tuple[str, str]]], None] = lambda keys: None,
                     outbox_retention_days: float = 0.0) -> AsyncIOScheduler:
@@ -111,8 +191,9 @@ def build_scheduler(poller: Poller, intervals: Mapping[str, float],
                           misfire_grace_time=MISFIRE_GRACE_SECONDS,
                           next_run_time=datetime.now(UTC) + timedelta(minutes=5))
     first = datetime.now(UTC) + timedelta(seconds=first_run_delay_seconds)
-    for name in poller.pollable():
-        scheduler.add_job(poller.poll_quietly, IntervalTrigger(minutes=intervals[name]),
-                          args=[name], id=f"poll:{name}", coalesce=True, max_instances=1,
-                          misfire_grace_time=MISFIRE_GRACE_SECONDS, next_run_time=first)
+    for name, feed, interval in poller.jobs():
+        scheduler.add_job(poller.run_scheduled, IntervalTrigger(minutes=interval),
+                          args=[name, feed.name], id=f"poll:{name}:{feed.name}", coalesce=True,
+                          max_instances=1, misfire_grace_time=MISFIRE_GRACE_SECONDS,
+                          next_run_time=first)
     return scheduler

@@ -41,6 +41,22 @@ class InboxEvent:
 
 
 @dataclass(frozen=True)
+class FeedState:
+    """Where a connector's feed stands: its cursor, its last run, and who runs it now."""
+
+    connector: str
+    feed: str
+    cursor: str | None = None
+    last_poll_at: str | None = None
+    last_result: Mapping[str, Any] = field(default_factory=dict)
+    last_error: str | None = None
+    last_error_at: str | None = None
+    last_started_at: str | None = None
+    owner: str | None = None
+    lease_until: str | None = None
+
+
+@dataclass(frozen=True)
 class Page:
     items: list[dict[str, Any]]
     next_cursor: str | None
@@ -148,10 +164,21 @@ class Storage(Protocol):
     # them (it loads webhook_keys at start); polled records are unique in storage itself.
     async def insert_inbox_events(self, events: Sequence[NewInboxEvent]) -> int: ...
     def webhook_keys(self) -> AsyncIterator[tuple[str, str]]: ...
-    async def commit_poll(self, connector: str, events: Sequence[NewInboxEvent], cursor: str,
+    # Feed runs. A run is claimed by one owner with a lease (another owner's unexpired lease,
+    # or, when `started_before` is given, a run started since then, makes the claim None);
+    # the owner extends it while it polls; its records and the new cursor are committed
+    # together, the cursor only while the lease is still the owner's.
+    async def claim_feed_run(self, connector: str, feed: str, owner: str, now: str,
+                             lease_until: str, started_before: str | None = None
+                             ) -> FeedState | None: ...
+    async def extend_feed_lease(self, connector: str, feed: str, owner: str,
+                                lease_until: str) -> bool: ...
+    async def commit_poll(self, connector: str, feed: str, owner: str,
+                          events: Sequence[NewInboxEvent], cursor: str,
                           result: Mapping[str, Any], at: str) -> int: ...
-    async def record_poll_error(self, connector: str, error: str, at: str) -> None: ...
-    async def poll_state(self, connector: str) -> dict[str, Any] | None: ...
+    async def record_poll_error(self, connector: str, feed: str, owner: str, error: str,
+                                at: str) -> None: ...
+    async def feed_states(self, connector: str) -> list[FeedState]: ...
 
     # the inbox worker
     async def pending_inbox_events(self, limit: int, now: str,

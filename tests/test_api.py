@@ -154,12 +154,19 @@ async def test_health_readiness_metrics(gw: GatewayUnderTest) -> None:
 async def test_connectors_listing(gw: GatewayUnderTest) -> None:
     [item] = (await gw.call("GET", "/api/v1/connectors"))["items"]
     assert item["name"] == "shipstation" and item["enabled"]
-    assert item["capabilities"] == ["poll", "push_orders", "webhooks"]
+    assert item["webhooks"] and item["operations"] == ["cancel_order", "push_order"]
     assert item["rate_limit"]["budget_per_window"] == 40
-    assert item["last_poll_at"] is None
+    [feed] = item["feeds"]
+    assert feed["name"] == "shipments" and feed["enabled"] and feed["interval_minutes"] == 15
+    assert feed["last_poll_at"] is None and feed["cursor"] is None
     await gw.poll()
     [item] = (await gw.call("GET", "/api/v1/connectors"))["items"]
-    assert item["last_poll_at"] and item["cursor"]
+    [feed] = item["feeds"]
+    assert feed["last_poll_at"] and feed["cursor"] and not feed["running"]
+    await gw.call("POST", "/api/v1/connectors/shipstation/poll?feed=shipments")
+    missing = await gw.call("POST", "/api/v1/connectors/shipstation/poll?feed=nope", expect=404)
+    assert "shipments" in missing["error"]["message"]  # names the feeds it has
+    await gw.call("POST", "/api/v1/connectors/shipstation/poll?fed=x", expect=400)
 
 
 async def test_scheduler_polls_by_itself(start_gateway, sandbox: Sandbox) -> None:
@@ -169,4 +176,4 @@ async def test_scheduler_polls_by_itself(start_gateway, sandbox: Sandbox) -> Non
     await sandbox.ship(order["orderId"], notify=False)
     await gw.wait_status(fo["id"], "fulfilled", within=10)
     [item] = (await gw.call("GET", "/api/v1/connectors"))["items"]
-    assert item["last_poll_at"] is not None
+    assert item["feeds"][0]["last_poll_at"] is not None

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from gateway.logs import scrub
 from storage.sqlite import migrations
 from tests.conftest import ENV, GatewayUnderTest, Sandbox, write_config
@@ -81,7 +83,7 @@ async def test_migrate_poll_and_dead_letters(tmp_path: Path, sandbox: Sandbox,
     order = await sandbox.order("CLI1", [("A", 1)])
     await sandbox.ship(order["orderId"], notify=False)
     code, out = await run_cli("--config", str(config), "poll", "shipstation")
-    assert code == 0 and "shipstation: 1 record(s), 1 new inbox event(s)" in out
+    assert code == 0 and "shipstation shipments: 1 record(s), 1 new inbox event(s)" in out
     code, out = await run_cli("--config", str(config), "poll", "nope")
     assert code == 1 and "no enabled connector 'nope'" in out
 
@@ -110,6 +112,25 @@ async def test_missing_secret_refuses_to_start(tmp_path: Path) -> None:
     code, out = await run_cli("--config", str(config), "serve", env=env_all, seconds=30)
     assert code == 2
     assert "config error: connectors[0].webhook_token_env: environment variable SS_HOOK" in out
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("page_sise = 100", "connectors[0]: unknown key(s) page_sise for connector type"),
+    ("page_size = \"many\"", "connectors[0].page_size: expected an integer, got 'many'"),
+    ("allowed_resource_origin = \"(\"", "connectors[0].allowed_resource_origin: not a regular"),
+])
+async def test_a_bad_connector_option_stops_serve_with_one_line(tmp_path: Path, line: str,
+                                                                 message: str) -> None:
+    """It used to be ignored (a typo) or to print an error and hang without listening."""
+    config = tmp_path / "c.toml"
+    write_config(config, tmp_path / "x.sqlite3", "http://127.0.0.1:9")
+    key = line.split(" = ")[0]
+    kept = [ln for ln in config.read_text().splitlines() if not ln.startswith(key + " ")]
+    config.write_text("\n".join([*kept, line, ""]))
+    code, out = await run_cli("--config", str(config), "serve", seconds=15)
+    assert code == 2
+    assert out.strip().splitlines() == [next(ln for ln in out.splitlines() if message in ln)]
+    assert not (tmp_path / "x.sqlite3").exists()  # stopped before anything started
 
 
 async def test_sandbox_runs_standalone(tmp_path: Path) -> None:
@@ -159,7 +180,7 @@ async def test_paging_follows_every_page(start_gateway, sandbox: Sandbox) -> Non
     for _ in range(5):
         await sandbox.ship(order["orderId"], [("A", 1)], notify=False)
     result = await gw.poll()
-    assert result["shipments_created"] == 5
+    assert result["feeds"]["shipments"]["shipments_created"] == 5
     pages = [r["query"].get("page") for r in sandbox.state.requests
              if r["path"] == "/shipments" and "createDateStart" in r["query"]]
     assert pages == ["1", "2", "3"]

@@ -27,6 +27,7 @@ def test_shipped_config_parses_with_its_variables() -> None:
     cfg = config_mod.load(ROOT / "config.toml", env)
     assert cfg.server.max_body_bytes == 1024 * 1024
     assert cfg.connectors[0].poll_interval_minutes == 15
+    assert cfg.connectors[0].settings["page_size"] == 500  # a declared default
     assert cfg.retry.schedule_seconds[0] == 5
     assert cfg.secret("SHIPSTATION_API_SECRET") == "sec-93"
     assert not any(v in repr(cfg) for v in env.values())
@@ -55,6 +56,20 @@ def test_disabled_connector_needs_no_secrets() -> None:
     (lambda d: d["connectors"][0].update(poll_interval_minutes=0),
      r"connectors\[0\]\.poll_interval_minutes"),
     (lambda d: d["connectors"].append(dict(d["connectors"][0])), r"connectors\[1\]\.name"),
+    # the connector type's own options, declared as a schema
+    (lambda d: d["connectors"][0].update(page_sise=100),
+     r"connectors\[0\]: unknown key\(s\) page_sise for connector type 'shipstation'; known: "),
+    (lambda d: d["connectors"][0].update(page_size="100"),
+     r"connectors\[0\]\.page_size: expected an integer, got '100'"),
+    (lambda d: d["connectors"][0].update(page_size=501),
+     r"connectors\[0\]\.page_size: must be at most 500"),
+    (lambda d: d["connectors"][0].update(rate_limit_per_minute=0),
+     r"connectors\[0\]\.rate_limit_per_minute: must be at least 1"),
+    (lambda d: d["connectors"][0].update(allowed_resource_origin="https://(x"),
+     r"connectors\[0\]\.allowed_resource_origin: not a regular expression"),
+    (lambda d: d["connectors"][0].update(shipments_interval_minutes=True),
+     r"connectors\[0\]\.shipments_interval_minutes: expected a number"),
+    (lambda d: d["connectors"][0].pop("api_key_env"), r"connectors\[0\]\.api_key_env: required"),
     (lambda d: d.update(extra={}), r"config: unknown key\(s\) extra"),
 ])
 def test_errors_name_the_key(mutate, message) -> None:

@@ -9,29 +9,30 @@ from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-from gateway.connector import PUSH_FULFILLMENT, Connector
+from gateway.connector import Connector
 from gateway.errors import PartnerUnavailable
+from gateway.names import PUSH_FULFILLMENT
 from tests.conftest import Sandbox, gateway_doc
 
 SKU = "BOOT-42"
 
 
 class MarketplacePartner(Connector):
-    capabilities: ClassVar[frozenset[str]] = frozenset({PUSH_FULFILLMENT})
+    operations: ClassVar[frozenset[str]] = frozenset({PUSH_FULFILLMENT})
     received: ClassVar[list[dict[str, Any]]] = []
     failures_left: ClassVar[int] = 0
 
-    async def push_fulfillment(self, update: Mapping[str, Any]) -> dict[str, Any]:
+    async def push_fulfillment(self, message: Any) -> dict[str, Any]:
         if MarketplacePartner.failures_left > 0:
             MarketplacePartner.failures_left -= 1
             raise PartnerUnavailable("HTTP 503")
-        MarketplacePartner.received.append(dict(update))
+        MarketplacePartner.received.append(dict(message.payload))
         return {"accepted": True}
 
 

@@ -250,7 +250,7 @@ async def test_batches_larger_than_one_statement(tmp_path: Path) -> None:
         polled = [NewInboxEvent("c", f"p{i}", "poll", b"{}") for i in range(n)]
         assert await storage.insert_inbox_events(polled) == n
         assert await storage.insert_inbox_events(polled[:10]) == 0  # unique in storage
-        assert await storage.commit_poll("c", polled[-3:], "{}", {}, "t") == 0
+        assert await storage.commit_poll("c", "f", "me", polled[-3:], "{}", {}, "t") == 0
         assert (await storage.inbox_stats())["depth"] == n
     finally:
         await storage.close()

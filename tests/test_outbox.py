@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import OperationUnsupported
+from storage import OutboxMessage
 from tests.conftest import GatewayUnderTest, Receiver, Sandbox, gateway_doc
 
 SKU = "TSHIRT-BLK-M"
@@ -181,19 +183,30 @@ async def test_a_resent_push_is_absorbed_by_the_order_key(gw: GatewayUnderTest,
              "created_at": "2026-11-23T12:00:00.000000Z", "store_id": None,
              "lines": [{"line_id": "1", "sku": SKU, "quantity": 1}], "ship_to": {},
              "partner_fields": {}}
-    first = await connector.push_order(order)
-    again = await connector.push_order(order)
+    message = OutboxMessage(id=1, key="push_order:fo_same", destination="connector:shipstation",
+                            kind="push_order", payload=order, fo_id="fo_same", attempts=0,
+                            created_at=order["created_at"])
+    first = await connector.perform("push_order", message)
+    again = await connector.perform("push_order", message)
     assert first["partner_order_id"] == again["partner_order_id"]
     assert len(sandbox.state.orders) == 1
     # Once shipped, ShipStation refuses the update; the order is there, so it is a success.
     await sandbox.ship(int(first["partner_order_id"]), notify=False)
-    third = await connector.push_order(order)
+    third = await connector.perform("push_order", message)
     assert third["partner_order_id"] == first["partner_order_id"] and third["already"]
     # The same for a cancel repeated after it landed.
     order["fulfillment_order_id"], order["order_number"] = "fo_other", "R2"
-    await connector.push_order(order)
-    await connector.cancel_order(order)
-    assert (await connector.cancel_order(order))["order_status"] == "cancelled"
+    await connector.perform("push_order", message)
+    await connector.perform("cancel_order", message)
+    assert (await connector.perform("cancel_order", message))["order_status"] == "cancelled"
+    unsupported = await gw.call("GET", "/api/v1/connectors")
+    assert "push_inventory" not in unsupported["items"][0]["operations"]
+    try:
+        await connector.perform("push_inventory", message)
+    except OperationUnsupported as exc:
+        assert "push_inventory" in exc.message and exc.status == 501
+    else:
+        raise AssertionError("an operation the type does not have must be refused")
 
 
 async def test_429_storm_then_recovery_within_the_shared_budget(

@@ -27,7 +27,7 @@ async def test_429_with_reset_poll_waits_and_completes(gw: GatewayUnderTest,
     for fo in fos:
         await gw.wait_status(fo["id"], "fulfilled", within=20)
     connectors = await gw.call("GET", "/api/v1/connectors")
-    [ss] = connectors["items"]
+    [ss] = connectors["items"][0]["feeds"]
     assert ss["last_error"] is None and ss["last_result"]["new_events"] == 3
     metrics = await gw.session.get(f"{gw.url}/metrics")
     text = await metrics.text()
@@ -97,12 +97,12 @@ async def test_partner_timeout_is_retried(start_gateway, sandbox: Sandbox) -> No
 async def test_poll_error_is_reported_and_cursor_kept(gw: GatewayUnderTest,
                                                       sandbox: Sandbox) -> None:
     await gw.poll()
-    before = (await gw.call("GET", "/api/v1/connectors"))["items"][0]
+    [before] = (await gw.call("GET", "/api/v1/connectors"))["items"][0]["feeds"]
     await sandbox.control("/fail", {"count": 1, "status": 500, "path_prefix": "/shipments"})
     failed = await gw.call("POST", "/api/v1/connectors/shipstation/poll", expect=502)
     assert failed["error"]["code"] == "partner_unavailable"
-    after = (await gw.call("GET", "/api/v1/connectors"))["items"][0]
-    assert after["cursor"] == before["cursor"]
+    [after] = (await gw.call("GET", "/api/v1/connectors"))["items"][0]["feeds"]
+    assert after["cursor"] == before["cursor"] and not after["running"]
     assert "HTTP 500" in after["last_error"]
     await gw.call("POST", "/api/v1/connectors/nope/poll", expect=404)
 

@@ -203,7 +203,8 @@ async def test_marked_shipped_order_arrives_through_fulfillments(gw: GatewayUnde
     order = await sandbox.order("9001", [(SKU, 3)], order_key=fo["id"])
     await sandbox.control(f"/orders/{order['orderId']}/mark-shipped", {"notify": False})
     result = await gw.poll()
-    assert result["fulfillments"] == 1 and result["shipments_created"] == 0
+    stats = result["feeds"]["shipments"]
+    assert stats["fulfillments"] == 1 and stats["shipments_created"] == 0
     fo = await gw.wait_status(fo["id"], "fulfilled")
     assert fo["shipments"][0]["external_id"].startswith("fulfillment:")
 

@@ -12,7 +12,6 @@ import hmac
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -26,19 +25,20 @@ from connectors.shipstation.client import ShipStationClient, basic_auth
 from connectors.shipstation.pacific import utc_to_pacific
 from gateway.config import Config, ConnectorConfig
 from gateway.connector import (
-    POLL,
-    PUSH_ORDERS,
-    WEBHOOKS,
     Connector,
     DemoContext,
+    Feed,
+    Option,
     PollResult,
     WebhookRequest,
+    regex,
 )
 from gateway.domain.records import Shipment, parse_iso, utc_iso
-from gateway.errors import ConfigError, PartnerRejected, WebhookRejected
+from gateway.errors import PartnerRejected, WebhookRejected
 from gateway.metrics import Metrics
+from gateway.names import CANCEL_ORDER, PUSH_ORDER
 from gateway.ratelimit import RateBudget
-from storage import InboxEvent, NewInboxEvent
+from storage import InboxEvent, NewInboxEvent, OutboxMessage
 
 SHIPMENT_EVENTS = {"SHIP_NOTIFY", "ITEM_SHIP_NOTIFY"}
 FULFILLMENT_EVENTS = {"FULFILLMENT_SHIPPED"}
@@ -50,30 +50,45 @@ ORDER_CACHE_SECONDS = 300.0
 
 
 class ShipStationConnector(Connector):
-    capabilities: ClassVar[frozenset[str]] = frozenset({WEBHOOKS, POLL, PUSH_ORDERS})
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("api_key_env", str, help="variable holding the v1 API key (HTTP Basic user)"),
+        Option("api_secret_env", str, help="variable holding the v1 API secret"),
+        Option("webhook_token_env", str,
+               help="variable holding the secret token the webhook URL must carry"),
+        Option("allowed_resource_origin", str, regex(DEFAULT_ALLOWED_ORIGIN), check=regex,
+               help="regex a webhook's resource_url origin must match in full"),
+        Option("rate_limit_per_minute", int, 40, minimum=1),
+        Option("rate_limit_window_seconds", float, 60.0, minimum=1),
+        Option("poll_overlap_minutes", float, 60.0, minimum=0),
+        Option("initial_lookback_hours", float, 24.0, minimum=0),
+        Option("page_size", int, 500, minimum=1, maximum=500),
+        Option("request_timeout_seconds", float, 30.0, minimum=0.1),
+        Option("max_rate_limit_waits", int, 10, minimum=0),
+    )
+    webhooks = True
+    feeds: ClassVar[tuple[Feed, ...]] = (
+        Feed("shipments", 15.0, description="labels created or voided, and orders marked"
+             " shipped outside ShipStation (/shipments, /fulfillments)"),)
+    produces: ClassVar[tuple[type, ...]] = (Shipment,)
+    operations: ClassVar[frozenset[str]] = frozenset({PUSH_ORDER, CANCEL_ORDER})
 
     def __init__(self, config: ConnectorConfig, app_config: Config,
                  session: aiohttp.ClientSession, metrics: Metrics) -> None:
         super().__init__(config, app_config, session, metrics)
-        key = app_config.secret(config.required("api_key_env"))
-        secret = app_config.secret(config.required("api_secret_env"))
-        self._webhook_token = app_config.secret(config.required("webhook_token_env"))
-        origin = config.option("allowed_resource_origin", DEFAULT_ALLOWED_ORIGIN, str)
-        try:
-            self._allowed_origin = re.compile(origin)
-        except re.error as exc:
-            raise ConfigError(f"{config.key}.allowed_resource_origin: not a regex: {exc}") from None
-        self.page_size = config.option("page_size", 500, int)
-        self.overlap = timedelta(minutes=config.option("poll_overlap_minutes", 60, (int, float)))
-        self.initial_lookback = timedelta(
-            hours=config.option("initial_lookback_hours", 24, (int, float)))
-        self.budget = RateBudget(config.option("rate_limit_per_minute", 40, int),
-                                 float(config.option("rate_limit_window_seconds", 60, (int, float))))
+        settings = self.settings
+        key = app_config.secret(settings["api_key_env"])
+        secret = app_config.secret(settings["api_secret_env"])
+        self._webhook_token = app_config.secret(settings["webhook_token_env"])
+        self._allowed_origin: re.Pattern[str] = settings["allowed_resource_origin"]
+        self.page_size = settings["page_size"]
+        self.overlap = timedelta(minutes=settings["poll_overlap_minutes"])
+        self.initial_lookback = timedelta(hours=settings["initial_lookback_hours"])
+        self.budget = RateBudget(settings["rate_limit_per_minute"],
+                                 settings["rate_limit_window_seconds"])
         self.client = ShipStationClient(
             session, config.base_url, basic_auth(key, secret), self.budget,
-            timeout_seconds=float(config.option("request_timeout_seconds", 30, (int, float))),
-            max_rate_waits=config.option("max_rate_limit_waits", 10, int),
-            on_response=self._count)
+            timeout_seconds=settings["request_timeout_seconds"],
+            max_rate_waits=settings["max_rate_limit_waits"], on_response=self._count)
         # Orders looked up for their references; kept briefly, since a later merge or split
         # changes an order's mergedIds and parentId.
         self._orders: OrderedDict[int, tuple[float, dict[str, Any]]] = OrderedDict()
@@ -177,7 +192,7 @@ class ShipStationConnector(Connector):
 
     # polling
 
-    async def poll(self, cursor: str | None) -> PollResult:
+    async def poll(self, feed: Feed, cursor: str | None) -> PollResult:
         """Everything created or voided since the cursor (minus the overlap), up to now."""
         now = datetime.now(UTC)
         since = parse_iso(orjson.loads(cursor)["until"]) if cursor else now - self.initial_lookback
@@ -214,11 +229,11 @@ class ShipStationConnector(Connector):
 
     # pushing orders (through the same client, so the same 40/min budget as polling)
 
-    async def push_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
-        return await push.upsert(self.client, order, "awaiting_shipment", push.PLACED)
+    async def push_order(self, message: OutboxMessage) -> dict[str, Any]:
+        return await push.upsert(self.client, message.payload, "awaiting_shipment", push.PLACED)
 
-    async def cancel_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
-        return await push.upsert(self.client, order, "cancelled", {"cancelled"})
+    async def cancel_order(self, message: OutboxMessage) -> dict[str, Any]:
+        return await push.upsert(self.client, message.payload, "cancelled", {"cancelled"})
 
     def status(self) -> dict[str, Any]:
         return {"rate_limit": self.budget.state()}
@@ -227,9 +242,9 @@ class ShipStationConnector(Connector):
     def sandbox(cls, config: ConnectorConfig, app_config: Config) -> web.Application:
         from connectors.shipstation.sandbox import create_app
 
-        return create_app(app_config.secret(config.required("api_key_env")),
-                          app_config.secret(config.required("api_secret_env")),
-                          rate_limit=config.option("rate_limit_per_minute", 40, int))
+        return create_app(app_config.secret(config.settings["api_key_env"]),
+                          app_config.secret(config.settings["api_secret_env"]),
+                          rate_limit=config.settings["rate_limit_per_minute"])
 
     @classmethod
     async def demo(cls, ctx: DemoContext) -> None:

@@ -64,9 +64,9 @@ def _get_path(body: dict[str, Any], dotted: str) -> Any:
 async def run(ctx: DemoContext) -> None:
     base = ctx.connector.base_url
     auth = {"Authorization": basic_auth(
-        ctx.app_config.secret(ctx.connector.options["api_key_env"]),
-        ctx.app_config.secret(ctx.connector.options["api_secret_env"]))}
-    token = ctx.app_config.secret(ctx.connector.options["webhook_token_env"])
+        ctx.app_config.secret(ctx.connector.settings["api_key_env"]),
+        ctx.app_config.secret(ctx.connector.settings["api_secret_env"]))}
+    token = ctx.app_config.secret(ctx.connector.settings["webhook_token_env"])
     api = {"Authorization": f"Bearer {ctx.api_token}"}
 
     async with ctx.session.post(f"{base}/webhooks/subscribe", headers=auth, json={

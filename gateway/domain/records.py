@@ -5,13 +5,21 @@ Timestamps are UTC strings in one fixed format (see `utc_iso`), so they sort as 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 SHIPMENT_STATUSES = ("shipped", "delivered", "voided")
 REF_KINDS = ("fulfillment_order_id", "order_key", "order_number", "partner_order_id")
 FO_STATUSES = ("unfulfilled", "partially_fulfilled", "fulfilled", "cancelled")
+PARTNER_ORDER_STATUSES = ("open", "cancelled", "closed")
+LINK_ROLES = ("origin", "fulfiller")
+# A link is open while its FO is; complete when the FO is fulfilled or cancelled; watching
+# (for late corrections) until its watch time has passed.
+LINK_STATES = ("open", "complete", "watching")
 
 
 def utc_iso(moment: datetime) -> str:
@@ -100,3 +108,75 @@ class Allocation:
     line_id: str
     sku: str
     quantity: int
+
+
+@dataclass(frozen=True)
+class PartnerOrderLine:
+    sku: str
+    quantity: int
+    partner_line_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PartnerOrder:
+    """An order placed at a partner (a wholesale portal's approved order, a buyer's store
+    order): it becomes an FO on the channel whose source_connector is `source`."""
+
+    source: str
+    external_id: str
+    status: str
+    lines: tuple[PartnerOrderLine, ...]
+    partner_updated_at: str
+    order_number: str | None = None
+    ship_to: Mapping[str, Any] = field(default_factory=dict)
+    customer_ref: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)  # the partner's fields, for display
+
+    def __post_init__(self) -> None:
+        if self.status not in PARTNER_ORDER_STATUSES:
+            raise ValueError(f"partner order status {self.status!r} is not one of"
+                             f" {PARTNER_ORDER_STATUSES}")
+        if not self.lines and self.status == "open":
+            raise ValueError(f"partner order {self.external_id}: an open order has no lines")
+
+    def content(self) -> dict[str, Any]:
+        """What an FO made from it fixes: compared to tell a change from a repeat."""
+        return {"lines": [{"sku": ln.sku, "quantity": ln.quantity,
+                           "partner_line_id": ln.partner_line_id} for ln in self.lines],
+                "ship_to": dict(self.ship_to)}
+
+
+@dataclass(frozen=True)
+class PartnerRecord:
+    """A partner's own entity the gateway keeps and shows (a company, a product, a
+    warehouse location): stored generically by (source, kind, external_id)."""
+
+    source: str
+    kind: str
+    external_id: str
+    fields: Mapping[str, Any]
+    updated_at: str
+    archived: bool = False
+
+
+@dataclass(frozen=True)
+class PartnerLink:
+    """One partner an FO touches. `origin`: where the order came from and where fulfilment
+    updates go; `fulfiller`: where it was pushed and where its shipments come from."""
+
+    fo_id: str
+    connector: str
+    role: str
+    partner_order_id: str | None = None
+    state: str = "open"
+    watch_until: str | None = None
+    # per shipment id: what the partner calls the fulfilment pushed for it
+    pushed: Mapping[str, Any] = field(default_factory=dict)
+    last_result: Mapping[str, Any] | None = None
+    updated_at: str | None = None
+
+
+def fo_id_for(connector: str, partner_order_id: str) -> str:
+    """The FO id of a partner order: the same order, re-polled, never makes a second FO."""
+    digest = hashlib.sha256(f"{connector}\x00{partner_order_id}".encode()).hexdigest()[:24]
+    return f"fo_{connector[:16]}_{digest}"

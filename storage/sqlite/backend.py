@@ -24,7 +24,7 @@ from gateway.domain.records import (
     now_iso,
     parse_iso,
 )
-from storage import InboxEvent, NewInboxEvent, OutboxMessage
+from storage import FeedState, InboxEvent, NewInboxEvent, OutboxMessage
 from storage.sqlite.tx import SqliteTransaction, from_json, placeholders, to_json
 from storage.sqlite.views import SqliteViews, snapshot_connection
 
@@ -205,32 +205,61 @@ class SqliteStorage(SqliteViews):
             async for row in cursor:
                 yield row["connector"], row["delivery_key"]
 
-    async def commit_poll(self, connector: str, events: Sequence[NewInboxEvent], cursor: str,
+    async def claim_feed_run(self, connector: str, feed: str, owner: str, now: str,
+                             lease_until: str, started_before: str | None = None
+                             ) -> FeedState | None:
+        async with self._write() as db:
+            await db.execute("INSERT INTO feed_state (connector, feed) VALUES (?,?)"
+                             " ON CONFLICT DO NOTHING", (connector, feed))
+            cur = await db.execute(
+                "UPDATE feed_state SET owner = ?, lease_until = ?, last_started_at = ?"
+                " WHERE connector = ? AND feed = ?"
+                " AND (owner IS NULL OR owner = ? OR lease_until <= ?)"
+                " AND (? IS NULL OR last_started_at IS NULL OR last_started_at < ?)",
+                (owner, lease_until, now, connector, feed, owner, now, started_before,
+                 started_before))
+            if cur.rowcount != 1:
+                return None
+            rows = await db.execute_fetchall(
+                "SELECT * FROM feed_state WHERE connector = ? AND feed = ?", (connector, feed))
+            return _feed_state(rows[0])
+
+    async def extend_feed_lease(self, connector: str, feed: str, owner: str,
+                                lease_until: str) -> bool:
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE feed_state SET lease_until = ? WHERE connector = ? AND feed = ?"
+                " AND owner = ?", (lease_until, connector, feed, owner))
+            return cur.rowcount == 1
+
+    async def commit_poll(self, connector: str, feed: str, owner: str,
+                          events: Sequence[NewInboxEvent], cursor: str,
                           result: Mapping[str, Any], at: str) -> int:
         async with self._write() as db:
             inserted = sum([(await db.execute(*chunk)).rowcount
                             for chunk in _inbox_chunks(events, at)])
+            # A lease lost meanwhile (another process took the feed over) keeps the records,
+            # which are unique anyway, but not this run's cursor.
             await db.execute(
-                "INSERT INTO poll_state (connector, cursor, last_poll_at, last_result)"
-                " VALUES (?,?,?,?) ON CONFLICT (connector) DO UPDATE SET cursor = excluded.cursor,"
-                " last_poll_at = excluded.last_poll_at, last_result = excluded.last_result",
-                (connector, cursor, at, to_json({**result, "new_events": inserted})))
+                "UPDATE feed_state SET cursor = ?, last_poll_at = ?, last_result = ?,"
+                " owner = NULL, lease_until = NULL WHERE connector = ? AND feed = ?"
+                " AND owner = ?",
+                (cursor, at, to_json({**result, "new_events": inserted}), connector, feed,
+                 owner))
             return inserted
 
-    async def record_poll_error(self, connector: str, error: str, at: str) -> None:
+    async def record_poll_error(self, connector: str, feed: str, owner: str, error: str,
+                                at: str) -> None:
         async with self._write() as db:
             await db.execute(
-                "INSERT INTO poll_state (connector, last_error, last_error_at) VALUES (?,?,?)"
-                " ON CONFLICT (connector) DO UPDATE SET last_error = excluded.last_error,"
-                " last_error_at = excluded.last_error_at", (connector, error, at))
+                "UPDATE feed_state SET last_error = ?, last_error_at = ?, owner = NULL,"
+                " lease_until = NULL WHERE connector = ? AND feed = ? AND owner = ?",
+                (error, at, connector, feed, owner))
 
-    async def poll_state(self, connector: str) -> dict[str, Any] | None:
-        rows = await self._read("SELECT * FROM poll_state WHERE connector = ?", (connector,))
-        if not rows:
-            return None
-        row = dict(rows[0])
-        row["last_result"] = from_json(row["last_result"])
-        return row
+    async def feed_states(self, connector: str) -> list[FeedState]:
+        rows = await self._read("SELECT * FROM feed_state WHERE connector = ? ORDER BY feed",
+                                (connector,))
+        return [_feed_state(r) for r in rows]
 
     # the inbox worker
 
@@ -397,6 +426,15 @@ def _inbox_chunks(events: Sequence[NewInboxEvent], at: str) -> list[tuple[str, l
                        to_json(dict(e.headers)) if e.headers else "{}", e.body, at, at)
         chunks.append((_insert_inbox_sql(len(part)), params))
     return chunks
+
+
+def _feed_state(row: aiosqlite.Row) -> FeedState:
+    return FeedState(
+        connector=row["connector"], feed=row["feed"], cursor=row["cursor"],
+        last_poll_at=row["last_poll_at"], last_result=from_json(row["last_result"]) or {},
+        last_error=row["last_error"], last_error_at=row["last_error_at"],
+        last_started_at=row["last_started_at"], owner=row["owner"],
+        lease_until=row["lease_until"])
 
 
 def _split_sql(script: str) -> list[str]:
