@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from gateway import ledger, logs
+from gateway import logs
 from gateway.connector import Connector, Feed
 from gateway.domain.records import (
     FO_STATUSES,
     FulfillmentOrder,
     FulfillmentOrderLine,
     OrderRef,
+    PartnerRecord,
     new_id,
     now_iso,
     parse_iso,
@@ -133,6 +134,22 @@ def _limit(request: web.Request) -> int:
     return int(raw)
 
 
+def _since(request: web.Request) -> str | None:
+    since = request.query.get("updated_since") or None
+    if since:
+        try:
+            return utc_iso(parse_iso(since))
+        except ValueError:
+            raise BadRequest("updated_since: an ISO 8601 timestamp with an offset") from None
+    return None
+
+
+def _only_query(request: web.Request, known: set[str]) -> None:
+    unknown = sorted(set(request.query) - known)
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
+
+
 def _page(items: list[dict[str, Any]], next_cursor: str | None) -> web.Response:
     return json_response({"items": items, "next_cursor": next_cursor})
 
@@ -210,16 +227,8 @@ def _check_channel(gw: Gateway, name: str | None) -> None:
 
 async def _create(gw: Gateway, new: NewFulfillmentOrder) -> web.Response:
     _check_channel(gw, new.fo.channel)
-    async with gw.storage.transaction() as tx:
-        created, outcome = await ledger.create_fulfillment_order(tx, new)
-        enqueued = await gw.outbound.fulfillment_order_created(tx, new.fo.id, new.created_at,
-                                                               outcome) if created else 0
-    if enqueued:
-        gw.dispatcher.wake()
-    gw.report(outcome)
+    created = await gw.commands.create_fulfillment_order(new)
     view = await gw.storage.fulfillment_order_view(new.fo.id)
-    if created:
-        log.info("fulfillment_order.created", fo_id=new.fo.id, channel=new.fo.channel)
     return json_response(view, 201 if created else 200)
 
 
@@ -260,26 +269,14 @@ async def list_fulfillment_orders(request: web.Request) -> web.Response:
     status = request.query.get("status") or None
     if status and status not in FO_STATUSES:
         raise BadRequest(f"status: one of {', '.join(FO_STATUSES)}")
-    since = request.query.get("updated_since") or None
-    if since:
-        try:
-            since = utc_iso(parse_iso(since))
-        except ValueError:
-            raise BadRequest("updated_since: an ISO 8601 timestamp with an offset") from None
     page = await _gateway(request).storage.list_fulfillment_orders(
-        status, since, request.query.get("cursor") or None, _limit(request))
+        status, _since(request), request.query.get("cursor") or None, _limit(request))
     return _page(page.items, page.next_cursor)
 
 
 async def cancel_fulfillment_order(request: web.Request) -> web.Response:
     gw, fo_id = _gateway(request), request.match_info["id"]
-    at = now_iso()
-    async with gw.storage.transaction() as tx:
-        outcome = await ledger.cancel_fulfillment_order(tx, fo_id, at)
-        enqueued = await gw.outbound.fulfillment_order_cancelled(tx, fo_id, at, outcome)
-    if enqueued:
-        gw.dispatcher.wake()
-    gw.report(outcome)
+    await gw.commands.cancel_fulfillment_order(fo_id)
     return json_response(await gw.storage.fulfillment_order_view(fo_id))
 
 
@@ -319,13 +316,14 @@ async def match_unmatched(request: web.Request) -> web.Response:
     if view["match_state"] != "unmatched":
         raise Conflict(f"shipment {shipment_id} is already matched to "
                        f"{', '.join(view['fulfillment_order_ids'])}")
-    at = now_iso()
-    async with gw.storage.transaction() as tx:
-        outcome = await ledger.match_manually(tx, shipment_id, fo_ids, at)
-        enqueued = await gw.outbound.outcome(tx, outcome, at)
-    if enqueued:
-        gw.dispatcher.wake()
-    gw.report(outcome)
+    await gw.commands.match_manually(shipment_id, fo_ids)
+    return json_response(await gw.storage.shipment_view(shipment_id))
+
+
+async def unmatch_shipment(request: web.Request) -> web.Response:
+    """Undo a manual match: the rules match the shipment again, or it waits unmatched."""
+    gw, shipment_id = _gateway(request), request.match_info["id"]
+    await gw.commands.unmatch(shipment_id)
     return json_response(await gw.storage.shipment_view(shipment_id))
 
 
@@ -365,9 +363,7 @@ async def list_connectors(request: web.Request) -> web.Response:
 
 
 async def poll_connector(request: web.Request) -> web.Response:
-    unknown = sorted(set(request.query) - {"feed"})
-    if unknown:
-        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
+    _only_query(request, {"feed"})
     return json_response(await _gateway(request).poller.poll(
         request.match_info["name"], request.query.get("feed") or None))
 
@@ -380,11 +376,101 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 
 async def replay_dead_letter(request: web.Request) -> web.Response:
     gw, raw = _gateway(request), request.match_info["id"]
-    if not await gw.storage.replay_dead_letter(raw, now_iso()):
+    if not await gw.commands.replay_dead_letter(raw):
         raise NotFound(f"dead letter {raw} does not exist")
-    gw.worker.wake()
-    gw.dispatcher.wake()
     return json_response({"id": raw, "status": "replaying"}, 202)
+
+
+async def discard_dead_letter(request: web.Request) -> web.Response:
+    gw, raw = _gateway(request), request.match_info["id"]
+    if not await gw.commands.discard_dead_letter(raw):
+        raise NotFound(f"dead letter {raw} does not exist")
+    return json_response({"id": raw, "status": "discarded"})
+
+
+# partner records and orders
+
+def _record_view(record: PartnerRecord) -> dict[str, Any]:
+    return {"id": record.external_id, "connector": record.source, "kind": record.kind,
+            "fields": record.fields, "updated_at": record.updated_at,
+            "archived": record.archived}
+
+
+def _record_kind(gw: Gateway, request: web.Request) -> tuple[str, str]:
+    name, kind = request.match_info["name"], request.match_info["kind"]
+    connector = gw.connectors.get(name)
+    if connector is None:
+        raise NotFound(f"no enabled connector {name!r}")
+    if connector.record_kind(kind) is None:
+        kinds = ", ".join(k.name for k in connector.record_kinds) or "none"
+        raise NotFound(f"connector {name!r} keeps no {kind!r} records; its kinds: {kinds}")
+    return name, kind
+
+
+async def list_partner_records(request: web.Request) -> web.Response:
+    gw = _gateway(request)
+    name, kind = _record_kind(gw, request)
+    _only_query(request, {"cursor", "limit", "updated_since"})
+    page = await gw.storage.list_partner_records(
+        name, kind, _since(request), request.query.get("cursor") or None, _limit(request))
+    return _page([_record_view(r) for r in page.items], page.next_cursor)
+
+
+async def get_partner_record(request: web.Request) -> web.Response:
+    gw = _gateway(request)
+    name, kind = _record_kind(gw, request)
+    record = await gw.storage.partner_record(name, kind, request.match_info["id"])
+    if record is None:
+        raise NotFound(f"connector {name!r} has no {kind} {request.match_info['id']!r}")
+    return json_response(_record_view(record))
+
+
+async def _write_record(request: web.Request, write: str, external_id: str | None,
+                        body: dict[str, Any]) -> web.Response:
+    gw = _gateway(request)
+    name, kind = _record_kind(gw, request)
+    fields = body.get("fields", {})
+    if set(body) - {"fields"} or not isinstance(fields, dict) or (write != "archive"
+                                                                 and not fields):
+        raise BadRequest("body: {\"fields\": {...}}, the partner's fields to write")
+    message_id = await gw.commands.write_partner_record(name, kind, write, external_id, fields)
+    return json_response({"id": f"outbox-{message_id}", "status": "pending",
+                          "operation": f"{write}:{kind}"}, 202)
+
+
+async def create_partner_record(request: web.Request) -> web.Response:
+    return await _write_record(request, "create", None, await _json_body(request))
+
+
+async def update_partner_record(request: web.Request) -> web.Response:
+    return await _write_record(request, "update", request.match_info["id"],
+                               await _json_body(request))
+
+
+async def archive_partner_record(request: web.Request) -> web.Response:
+    raw = await request.read()
+    body = await _json_body(request) if raw else {}
+    return await _write_record(request, "archive", request.match_info["id"], body)
+
+
+async def list_partner_orders(request: web.Request) -> web.Response:
+    """Orders placed at partners, with the FO each became; `unclaimed=true`: those no
+    channel takes (kept, not dropped)."""
+    _only_query(request, {"cursor", "limit", "connector", "unclaimed"})
+    unclaimed = request.query.get("unclaimed", "false")
+    if unclaimed not in ("true", "false"):
+        raise BadRequest("unclaimed: true or false")
+    page = await _gateway(request).storage.list_partner_orders(
+        request.query.get("connector") or None, unclaimed == "true",
+        request.query.get("cursor") or None, _limit(request))
+    return _page([{"connector": o.order.source, "id": o.order.external_id,
+                   "order_number": o.order.order_number, "status": o.order.status,
+                   "lines": [{"sku": ln.sku, "quantity": ln.quantity,
+                              "partner_line_id": ln.partner_line_id} for ln in o.order.lines],
+                   "ship_to": o.order.ship_to, "customer_ref": o.order.customer_ref,
+                   "partner_updated_at": o.order.partner_updated_at,
+                   "fulfillment_order_id": o.fo_id, "recorded_at": o.recorded_at,
+                   "raw": o.order.raw} for o in page.items], page.next_cursor)
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -432,12 +518,20 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v1/shipments/{id}", get_shipment),
     ("GET", "/api/v1/unmatched-shipments", list_unmatched),
     ("POST", "/api/v1/unmatched-shipments/{id}/match", match_unmatched),
+    ("POST", "/api/v1/shipments/{id}/unmatch", unmatch_shipment),
     ("GET", "/api/v1/channels", list_channels),
     ("POST", "/api/v1/channels/{name}/orders", create_channel_order),
     ("GET", "/api/v1/connectors", list_connectors),
     ("POST", "/api/v1/connectors/{name}/poll", poll_connector),
+    ("GET", "/api/v1/connectors/{name}/records/{kind}", list_partner_records),
+    ("POST", "/api/v1/connectors/{name}/records/{kind}", create_partner_record),
+    ("GET", "/api/v1/connectors/{name}/records/{kind}/{id}", get_partner_record),
+    ("PATCH", "/api/v1/connectors/{name}/records/{kind}/{id}", update_partner_record),
+    ("POST", "/api/v1/connectors/{name}/records/{kind}/{id}/archive", archive_partner_record),
+    ("GET", "/api/v1/partner-orders", list_partner_orders),
     ("GET", "/api/v1/dead-letters", list_dead_letters),
     ("POST", "/api/v1/dead-letters/{id}/replay", replay_dead_letter),
+    ("POST", "/api/v1/dead-letters/{id}/discard", discard_dead_letter),
     ("GET", "/api/v1/openapi.json", openapi),
     ("GET", "/healthz", healthz),
     ("GET", "/readyz", readyz),

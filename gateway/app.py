@@ -17,11 +17,11 @@ from aiohttp import web
 
 from gateway import api, logs
 from gateway.backoff import RetryPolicy
+from gateway.commands import Commands
 from gateway.config import Config
 from gateway.connector import Connector, connector_class
 from gateway.errors import ConfigError, Undeliverable
 from gateway.intake import GroupCommitter, webhook_handler
-from gateway.ledger import Outcome
 from gateway.metrics import Metrics
 from gateway.names import PUSH_FULFILLMENT, PUSH_ORDER, SUBSCRIBER, split_destination
 from gateway.outbound import Outbound
@@ -53,10 +53,12 @@ class Gateway:
         self.dispatcher = OutboxDispatcher(self.storage, self._send, self.outbound, policy,
                                            self.metrics, config.outbox.concurrency,
                                            config.outbox.batch_size)
+        self.commands = Commands(config, self.storage, self.outbound, self.connectors,
+                                 wake_dispatcher=self.dispatcher.wake)
         self.worker = InboxWorker(self.storage, self.connectors, policy, self.metrics,
                                   config.worker.concurrency, config.worker.batch_size,
-                                  intake_busy=self.committer.busy, outbound=self.outbound,
-                                  on_outbound=self.dispatcher.wake)
+                                  intake_busy=self.committer.busy, commands=self.commands)
+        self.commands.wake_worker = self.worker.wake
         self.committer.on_commit = self.worker.wake
         self.storage.busy = self.committer.busy
         # Who this process is, in every claim and lease it takes.
@@ -131,11 +133,6 @@ class Gateway:
             await self.session.close()
         await self.storage.close()
         log.info("gateway.stopped")
-
-    def report(self, outcome: Outcome) -> None:
-        for change in outcome.status_changes:
-            log.info("fulfillment_order.status_changed", fo_id=change.fo_id, old=change.old,
-                     new=change.new)
 
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         await self.start()

@@ -79,6 +79,13 @@ class OutboxConfig:
 
 
 @dataclass(frozen=True)
+class LinksConfig:
+    # Once an FO is fulfilled or cancelled, its partner links stay watched this long for late
+    # corrections (a relabel, a cancelled-then-refulfilled order) before they are complete.
+    watch_days: float = 14.0
+
+
+@dataclass(frozen=True)
 class OmsPushConfig:
     connector: str
     store_id: int | str | None = None
@@ -148,6 +155,7 @@ class Config:
     worker: WorkerConfig
     connectors: tuple[ConnectorConfig, ...]
     outbox: OutboxConfig = OutboxConfig()
+    links: LinksConfig = LinksConfig()
     channels: tuple[ChannelConfig, ...] = ()
     subscribers: tuple[SubscriberConfig, ...] = ()
     source: str = "<memory>"
@@ -158,6 +166,11 @@ class Config:
 
     def channel(self, name: str | None) -> ChannelConfig | None:
         return next((c for c in self.channels if c.name == name), None)
+
+    def channel_for_source(self, connector: str) -> ChannelConfig | None:
+        """The channel whose orders come from this connector (its partner orders become FOs
+        there); config allows at most one."""
+        return next((c for c in self.channels if c.source_connector == connector), None)
 
     def secret(self, env_name: str) -> str:
         """The value of a variable an `*_env` key named; present, since load() checked it."""
@@ -294,8 +307,20 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
     _positive(outbox.batch_size, "outbox.batch_size")
     _positive(outbox.request_timeout_seconds, "outbox.request_timeout_seconds")
 
+    lnk = _section(doc, "links")
+    links = LinksConfig(watch_days=_take(lnk, "watch_days", "links", float,
+                                         LinksConfig.watch_days))
+    _no_leftovers(lnk, "[links]")
+    if links.watch_days < 0:
+        raise ConfigError("links.watch_days: must be 0 or more")
+
     enabled = {c.name for c in connectors if c.enabled}
     channels = _channels(doc.pop("channels", []), enabled)
+    sources = [c.source_connector for c in channels if c.source_connector]
+    for c in channels:
+        if c.source_connector and sources.count(c.source_connector) > 1:
+            raise ConfigError(f"{c.key}.source_connector: {c.source_connector!r} is the source"
+                              " of another channel too; its orders need one channel")
     subscribers = _subscribers(doc.pop("subscribers", []))
 
     _no_leftovers(doc, "config")
@@ -315,7 +340,7 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
         secrets[var] = environ[var]
 
     return Config(server=server, storage=storage, api=api, retry=retry, worker=worker,
-                  connectors=tuple(connectors), outbox=outbox, channels=channels,
+                  connectors=tuple(connectors), outbox=outbox, links=links, channels=channels,
                   subscribers=subscribers, source=source, secrets=MappingProxyType(secrets))
 
 

@@ -46,6 +46,16 @@ class Outcome:
     # (shipment id, FO id) pairs allocated now that were not before, with the lines allocated
     newly_allocated: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
 
+    def merge(self, other: Outcome) -> Outcome:
+        self.status_changes += other.status_changes
+        self.recorded += [s for s in other.recorded if s not in self.recorded]
+        self.ignored += other.ignored
+        self.unmatched += [s for s in other.unmatched if s not in self.unmatched]
+        self.matches |= other.matches
+        for pair, lines in other.newly_allocated.items():
+            self.newly_allocated.setdefault(pair, []).extend(lines)
+        return self
+
 
 async def _match(tx: Transaction, shipment: Shipment) -> Match:
     ids, keys = lookup_keys(shipment.order_refs)
@@ -164,6 +174,29 @@ async def cancel_fulfillment_order(tx: Transaction, fo_id: str, at: str) -> Outc
     if not fos[0].cancelled:
         await tx.cancel_fulfillment_order(fo_id, at)
         await refresh(tx, [fo_id], [], at, outcome)
+    return outcome
+
+
+async def unmatch(tx: Transaction, shipment_id: str, at: str) -> Outcome:
+    """Undo a manual match: the shipment is matched by the rules again (or waits unmatched)."""
+    outcome = Outcome()
+    shipments = await tx.get_shipments([shipment_id])
+    if not shipments:
+        raise NotFound(f"shipment {shipment_id} does not exist")
+    if await tx.get_match_rule(shipment_id) != "manual":
+        raise Conflict(f"shipment {shipment_id} was not matched by hand; only a manual match"
+                       " can be undone")
+    previous = (await tx.matches_of_shipments([shipment_id]))[shipment_id]
+    match = await _match(tx, shipments[0])
+    await tx.set_match(shipment_id, match, at)
+    for fo_id in previous:
+        await tx.add_timeline(fo_id, "shipment_unmatched_manually", at,
+                              {"shipment_id": shipment_id})
+    if not match.matched and shipments[0].status != "voided":
+        outcome.unmatched.append(shipment_id)
+    outcome.recorded.append(shipment_id)
+    outcome.matches[shipment_id] = match
+    await refresh(tx, set(previous) | set(match.fo_ids), [shipment_id], at, outcome)
     return outcome
 
 

@@ -75,7 +75,10 @@ def _schemas() -> dict[str, Any]:
                                    "requested": {"type": "integer"},
                                    "fulfilled": {"type": "integer"}}}},
                 "external_refs": {"type": "array", "items": _ref("OrderRef")},
-                "flow": {"enum": ["api", "invoice_first"]}, "invoice_id": nullable_str,
+                "flow": {"enum": ["api", "invoice_first", "partner"]},
+                "invoice_id": nullable_str,
+                "links": {"type": "array", "items": _ref("PartnerLink"),
+                          "description": "every partner this FO touches"},
                 "outbound": {"type": "array", "description": "Pushes to partners: scheduled,"
                              " sent, cancelled or failed", "items": _ref("OutboundPush")},
                 "shipments": {"type": "array", "items": _ref("Shipment")},
@@ -138,6 +141,29 @@ def _schemas() -> dict[str, Any]:
             "last_result": {"type": ["object", "null"]}, "last_error": nullable_str,
             "last_error_at": nullable_str,
             "running": {"type": "boolean", "description": "a process holds this feed's lease"}}},
+        "PartnerRecord": {"type": "object", "required": ["id", "connector", "kind", "fields"],
+                          "properties": {
+            "id": {"type": "string"}, "connector": {"type": "string"},
+            "kind": {"type": "string"}, "fields": {"type": "object"},
+            "updated_at": {"type": "string"}, "archived": {"type": "boolean"}}},
+        "PartnerOrder": {"type": "object", "required": ["connector", "id", "status"],
+                         "properties": {
+            "connector": {"type": "string"}, "id": {"type": "string"},
+            "order_number": nullable_str, "status": {"enum": ["open", "cancelled", "closed"]},
+            "lines": {"type": "array", "items": {"type": "object"}},
+            "ship_to": {"type": "object"}, "customer_ref": nullable_str,
+            "partner_updated_at": {"type": "string"},
+            "fulfillment_order_id": {"type": ["string", "null"],
+                                     "description": "null: no channel takes these orders"},
+            "recorded_at": {"type": "string"}, "raw": {"type": "object"}}},
+        "PartnerLink": {"type": "object", "required": ["connector", "role", "state"],
+                        "properties": {
+            "fo_id": {"type": "string"}, "connector": {"type": "string"},
+            "role": {"enum": ["origin", "fulfiller"]}, "partner_order_id": nullable_str,
+            "state": {"enum": ["open", "complete", "watching"]}, "watch_until": nullable_str,
+            "pushed": {"type": "object", "description": "per shipment id: the partner's id"
+                                                         " for what was pushed, and its status"},
+            "last_result": {"type": ["object", "null"]}, "updated_at": nullable_str}},
         "PollResult": {"type": "object", "required": ["connector", "records", "new_events",
                                                       "feeds"],
                        "properties": {"connector": {"type": "string"},
@@ -274,6 +300,13 @@ def _paths() -> dict[str, Any]:
                      "operationId": "replayDeadLetter", "parameters": [_id_param()],
                      "responses": {"202": _json({"type": "object"}, "Queued again"), **ERRORS,
                                    **NOT_FOUND}}},
+        "/api/v1/dead-letters/{id}/discard": {
+            "post": {"summary": "Give up on a dead letter for good: no longer listed or"
+                                " replayed", "operationId": "discardDeadLetter",
+                     "parameters": [_id_param()],
+                     "responses": {"200": _json({"type": "object"}, "Discarded"), **ERRORS,
+                                   **NOT_FOUND}}},
+        **_partner_paths(),
         "/api/v1/openapi.json": {
             "get": {"summary": "This document", "operationId": "openapi",
                     "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1"), **ERRORS}}},
@@ -352,6 +385,59 @@ EVENT_DATA: dict[str, tuple[str, dict[str, Any]]] = {
             "connector": {"type": "string"}, "partner_order_id": {"type": "string"},
             "order_number": _NULLABLE}),
 }
+
+
+def _partner_paths() -> dict[str, Any]:
+    """Partner records (kept generically per connector and kind), partner orders, unmatch."""
+    params = [_id_param("name"), _id_param("kind")]
+    one = [*params, _id_param()]
+    record = _ref("PartnerRecord")
+    queued = {"202": _json({"type": "object", "properties": {
+        "id": {"type": "string", "description": "the outbox message, outbox-N"},
+        "status": {"const": "pending"}, "operation": {"type": "string"}}},
+        "Queued for the partner; the stored record changes when the partner confirms"),
+        "501": _json(_ref("Error"), "The connector does not write this kind back"),
+        **ERRORS, **NOT_FOUND}
+    write_body = {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["fields"], "additionalProperties": False,
+        "properties": {"fields": {"type": "object"}}}}}}
+    return {
+        "/api/v1/connectors/{name}/records/{kind}": {
+            "get": {"summary": "A connector's partner records of one kind, oldest change first",
+                    "operationId": "listPartnerRecords", "parameters": [*params, *PAGING, {
+                        "name": "updated_since", "in": "query",
+                        "schema": {"type": "string", "format": "date-time"}}],
+                    "responses": {"200": _json(_page_of("PartnerRecord"), "A page"),
+                                  **ERRORS, **NOT_FOUND}},
+            "post": {"summary": "Create a record at the partner", "parameters": params,
+                     "operationId": "createPartnerRecord", "requestBody": write_body,
+                     "responses": queued}},
+        "/api/v1/connectors/{name}/records/{kind}/{id}": {
+            "get": {"summary": "One partner record", "operationId": "getPartnerRecord",
+                    "parameters": one,
+                    "responses": {"200": _json(record, "The record"), **ERRORS, **NOT_FOUND}},
+            "patch": {"summary": "Update a record at the partner", "parameters": one,
+                      "operationId": "updatePartnerRecord", "requestBody": write_body,
+                      "responses": queued}},
+        "/api/v1/connectors/{name}/records/{kind}/{id}/archive": {
+            "post": {"summary": "Archive a record at the partner", "parameters": one,
+                     "operationId": "archivePartnerRecord", "responses": queued}},
+        "/api/v1/partner-orders": {
+            "get": {"summary": "Orders placed at partners and the FO each became;"
+                               " unclaimed=true lists those no channel takes",
+                    "operationId": "listPartnerOrders", "parameters": [*PAGING, {
+                        "name": "connector", "in": "query", "schema": {"type": "string"}}, {
+                        "name": "unclaimed", "in": "query",
+                        "schema": {"enum": ["true", "false"]}}],
+                    "responses": {"200": _json(_page_of("PartnerOrder"), "A page"), **ERRORS}}},
+        "/api/v1/shipments/{id}/unmatch": {
+            "post": {"summary": "Undo a manual match: the rules match it again, or it waits"
+                               " in the unmatched queue", "operationId": "unmatchShipment",
+                     "parameters": [_id_param()],
+                     "responses": {"200": _json(_ref("Shipment"), "The shipment"),
+                                   "409": {"$ref": "#/components/responses/Conflict"},
+                                   **ERRORS, **NOT_FOUND}}},
+    }
 
 
 def _webhooks() -> dict[str, Any]:

@@ -12,19 +12,31 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from gateway.config import ChannelConfig, Config
-from gateway.domain.records import Shipment, new_id, parse_iso, utc_iso
+from gateway.domain.records import PartnerLink, PartnerRecord, Shipment, new_id, parse_iso, utc_iso
 from gateway.errors import Failure
 from gateway.ledger import Outcome
 from gateway.names import (
+    CANCEL_FULFILLMENT,
     CANCEL_ORDER,
     EVENT,
+    FO_CANCELLED,
+    FO_CREATED,
+    FO_STATUS_CHANGED,
+    INVOICE_REQUESTED,
+    ORDER_PUSH_FAILED,
+    ORDER_PUSHED,
     PUSH_FULFILLMENT,
     PUSH_ORDER,
+    RECORD_WRITES,
+    SHIPMENT_RECORDED,
+    SHIPMENT_UNMATCHED,
     connector_destination,
+    split_destination,
     subscriber_destination,
 )
 from storage import NewOutboxMessage, OutboxMessage, Transaction
@@ -107,43 +119,54 @@ class Outbound:
             payload=payload, not_before=at, fo_id=fo_id, sequence_key=fo_id)
             for s in wanted], at)
 
+    async def _to_connector(self, tx: Transaction, connector: str, kind: str, fo_id: str,
+                            payload: Mapping[str, Any], at: str, key: str | None,
+                            not_before: str | None = None) -> int:
+        return await tx.enqueue_outbox([NewOutboxMessage(
+            key=key or new_id(kind), destination=connector_destination(connector), kind=kind,
+            payload=dict(payload), not_before=not_before or at, fo_id=fo_id,
+            sequence_key=fo_id)], at)
+
     # changes
 
-    async def fulfillment_order_created(self, tx: Transaction, fo_id: str, at: str,
-                                        outcome: Outcome) -> int:
+    async def fulfillment_order_created(self, tx: Transaction, fo_id: str, at: str) -> int:
+        """Its events, its invoice request, and its push to the channel's OMS (whose
+        fulfiller link is written now, so the FO shows where it is going)."""
         if self._quiet:
             return 0
         record = await tx.fulfillment_order_record(fo_id)
         assert record is not None
-        sent = await self.event(tx, "fulfillment_order.created", _fo_data(record), at, fo_id)
+        sent = await self.event(tx, FO_CREATED, _fo_data(record), at, fo_id)
         channel = self._channel(record)
         if channel and channel.invoice_timing == "on_order_created" \
                 and record["flow"] != "invoice_first":
-            sent += await self.event(tx, "invoice.requested", {
+            sent += await self.event(tx, INVOICE_REQUESTED, {
                 "fulfillment_order_id": fo_id, "channel": channel.name,
                 "order_number": record["order_number"], "shipment_id": None,
                 "lines": [{"line_id": ln["line_id"], "sku": ln["sku"],
                            "quantity": ln["requested"]} for ln in record["lines"]]},
                 at, fo_id, key=f"invoice:{fo_id}")
         if channel and channel.oms:
+            connector = channel.oms.connector
             not_before = utc_iso(parse_iso(at) + timedelta(minutes=channel.oms.delay_minutes))
-            destination = connector_destination(channel.oms.connector)
-            sent += await tx.enqueue_outbox([NewOutboxMessage(
-                key=f"{PUSH_ORDER}:{fo_id}:{destination}", destination=destination,
-                kind=PUSH_ORDER, payload=order_payload(record, channel), not_before=not_before,
-                fo_id=fo_id, sequence_key=fo_id)], at)
+            sent += await self._to_connector(
+                tx, connector, PUSH_ORDER, fo_id, order_payload(record, channel), at,
+                key=f"{PUSH_ORDER}:{fo_id}:{connector_destination(connector)}",
+                not_before=not_before)
+            await tx.save_link(PartnerLink(fo_id, connector, "fulfiller", updated_at=at))
             await tx.add_timeline(fo_id, "push_scheduled", at, {
-                "connector": channel.oms.connector, "not_before": not_before})
-        return sent + await self.outcome(tx, outcome, at)
+                "connector": connector, "not_before": not_before})
+        return sent
 
     async def fulfillment_order_cancelled(self, tx: Transaction, fo_id: str, at: str,
                                           outcome: Outcome) -> int:
         """Stop a push not yet made; send the partner's cancel for one that was (or may be)."""
-        if self._quiet or not any(c.new == "cancelled" and c.fo_id == fo_id for c in outcome.status_changes):
+        if self._quiet or not any(c.new == "cancelled" and c.fo_id == fo_id
+                                  for c in outcome.status_changes):
             return 0  # it was cancelled before: nothing new to say or send
         record = await tx.fulfillment_order_record(fo_id)
         assert record is not None
-        sent = await self.event(tx, "fulfillment_order.cancelled", _fo_data(record), at, fo_id)
+        sent = await self.event(tx, FO_CANCELLED, _fo_data(record), at, fo_id)
         for push in await tx.outbox_messages_of(fo_id, [PUSH_ORDER]):
             if push["status"] == "cancelled":
                 continue
@@ -159,33 +182,37 @@ class Outbound:
             else:
                 sent += await self._cancel_at_partner(tx, fo_id, push["destination"],
                                                       push["payload"], at)
-        return sent + await self.outcome(tx, outcome, at)
+        return sent
 
     async def _cancel_at_partner(self, tx: Transaction, fo_id: str, destination: str,
                                  payload: Mapping[str, Any], at: str) -> int:
-        return await tx.enqueue_outbox([NewOutboxMessage(
-            key=f"{CANCEL_ORDER}:{fo_id}:{destination}", destination=destination,
-            kind=CANCEL_ORDER, payload=payload, not_before=at, fo_id=fo_id, sequence_key=fo_id)],
-            at)
+        _, connector = split_destination(destination)
+        return await self._to_connector(tx, connector, CANCEL_ORDER, fo_id, payload, at,
+                                        key=f"{CANCEL_ORDER}:{fo_id}:{destination}")
 
     async def outcome(self, tx: Transaction, outcome: Outcome, at: str) -> int:
-        """Events for what reconciling changed; invoices and updates for new allocations."""
+        """Events for what reconciling changed; invoices and fulfilment updates for new
+        allocations, and their withdrawal where a voided shipment's fulfilment was pushed."""
         if self._quiet:
             return 0
         sent = 0
+        shipments: dict[str | None, Shipment] = {}
         if outcome.recorded:
             shipments = {s.id: s for s in await tx.get_shipments(outcome.recorded)}
             matches = await tx.matches_of_shipments(outcome.recorded)
             for shipment_id in outcome.recorded:
                 fo_ids = sorted(matches.get(shipment_id, []))
                 first = fo_ids[0] if fo_ids else None
-                data = _shipment_data(shipments[shipment_id], fo_ids)
-                sent += await self.event(tx, "shipment.recorded", data, at, first)
+                shipment = shipments[shipment_id]
+                data = _shipment_data(shipment, fo_ids)
+                sent += await self.event(tx, SHIPMENT_RECORDED, data, at, first)
                 match = outcome.matches.get(shipment_id)
                 if shipment_id in outcome.unmatched and match is not None:
-                    sent += await self.event(tx, "shipment.unmatched", {
+                    sent += await self.event(tx, SHIPMENT_UNMATCHED, {
                         **data, "reason": match.reason, "candidates": list(match.candidates)},
                         at)
+                if shipment.status == "voided":
+                    sent += await self._withdraw_fulfilment(tx, shipment_id, fo_ids, at)
         records: dict[str, dict[str, Any] | None] = {}
 
         async def record_of(fo_id: str) -> dict[str, Any] | None:
@@ -200,60 +227,119 @@ class Outbound:
                 continue
             if channel.invoice_timing == "on_shipment_created" \
                     and record["flow"] != "invoice_first":
-                sent += await self.event(tx, "invoice.requested", {
+                sent += await self.event(tx, INVOICE_REQUESTED, {
                     "fulfillment_order_id": fo_id, "channel": channel.name,
                     "order_number": record["order_number"], "shipment_id": shipment_id,
                     "lines": lines}, at, fo_id, key=f"invoice:{fo_id}:{shipment_id}")
-            if channel.source_connector and channel.push_fulfillment_updates:
-                [shipment] = await tx.get_shipments([shipment_id])
-                sent += await self._fulfillment_update(tx, channel, fo_id, at, {
-                    "type": "shipment_allocated", "shipment_id": shipment_id, "lines": lines,
-                    "shipment": _shipment_data(shipment, [fo_id])},
-                    key=f"{PUSH_FULFILLMENT}:{fo_id}:{shipment_id}")
+            if channel.push_fulfillment_updates:
+                shipment = shipments.get(shipment_id) or (
+                    await tx.get_shipments([shipment_id]))[0]
+                for link in await self._origins(tx, fo_id):
+                    sent += await self._to_connector(tx, link.connector, PUSH_FULFILLMENT, fo_id, {
+                        "fulfillment_order_id": fo_id, "channel": channel.name,
+                        "partner_order_id": link.partner_order_id,
+                        "type": "shipment_allocated", "shipment_id": shipment_id,
+                        "lines": lines, "shipment": _shipment_data(shipment, [fo_id])}, at,
+                        key=f"{PUSH_FULFILLMENT}:{fo_id}:{shipment_id}:{link.connector}")
         for change in outcome.status_changes:
-            sent += await self.event(tx, "fulfillment_order.status_changed", {
+            sent += await self.event(tx, FO_STATUS_CHANGED, {
                 "fulfillment_order_id": change.fo_id, "old_status": change.old,
                 "new_status": change.new, "lines": list(change.lines)}, at, change.fo_id)
             channel = self._channel(await record_of(change.fo_id))
-            if channel and channel.source_connector and channel.push_fulfillment_updates:
-                sent += await self._fulfillment_update(tx, channel, change.fo_id, at, {
-                    "type": "status_changed", "old_status": change.old,
-                    "new_status": change.new, "lines": list(change.lines)}, key=None)
+            if channel and channel.push_fulfillment_updates:
+                for link in await self._origins(tx, change.fo_id):
+                    sent += await self._to_connector(
+                        tx, link.connector, PUSH_FULFILLMENT, change.fo_id, {
+                            "fulfillment_order_id": change.fo_id, "channel": channel.name,
+                            "partner_order_id": link.partner_order_id,
+                            "type": "status_changed", "old_status": change.old,
+                            "new_status": change.new, "lines": list(change.lines)}, at, key=None)
         return sent
 
-    async def _fulfillment_update(self, tx: Transaction, channel: ChannelConfig, fo_id: str,
-                                  at: str, update: dict[str, Any], key: str | None) -> int:
-        assert channel.source_connector is not None
-        destination = connector_destination(channel.source_connector)
-        return await tx.enqueue_outbox([NewOutboxMessage(
-            key=key or new_id(PUSH_FULFILLMENT), destination=destination, kind=PUSH_FULFILLMENT,
-            payload={"fulfillment_order_id": fo_id, "channel": channel.name, **update},
-            not_before=at, fo_id=fo_id, sequence_key=fo_id)], at)
+    async def _origins(self, tx: Transaction, fo_id: str) -> list[PartnerLink]:
+        return [link for link in await tx.links_of([fo_id]) if link.role == "origin"]
+
+    async def _withdraw_fulfilment(self, tx: Transaction, shipment_id: str, fo_ids: list[str],
+                                   at: str) -> int:
+        """A voided shipment whose fulfilment went to an origin: cancel it there (the relabel
+        that follows is a new shipment, and a new push)."""
+        sent = 0
+        for link in await tx.links_of(fo_ids):
+            pushed = link.pushed.get(shipment_id)
+            if link.role != "origin" or not pushed or pushed.get("status") != "pushed":
+                continue
+            sent += await self._to_connector(tx, link.connector, CANCEL_FULFILLMENT, link.fo_id, {
+                "fulfillment_order_id": link.fo_id, "shipment_id": shipment_id,
+                "partner_order_id": link.partner_order_id,
+                "partner_fulfillment_id": pushed.get("partner_id")}, at,
+                key=f"{CANCEL_FULFILLMENT}:{link.fo_id}:{shipment_id}:{link.connector}")
+        return sent
 
     # what the dispatcher learned
 
     async def after_sent(self, tx: Transaction, message: OutboxMessage,
                          result: Mapping[str, Any], recorded: bool, at: str) -> int:
         """`recorded` is False when the message stopped being pending while it was sent."""
-        if message.kind == PUSH_ORDER and message.fo_id:
+        _, connector = split_destination(message.destination)
+        write, _, kind = message.kind.partition(":")
+        if kind and write in RECORD_WRITES:
+            await self._record_confirmed(tx, connector, kind, write, message, result, at)
+            return 0
+        if message.fo_id is None:
+            return 0
+        if message.kind == PUSH_ORDER:
             if not recorded:  # cancelled while in flight: the partner has it, so cancel it
                 return await self._cancel_at_partner(tx, message.fo_id, message.destination,
                                                      message.payload, at)
-            connector = message.destination.partition(":")[2]
             partner_id = result.get("partner_order_id")
             if partner_id is not None:
                 await tx.add_fulfillment_order_ref(message.fo_id, "partner_order_id",
                                                    str(partner_id))
+            await self._note_on_link(tx, message.fo_id, connector, "fulfiller", at, result,
+                                     partner_order_id=partner_id)
             await tx.add_timeline(message.fo_id, "pushed", at, {
                 "connector": connector, "partner_order_id": partner_id})
-            return await self.event(tx, "order.pushed", {
+            return await self.event(tx, ORDER_PUSHED, {
                 "fulfillment_order_id": message.fo_id, "connector": connector,
                 "order_number": message.payload.get("order_number"),
                 "partner_order_id": partner_id}, at, message.fo_id)
-        if message.kind == CANCEL_ORDER and message.fo_id and recorded:
-            await tx.add_timeline(message.fo_id, "cancel_sent", at, {
-                "connector": message.destination.partition(":")[2]})
+        if message.kind == CANCEL_ORDER and recorded:
+            await self._note_on_link(tx, message.fo_id, connector, "fulfiller", at, result)
+            await tx.add_timeline(message.fo_id, "cancel_sent", at, {"connector": connector})
+        shipment_id = message.payload.get("shipment_id")
+        if message.kind in (PUSH_FULFILLMENT, CANCEL_FULFILLMENT) and shipment_id and recorded:
+            status = "pushed" if message.kind == PUSH_FULFILLMENT else "cancelled"
+            partner_id = result.get("partner_fulfillment_id",
+                                    message.payload.get("partner_fulfillment_id"))
+            await self._note_on_link(tx, message.fo_id, connector, "origin", at, result,
+                                     pushed={shipment_id: {"partner_id": partner_id,
+                                                           "status": status, "at": at}})
         return 0
+
+    async def _note_on_link(self, tx: Transaction, fo_id: str, connector: str, role: str,
+                            at: str, result: Mapping[str, Any],
+                            partner_order_id: Any = None,
+                            pushed: Mapping[str, Any] | None = None) -> None:
+        """A push's result on its link, where it outlives the outbox's retention."""
+        link = next((ln for ln in await tx.links_of([fo_id])
+                     if ln.connector == connector and ln.role == role),
+                    PartnerLink(fo_id, connector, role))
+        await tx.save_link(replace(
+            link, partner_order_id=None if partner_order_id is None else str(partner_order_id),
+            pushed={**link.pushed, **(pushed or {})}, last_result=dict(result), updated_at=at))
+
+    async def _record_confirmed(self, tx: Transaction, connector: str, kind: str, write: str,
+                                message: OutboxMessage, result: Mapping[str, Any],
+                                at: str) -> None:
+        """The partner confirmed a write: the stored record becomes what it answered."""
+        external_id = result.get("id", message.payload.get("id"))
+        if external_id is None:
+            return
+        fields = {k: v for k, v in result.items() if k not in ("id", "updated_at", "archived")}
+        await tx.save_partner_record(PartnerRecord(
+            source=connector, kind=kind, external_id=str(external_id), fields=fields,
+            updated_at=str(result.get("updated_at") or at),
+            archived=bool(result.get("archived", write == "archive"))), at)
 
     async def after_failed(self, tx: Transaction, message: OutboxMessage, failure: Failure,
                            dead: bool, recorded: bool, at: str) -> int:
@@ -267,11 +353,12 @@ class Outbound:
                                                  message.payload, at)
         if not dead:
             return 0
-        connector = message.destination.partition(":")[2]
+        _, connector = split_destination(message.destination)
         await tx.add_timeline(message.fo_id, "push_failed", at,
                               {"connector": connector, "error": failure.text})
-        return await self.event(tx, "order.push_failed", {
+        await self._note_on_link(tx, message.fo_id, connector, "fulfiller", at,
+                                 {"error": failure.text})
+        return await self.event(tx, ORDER_PUSH_FAILED, {
             "fulfillment_order_id": message.fo_id, "connector": connector,
             "order_number": message.payload.get("order_number"), "error": failure.text,
             "attempts": message.attempts + 1}, at, message.fo_id)
-

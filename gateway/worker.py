@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway import ledger, logs
+from gateway import logs
 from gateway.backoff import RetryPolicy
-from gateway.connector import Connector
-from gateway.domain.records import Shipment, now_iso, utc_iso
+from gateway.commands import Commands
+from gateway.connector import Connector, Record
+from gateway.domain.records import now_iso, utc_iso
 from gateway.errors import Undeliverable, classify
 from gateway.ledger import Outcome
 from gateway.loops import cancel_all, sleep_until, take_batch
 from gateway.metrics import Metrics
-from gateway.outbound import Outbound
 from storage import InboxEvent, Storage
 
 log = logs.get("gateway.worker")
@@ -37,7 +37,7 @@ BURST_PAUSE_SECONDS = 0.2
 @dataclass
 class _Normalized:
     event: InboxEvent
-    shipments: list[Shipment] | None = None
+    records: Sequence[Record] = ()
     error: BaseException | None = None
     started: float = 0.0
 
@@ -46,11 +46,9 @@ class InboxWorker:
     def __init__(self, storage: Storage, connectors: Mapping[str, Connector], policy: RetryPolicy,
                  metrics: Metrics, concurrency: int = 4, batch_size: int = 64,
                  intake_busy: Callable[[], bool] = lambda: False,
-                 outbound: Outbound | None = None,
-                 on_outbound: Callable[[], None] = lambda: None) -> None:
+                 commands: Commands | None = None) -> None:
         self.storage = storage
-        self.outbound = outbound
-        self.on_outbound = on_outbound
+        self.commands = commands
         self.intake_busy = intake_busy
         self.connectors = connectors
         self.policy = policy
@@ -118,7 +116,12 @@ class InboxWorker:
             if connector is None:
                 raise Undeliverable(f"connector {event.connector} is not configured or not"
                                     " enabled")
-            item.shipments = await connector.normalize(event)
+            item.records = await connector.normalize(event)
+            for record in item.records:
+                if not isinstance(record, connector.produces):
+                    raise Undeliverable(f"connector {event.connector} produced a"
+                                        f" {type(record).__name__}, which its type does not"
+                                        " declare")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is retried or dead-lettered
@@ -168,19 +171,10 @@ class InboxWorker:
             self._report(item, outcome)
 
     async def _commit(self, items: list[_Normalized]) -> list[tuple[_Normalized, Outcome]]:
-        at = now_iso()
-        done = []
-        enqueued = 0
-        async with self.storage.transaction() as tx:
-            for item in items:
-                outcome = await ledger.record_shipments(tx, item.shipments or [], at)
-                if self.outbound is not None:
-                    enqueued += await self.outbound.outcome(tx, outcome, at)
-                done.append((item, outcome))
-            await tx.mark_inbox_processed([item.event.id for item in items], at)
-        if enqueued:
-            self.on_outbound()
-        return done
+        assert self.commands is not None
+        outcomes = await self.commands.apply_inbox(
+            [(item.event.id, item.records) for item in items])
+        return list(zip(items, outcomes, strict=True))
 
     def _report(self, item: _Normalized, outcome: Outcome) -> None:
         event = item.event
@@ -198,7 +192,7 @@ class InboxWorker:
                        old=change.old, new=change.new)
         for shipment_id in outcome.unmatched:
             bound.warning("shipment.unmatched", shipment_id=shipment_id)
-        bound.info("inbox.processed", shipments=len(item.shipments or []),
+        bound.info("inbox.processed", records=len(item.records),
                    recorded=len(outcome.recorded), ignored=len(outcome.ignored))
 
     async def _failed(self, event: InboxEvent, exc: BaseException) -> None:

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.domain.reconcile import Match
-from gateway.domain.records import Allocation, FulfillmentOrder, Shipment
+from gateway.domain.records import (
+    Allocation,
+    FulfillmentOrder,
+    PartnerLink,
+    PartnerOrder,
+    PartnerRecord,
+    Shipment,
+)
 
 
 class InvalidCursor(ValueError):
@@ -58,8 +65,17 @@ class FeedState:
 
 @dataclass(frozen=True)
 class Page:
-    items: list[dict[str, Any]]
+    items: list[Any]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class StoredPartnerOrder:
+    """The latest version of a partner order, and the FO made from it (None: unclaimed)."""
+
+    order: PartnerOrder
+    fo_id: str | None
+    recorded_at: str
 
 
 @dataclass(frozen=True)
@@ -131,8 +147,21 @@ class Transaction(Protocol):
     async def fulfillment_order_record(self, fo_id: str) -> dict[str, Any] | None: ...
     async def add_fulfillment_order_ref(self, fo_id: str, kind: str, value: str) -> None: ...
 
+    # partner orders, partner records and the links between FOs and partners
+    async def get_partner_order(self, connector: str, external_id: str
+                                ) -> StoredPartnerOrder | None: ...
+    async def save_partner_order(self, order: PartnerOrder, fo_id: str | None,
+                                 at: str) -> None: ...
+    async def get_partner_record(self, connector: str, kind: str,
+                                 external_id: str) -> PartnerRecord | None: ...
+    async def save_partner_record(self, record: PartnerRecord, at: str) -> None: ...
+    async def links_of(self, fo_ids: Iterable[str]) -> list[PartnerLink]: ...
+    # Insert or update by (fo_id, connector, role); a None partner_order_id keeps the stored.
+    async def save_link(self, link: PartnerLink) -> None: ...
+
     # the outbox: written with the change that causes it
     async def enqueue_outbox(self, messages: Sequence[NewOutboxMessage], at: str) -> int: ...
+    async def outbox_message_id(self, key: str) -> int | None: ...
     async def outbox_messages_of(self, fo_id: str, kinds: Collection[str]
                                  ) -> list[dict[str, Any]]: ...
     # Each changes only a still-pending message (cancel: or a dead one) and says whether it
@@ -201,7 +230,20 @@ class Storage(Protocol):
     async def outbox_stats(self) -> dict[str, Any]: ...
     async def purge_finished_outbox(self, before: str, batch: int = 5000) -> int: ...
 
+    # links a feed still has to watch: open ones, and watching ones until their time
+    async def links_to_watch(self, connector: str, role: str, now: str,
+                             after_fo_id: str | None, limit: int) -> list[PartnerLink]: ...
+    async def finish_watching_links(self, now: str) -> int: ...
+
     # reads for the API
+    async def partner_record(self, connector: str, kind: str,
+                             external_id: str) -> PartnerRecord | None: ...
+    # items: PartnerRecord, oldest recorded first
+    async def list_partner_records(self, connector: str, kind: str, updated_since: str | None,
+                                   cursor: str | None, limit: int) -> Page: ...
+    # items: StoredPartnerOrder, oldest first
+    async def list_partner_orders(self, connector: str | None, unclaimed: bool,
+                                  cursor: str | None, limit: int) -> Page: ...
     async def fulfillment_order_view(self, fo_id: str) -> dict[str, Any] | None: ...
     async def list_fulfillment_orders(self, status: str | None, updated_since: str | None,
                                       cursor: str | None, limit: int) -> Page: ...
@@ -211,6 +253,8 @@ class Storage(Protocol):
     # Dead letters of both kinds, ids "inbox-N" and "outbox-N".
     async def list_dead_letters(self, cursor: str | None, limit: int) -> Page: ...
     async def replay_dead_letter(self, dead_letter_id: str, at: str) -> bool: ...
+    # A dead letter a person decided not to retry: no longer listed, never replayed.
+    async def discard_dead_letter(self, dead_letter_id: str, at: str) -> bool: ...
 
 
 BACKENDS = ("sqlite",)

@@ -176,6 +176,14 @@ class PartnerLink:
     updated_at: str | None = None
 
 
+def order_changes(before: PartnerOrder, after: PartnerOrder) -> dict[str, dict[str, Any]]:
+    """What a later version of a partner order changed of what its FO fixed: per field,
+    {before, after}; empty when the lines and the address are as they were."""
+    old, new = before.content(), after.content()
+    return {name: {"before": old[name], "after": new[name]}
+            for name in old if old[name] != new[name]}
+
+
 def fo_id_for(connector: str, partner_order_id: str) -> str:
     """The FO id of a partner order: the same order, re-polled, never makes a second FO."""
     digest = hashlib.sha256(f"{connector}\x00{partner_order_id}".encode()).hexdigest()[:24]

@@ -21,11 +21,18 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from gateway.domain.records import (
+    PartnerLink,
     now_iso,
     parse_iso,
 )
 from storage import FeedState, InboxEvent, NewInboxEvent, OutboxMessage
-from storage.sqlite.tx import SqliteTransaction, from_json, placeholders, to_json
+from storage.sqlite.tx import (
+    SqliteTransaction,
+    from_json,
+    link_from_row,
+    placeholders,
+    to_json,
+)
 from storage.sqlite.views import SqliteViews, snapshot_connection
 
 T = TypeVar("T")
@@ -334,10 +341,25 @@ class SqliteStorage(SqliteViews):
                 return deleted, webhook_keys
             await asyncio.sleep(0)
 
+    async def discard_dead_letter(self, dead_letter_id: str, at: str) -> bool:
+        source, number = _dead_letter(dead_letter_id)
+        if number is None:
+            return False
+        async with self._write() as db:
+            if source == "inbox":
+                cur = await db.execute(
+                    "UPDATE inbox_events SET status = 'discarded', processed_at = ?"
+                    " WHERE id = ? AND status = 'dead'", (at, number))
+            else:
+                cur = await db.execute(
+                    "UPDATE outbox_messages SET status = 'cancelled', updated_at = ?"
+                    " WHERE id = ? AND status = 'dead'", (at, number))
+            return cur.rowcount == 1
+
     async def replay_dead_letter(self, dead_letter_id: str, at: str) -> bool:
         """Queue a dead letter again from its first attempt; False if there is no such one."""
-        source, _, number = dead_letter_id.partition("-")
-        if not number.isdigit() or source not in ("inbox", "outbox"):
+        source, number = _dead_letter(dead_letter_id)
+        if number is None:
             return False
         async with self._write() as db:
             if source == "inbox":
@@ -350,6 +372,24 @@ class SqliteStorage(SqliteViews):
                     "UPDATE outbox_messages SET status = 'pending', attempts = 0, not_before = ?,"
                     " updated_at = ? WHERE id = ? AND status = 'dead'", (at, at, int(number)))
             return cur.rowcount == 1
+
+    # links
+
+    async def links_to_watch(self, connector: str, role: str, now: str,
+                             after_fo_id: str | None, limit: int) -> list[PartnerLink]:
+        rows = await self._read(
+            "SELECT * FROM partner_links WHERE connector = ? AND role = ?"
+            " AND (state = 'open' OR (state = 'watching' AND watch_until > ?))"
+            " AND fo_id > ? ORDER BY fo_id LIMIT ?",
+            (connector, role, now, after_fo_id or "", limit))
+        return [link_from_row(r) for r in rows]
+
+    async def finish_watching_links(self, now: str) -> int:
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE partner_links SET state = 'complete', updated_at = ?"
+                " WHERE state = 'watching' AND watch_until <= ?", (now, now))
+            return cur.rowcount
 
     # the outbox dispatcher
 
@@ -426,6 +466,14 @@ def _inbox_chunks(events: Sequence[NewInboxEvent], at: str) -> list[tuple[str, l
                        to_json(dict(e.headers)) if e.headers else "{}", e.body, at, at)
         chunks.append((_insert_inbox_sql(len(part)), params))
     return chunks
+
+
+def _dead_letter(dead_letter_id: str) -> tuple[str, int | None]:
+    """("inbox", 12) for "inbox-12"; a number of None when it is no dead letter id."""
+    source, _, number = dead_letter_id.partition("-")
+    if not number.isdigit() or source not in ("inbox", "outbox"):
+        return source, None
+    return source, int(number)
 
 
 def _feed_state(row: aiosqlite.Row) -> FeedState:

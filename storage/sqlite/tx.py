@@ -15,10 +15,14 @@ from gateway.domain.records import (
     FulfillmentOrder,
     FulfillmentOrderLine,
     OrderRef,
+    PartnerLink,
+    PartnerOrder,
+    PartnerOrderLine,
+    PartnerRecord,
     Shipment,
     ShipmentLine,
 )
-from storage import NewFulfillmentOrder, NewOutboxMessage
+from storage import NewFulfillmentOrder, NewOutboxMessage, StoredPartnerOrder
 
 
 def to_json(value: Any) -> str:
@@ -41,6 +45,29 @@ def _shipment_from_row(row: aiosqlite.Row) -> Shipment:
         tracking_url=row["tracking_url"], shipped_at=row["shipped_at"],
         partner_updated_at=row["partner_updated_at"],
     )
+
+
+def partner_order_from_row(row: aiosqlite.Row) -> StoredPartnerOrder:
+    content = from_json(row["content"])
+    order = PartnerOrder(
+        source=row["connector"], external_id=row["external_id"], status=row["status"],
+        lines=tuple(PartnerOrderLine(**ln) for ln in content["lines"]),
+        partner_updated_at=row["partner_updated_at"], order_number=row["order_number"],
+        ship_to=content["ship_to"], customer_ref=row["customer_ref"], raw=from_json(row["raw"]))
+    return StoredPartnerOrder(order, row["fo_id"], row["recorded_at"])
+
+
+def partner_record_from_row(row: aiosqlite.Row) -> PartnerRecord:
+    return PartnerRecord(source=row["connector"], kind=row["kind"],
+                         external_id=row["external_id"], fields=from_json(row["fields"]),
+                         updated_at=row["updated_at"], archived=bool(row["archived"]))
+
+
+def link_from_row(row: aiosqlite.Row) -> PartnerLink:
+    return PartnerLink(fo_id=row["fo_id"], connector=row["connector"], role=row["role"],
+                       partner_order_id=row["partner_order_id"], state=row["state"],
+                       watch_until=row["watch_until"], pushed=from_json(row["pushed"]),
+                       last_result=from_json(row["last_result"]), updated_at=row["updated_at"])
 
 
 class SqliteTransaction:
@@ -292,6 +319,68 @@ class SqliteTransaction:
             "INSERT OR IGNORE INTO fulfillment_order_refs (fo_id, kind, value) VALUES (?,?,?)",
             (fo_id, kind, value))
 
+    # partner orders, records, links
+
+    async def get_partner_order(self, connector: str, external_id: str
+                                ) -> StoredPartnerOrder | None:
+        rows = await self._all("SELECT * FROM partner_orders WHERE connector = ?"
+                               " AND external_id = ?", (connector, external_id))
+        return partner_order_from_row(rows[0]) if rows else None
+
+    async def save_partner_order(self, order: PartnerOrder, fo_id: str | None, at: str) -> None:
+        await self.db.execute(
+            "INSERT INTO partner_orders (connector, external_id, order_number, status, content,"
+            " raw, customer_ref, partner_updated_at, fo_id, recorded_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (connector, external_id) DO UPDATE SET"
+            " order_number = excluded.order_number, status = excluded.status,"
+            " content = excluded.content, raw = excluded.raw,"
+            " customer_ref = excluded.customer_ref,"
+            " partner_updated_at = excluded.partner_updated_at,"
+            " fo_id = COALESCE(partner_orders.fo_id, excluded.fo_id),"
+            " updated_at = excluded.updated_at",
+            (order.source, order.external_id, order.order_number, order.status,
+             to_json(order.content()), to_json(dict(order.raw)), order.customer_ref,
+             order.partner_updated_at, fo_id, at, at))
+
+    async def get_partner_record(self, connector: str, kind: str,
+                                 external_id: str) -> PartnerRecord | None:
+        rows = await self._all("SELECT * FROM partner_records WHERE connector = ? AND kind = ?"
+                               " AND external_id = ?", (connector, kind, external_id))
+        return partner_record_from_row(rows[0]) if rows else None
+
+    async def save_partner_record(self, record: PartnerRecord, at: str) -> None:
+        await self.db.execute(
+            "INSERT INTO partner_records (connector, kind, external_id, fields, updated_at,"
+            " archived, recorded_at) VALUES (?,?,?,?,?,?,?)"
+            " ON CONFLICT (connector, kind, external_id) DO UPDATE SET fields = excluded.fields,"
+            " updated_at = excluded.updated_at, archived = excluded.archived,"
+            " recorded_at = excluded.recorded_at",
+            (record.source, record.kind, record.external_id, to_json(dict(record.fields)),
+             record.updated_at, int(record.archived), at))
+
+    async def links_of(self, fo_ids: Iterable[str]) -> list[PartnerLink]:
+        ids = list(set(fo_ids))
+        if not ids:
+            return []
+        rows = await self._all(f"SELECT * FROM partner_links WHERE fo_id IN ({placeholders(ids)})"
+                               " ORDER BY fo_id, role, connector", ids)
+        return [link_from_row(r) for r in rows]
+
+    async def save_link(self, link: PartnerLink) -> None:
+        await self.db.execute(
+            "INSERT INTO partner_links (fo_id, connector, role, partner_order_id, state,"
+            " watch_until, pushed, last_result, updated_at) VALUES (?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (fo_id, connector, role) DO UPDATE SET"
+            " partner_order_id = COALESCE(excluded.partner_order_id,"
+            " partner_links.partner_order_id), state = excluded.state,"
+            " watch_until = excluded.watch_until, pushed = excluded.pushed,"
+            " last_result = COALESCE(excluded.last_result, partner_links.last_result),"
+            " updated_at = excluded.updated_at",
+            (link.fo_id, link.connector, link.role, link.partner_order_id, link.state,
+             link.watch_until, to_json(dict(link.pushed)),
+             None if link.last_result is None else to_json(dict(link.last_result)),
+             link.updated_at))
+
     # the outbox
 
     async def enqueue_outbox(self, messages: Sequence[NewOutboxMessage], at: str) -> int:
@@ -305,6 +394,10 @@ class SqliteTransaction:
                  m.not_before, at, at))
             inserted += cur.rowcount
         return inserted
+
+    async def outbox_message_id(self, key: str) -> int | None:
+        rows = await self._all("SELECT id FROM outbox_messages WHERE key = ?", (key,))
+        return rows[0]["id"] if rows else None
 
     async def outbox_messages_of(self, fo_id: str, kinds: Collection[str]
                                  ) -> list[dict[str, Any]]:

@@ -16,8 +16,14 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
+from gateway.domain.records import PartnerRecord
 from storage import InvalidCursor, Page
-from storage.sqlite.tx import from_json
+from storage.sqlite.tx import (
+    from_json,
+    link_from_row,
+    partner_order_from_row,
+    partner_record_from_row,
+)
 
 T = TypeVar("T")
 
@@ -119,6 +125,9 @@ class SqliteViews:
             "SELECT at, kind, from_status, to_status, detail FROM timeline WHERE fo_id = ?"
             " ORDER BY id", (fo_id,))
         view["timeline"] = [{**dict(t), "detail": from_json(t["detail"])} for t in timeline]
+        links = await self._read("SELECT * FROM partner_links WHERE fo_id = ?"
+                                 " ORDER BY role DESC, connector", (fo_id,))
+        view["links"] = [link_from_row(r) for r in links]
         return view
 
     @snapshot
@@ -234,3 +243,49 @@ class SqliteViews:
             kind, _, number = last["id"].partition("-")
             nxt = encode_cursor(kind, int(number))
         return Page(items[:limit], nxt)
+
+    async def partner_record(self, connector: str, kind: str,
+                             external_id: str) -> PartnerRecord | None:
+        rows = await self._read("SELECT * FROM partner_records WHERE connector = ? AND kind = ?"
+                                " AND external_id = ?", (connector, kind, external_id))
+        return partner_record_from_row(rows[0]) if rows else None
+
+    async def list_partner_records(self, connector: str, kind: str, updated_since: str | None,
+                                   cursor: str | None, limit: int) -> Page:
+        where, params = ["connector = ?", "kind = ?"], [connector, kind]
+        if updated_since:
+            where.append("recorded_at >= ?")
+            params.append(updated_since)
+        if cursor:
+            after_at, after_id = decode_cursor(cursor, 2)
+            where.append("(recorded_at > ? OR (recorded_at = ? AND external_id > ?))")
+            params += [after_at, after_at, after_id]
+        rows = await self._read(
+            f"SELECT * FROM partner_records WHERE {' AND '.join(where)}"
+            " ORDER BY recorded_at, external_id LIMIT ?", [*params, limit + 1])
+        nxt = encode_cursor(rows[limit - 1]["recorded_at"], rows[limit - 1]["external_id"]) \
+            if len(rows) > limit else None
+        return Page([partner_record_from_row(r) for r in rows[:limit]], nxt)
+
+    async def list_partner_orders(self, connector: str | None, unclaimed: bool,
+                                  cursor: str | None, limit: int) -> Page:
+        where: list[str] = []
+        params: list[Any] = []
+        if connector:
+            where.append("connector = ?")
+            params.append(connector)
+        if unclaimed:
+            where.append("fo_id IS NULL")
+        if cursor:
+            after_at, after_connector, after_id = decode_cursor(cursor, 3)
+            where.append("(recorded_at, connector, external_id) > (?, ?, ?)")
+            params += [after_at, after_connector, after_id]
+        sql = "SELECT * FROM partner_orders"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self._read(sql + " ORDER BY recorded_at, connector, external_id LIMIT ?",
+                                [*params, limit + 1])
+        last = rows[limit - 1] if len(rows) > limit else None
+        nxt = encode_cursor(last["recorded_at"], last["connector"], last["external_id"]) \
+            if last is not None else None
+        return Page([partner_order_from_row(r) for r in rows[:limit]], nxt)

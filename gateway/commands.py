@@ -1,0 +1,299 @@
+"""Every state change the API, the worker and the CLI make, each written once: its transaction,
+the ledger's rules, the partner links, the outbound messages, and the wake-up after commit.
+
+No HTTP handler and no loop writes that sequence itself; they call a method here. Each change
+is safe to run twice (a repeated partner order, a replayed event, a second cancel).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import orjson
+
+from gateway import ledger, logs
+from gateway.config import Config
+from gateway.connector import Connector, Record
+from gateway.domain.records import (
+    FulfillmentOrder,
+    FulfillmentOrderLine,
+    OrderRef,
+    PartnerLink,
+    PartnerOrder,
+    PartnerRecord,
+    Shipment,
+    fo_id_for,
+    new_id,
+    now_iso,
+    order_changes,
+    parse_iso,
+    utc_iso,
+)
+from gateway.errors import NotFound, OperationUnsupported
+from gateway.ledger import Outcome
+from gateway.names import (
+    FO_SOURCE_CHANGED,
+    PARTNER_ORDER_UNCLAIMED,
+    RECORD_WRITES,
+    connector_destination,
+    record_operation,
+)
+from gateway.outbound import Outbound
+from storage import NewFulfillmentOrder, NewOutboxMessage, Storage, Transaction
+
+log = logs.get("gateway.commands")
+T = TypeVar("T")
+DONE_STATUSES = ("fulfilled", "cancelled")
+
+
+class Commands:
+    def __init__(self, config: Config, storage: Storage, outbound: Outbound,
+                 connectors: dict[str, Connector],
+                 wake_dispatcher: Callable[[], None] = lambda: None,
+                 wake_worker: Callable[[], None] = lambda: None) -> None:
+        self.config = config
+        self.storage = storage
+        self.outbound = outbound
+        self.connectors = connectors
+        self.wake_dispatcher = wake_dispatcher
+        self.wake_worker = wake_worker
+
+    async def _run(self, change: Callable[[Transaction, str], Awaitable[tuple[T, int]]]) -> T:
+        at = now_iso()
+        async with self.storage.transaction() as tx:
+            result, enqueued = await change(tx, at)
+        if enqueued:
+            self.wake_dispatcher()
+        return result
+
+    async def _settle(self, tx: Transaction, outcome: Outcome, at: str) -> int:
+        """What follows any change: link states from the FOs' new statuses, then the
+        outbound messages for all it changed."""
+        watch_until = utc_iso(parse_iso(at) + timedelta(days=self.config.links.watch_days))
+        for change in outcome.status_changes:
+            done, was_done = change.new in DONE_STATUSES, change.old in DONE_STATUSES
+            if done == was_done:
+                continue
+            for link in await tx.links_of([change.fo_id]):
+                await tx.save_link(replace(
+                    link, state="watching" if done else "open",
+                    watch_until=watch_until if done else None, updated_at=at))
+        return await self.outbound.outcome(tx, outcome, at)
+
+    def _report(self, outcome: Outcome) -> None:
+        for change in outcome.status_changes:
+            log.info("fulfillment_order.status_changed", fo_id=change.fo_id, old=change.old,
+                     new=change.new)
+
+    # fulfillment orders
+
+    async def _created(self, tx: Transaction, fo_id: str, at: str, outcome: Outcome,
+                       origin: tuple[str, str] | None = None) -> int:
+        record = await tx.fulfillment_order_record(fo_id)
+        assert record is not None
+        channel = self.config.channel(record["channel"])
+        if origin is not None or (channel and channel.source_connector):
+            connector, partner_order_id = origin or (channel.source_connector, None)
+            await tx.save_link(PartnerLink(fo_id, connector, "origin",
+                                           partner_order_id=partner_order_id, updated_at=at))
+        return await self.outbound.fulfillment_order_created(tx, fo_id, at)
+
+    async def create_fulfillment_order(self, new: NewFulfillmentOrder) -> bool:
+        """False when an identical request made it before (Conflict when it differs)."""
+        async def change(tx: Transaction, at: str) -> tuple[bool, int]:
+            created, outcome = await ledger.create_fulfillment_order(tx, new)
+            if not created:
+                return False, 0
+            self._report(outcome)
+            return True, await self._created(tx, new.fo.id, new.created_at, outcome) \
+                + await self._settle(tx, outcome, new.created_at)
+
+        created = await self._run(change)
+        if created:
+            log.info("fulfillment_order.created", fo_id=new.fo.id, channel=new.fo.channel)
+        return created
+
+    async def _cancel(self, tx: Transaction, fo_id: str, at: str, outcome: Outcome) -> int:
+        cancelled = await ledger.cancel_fulfillment_order(tx, fo_id, at)
+        outcome.merge(cancelled)
+        return await self.outbound.fulfillment_order_cancelled(tx, fo_id, at, cancelled)
+
+    async def cancel_fulfillment_order(self, fo_id: str) -> None:
+        async def change(tx: Transaction, at: str) -> tuple[Outcome, int]:
+            outcome = Outcome()
+            sent = await self._cancel(tx, fo_id, at, outcome)
+            return outcome, sent + await self._settle(tx, outcome, at)
+
+        self._report(await self._run(change))
+
+    # shipments
+
+    async def match_manually(self, shipment_id: str, fo_ids: Sequence[str]) -> None:
+        async def change(tx: Transaction, at: str) -> tuple[Outcome, int]:
+            outcome = await ledger.match_manually(tx, shipment_id, fo_ids, at)
+            return outcome, await self._settle(tx, outcome, at)
+
+        self._report(await self._run(change))
+
+    async def unmatch(self, shipment_id: str) -> None:
+        async def change(tx: Transaction, at: str) -> tuple[Outcome, int]:
+            outcome = await ledger.unmatch(tx, shipment_id, at)
+            return outcome, await self._settle(tx, outcome, at)
+
+        self._report(await self._run(change))
+
+    # what the inbox brings
+
+    async def apply_inbox(self, batch: Sequence[tuple[int, Sequence[Record]]]
+                          ) -> list[Outcome]:
+        """The records of several inbox events, each applied as its own change, all in one
+        transaction with the events' "processed" marks."""
+        outcomes = []
+
+        async def change(tx: Transaction, at: str) -> tuple[list[Outcome], int]:
+            sent = 0
+            for _, records in batch:
+                outcome = Outcome()
+                await ledger.record_shipments(
+                    tx, [r for r in records if isinstance(r, Shipment)], at, outcome)
+                for record in records:
+                    if isinstance(record, PartnerOrder):
+                        sent += await self._partner_order(tx, record, at, outcome)
+                    elif isinstance(record, PartnerRecord):
+                        await self._partner_record(tx, record, at)
+                sent += await self._settle(tx, outcome, at)
+                outcomes.append(outcome)
+            await tx.mark_inbox_processed([event_id for event_id, _ in batch], at)
+            return outcomes, sent
+
+        return await self._run(change)
+
+    async def _partner_order(self, tx: Transaction, order: PartnerOrder, at: str,
+                             outcome: Outcome) -> int:
+        """A partner order becomes an FO on the channel that takes its connector's orders;
+        a later version cancels it, or is recorded as a change (the FO stays as it was)."""
+        stored = await tx.get_partner_order(order.source, order.external_id)
+        if stored is not None and stored.order.partner_updated_at >= order.partner_updated_at \
+                and stored.fo_id is not None:
+            return 0  # the same version again, or an older one
+        channel = self.config.channel_for_source(order.source)
+        if stored is None or stored.fo_id is None:
+            if channel is None or order.status != "open":
+                # Kept and listed, not dropped: a channel configured later takes its next
+                # version. An order first seen cancelled or closed needs no FO.
+                await tx.save_partner_order(order, None, at)
+                if channel is None and stored is None:
+                    log.warning("partner_order.unclaimed", connector=order.source,
+                                partner_order_id=order.external_id)
+                    return await self.outbound.event(tx, PARTNER_ORDER_UNCLAIMED, {
+                        "connector": order.source, "partner_order_id": order.external_id,
+                        "order_number": order.order_number}, at,
+                        key=f"unclaimed:{order.source}:{order.external_id}")
+                return 0
+            new = _fulfillment_order(order, channel.name, at)
+            created, created_outcome = await ledger.create_fulfillment_order(tx, new)
+            outcome.merge(created_outcome)
+            await tx.save_partner_order(order, new.fo.id, at)
+            if not created:
+                return 0
+            log.info("fulfillment_order.created", fo_id=new.fo.id, channel=channel.name,
+                     connector=order.source, partner_order_id=order.external_id)
+            return await self._created(tx, new.fo.id, at, outcome,
+                                       origin=(order.source, order.external_id))
+        await tx.save_partner_order(order, stored.fo_id, at)
+        sent = 0
+        if order.status == "cancelled" and stored.order.status != "cancelled":
+            await tx.add_timeline(stored.fo_id, "source_cancelled", at,
+                                  {"connector": order.source,
+                                   "partner_order_id": order.external_id})
+            sent += await self._cancel(tx, stored.fo_id, at, outcome)
+        changes = order_changes(stored.order, order)
+        if changes:
+            detail = {"connector": order.source, "partner_order_id": order.external_id,
+                      "changes": changes}
+            await tx.add_timeline(stored.fo_id, "source_changed", at, detail)
+            sent += await self.outbound.event(
+                tx, FO_SOURCE_CHANGED, {"fulfillment_order_id": stored.fo_id, **detail}, at,
+                stored.fo_id)
+        return sent
+
+    async def _partner_record(self, tx: Transaction, record: PartnerRecord, at: str) -> None:
+        stored = await tx.get_partner_record(record.source, record.kind, record.external_id)
+        if stored is None or record.updated_at > stored.updated_at or (
+                record.updated_at == stored.updated_at and record != stored):
+            await tx.save_partner_record(record, at)
+
+    # partner records written back
+
+    async def write_partner_record(self, connector_name: str, kind: str, write: str,
+                                   external_id: str | None, fields: dict[str, Any]) -> int:
+        """Queue a create, update or archive of a partner record; the stored record changes
+        when the partner confirms. Returns the outbox message's id."""
+        connector = self.connectors.get(connector_name)
+        if connector is None:
+            raise NotFound(f"no enabled connector {connector_name!r}")
+        record_kind = connector.record_kind(kind)
+        if record_kind is None:
+            kinds = ", ".join(k.name for k in connector.record_kinds) or "none"
+            raise NotFound(f"connector {connector_name!r} keeps no {kind!r} records;"
+                           f" its kinds: {kinds}")
+        assert write in RECORD_WRITES
+        operation = record_operation(write, kind)
+        reason = connector.refusal(operation) if write in record_kind.writes else \
+            f"{kind} records are not written back to this partner"
+        if reason is not None:
+            raise OperationUnsupported(connector_name, operation, reason)
+        if external_id is not None and await self.storage.partner_record(
+                connector_name, kind, external_id) is None:
+            raise NotFound(f"connector {connector_name!r} has no {kind} {external_id!r}")
+        key = new_id("rec")
+
+        async def change(tx: Transaction, at: str) -> tuple[int, int]:
+            sent = await tx.enqueue_outbox([NewOutboxMessage(
+                key=key, destination=connector_destination(connector_name), kind=operation,
+                payload={"kind": kind, "write": write, "id": external_id, "fields": fields},
+                not_before=at, sequence_key=f"{kind}:{external_id or key}")], at)
+            message_id = await tx.outbox_message_id(key)
+            assert message_id is not None
+            return message_id, sent
+
+        return await self._run(change)
+
+    # dead letters
+
+    async def replay_dead_letter(self, dead_letter_id: str) -> bool:
+        replayed = await self.storage.replay_dead_letter(dead_letter_id, now_iso())
+        if replayed:
+            self.wake_worker()
+            self.wake_dispatcher()
+        return replayed
+
+    async def discard_dead_letter(self, dead_letter_id: str) -> bool:
+        return await self.storage.discard_dead_letter(dead_letter_id, now_iso())
+
+
+def _fulfillment_order(order: PartnerOrder, channel: str, at: str) -> NewFulfillmentOrder:
+    """The FO a partner order becomes: its id follows from the connector and the partner's
+    order id, so a re-polled order never makes a second FO."""
+    lines, seen = [], set()
+    for i, line in enumerate(order.lines):
+        line_id = line.partner_line_id or str(i + 1)
+        if line_id in seen:
+            line_id = f"{line_id}-{i + 1}"
+        seen.add(line_id)
+        lines.append(FulfillmentOrderLine(line_id, line.sku, line.quantity))
+    refs = [OrderRef("partner_order_id", order.external_id)]
+    if order.order_number:
+        refs.append(OrderRef("order_number", order.order_number))
+    content = {"connector": order.source, "id": order.external_id, **order.content()}
+    return NewFulfillmentOrder(
+        fo=FulfillmentOrder(id=fo_id_for(order.source, order.external_id), seq=0,
+                            lines=tuple(lines), order_number=order.order_number,
+                            channel=channel, refs=tuple(refs)),
+        request_hash=hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
+        .hexdigest(), ship_to=dict(order.ship_to), custom_fields={}, created_at=at,
+        flow="partner")
