@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import sqlite3
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from connectors.shipstation.sandbox import SandboxState, create_app, sandbox_sta
 from gateway import config as config_mod
 from gateway import logs
 from gateway.app import Gateway
+from tests import fake_partner
 
 API_TOKEN = "test-api-token"
 SS_KEY, SS_SECRET, SS_HOOK_TOKEN = "ss-key-123", "ss-secret-456", "hook-token-789"
@@ -30,6 +32,32 @@ SUBSCRIBER_SECRET = "whsec_" + base64.b64encode(b"subscriber-secret-for-tests-32
 ENV["SUB_SECRET"] = SUBSCRIBER_SECRET
 
 logs.configure("WARNING")
+# The scripted connector type of the core's tests: `type = "fake"` in a config.
+sys.modules.setdefault("connectors.fake", fake_partner)
+FAKE_TOKEN = "fake-hook-token"
+ENV["FAKE_TOKEN"] = FAKE_TOKEN
+
+
+def fake_doc(db_path: Path, *names: str, channels: list[dict[str, Any]] | None = None,
+             subscribers: list[dict[str, Any]] | None = None,
+             **connector: Any) -> dict[str, Any]:
+    """A gateway with only fake connectors: no real partner's package involved."""
+    return {
+        "server": {"host": "127.0.0.1", "port": 0, "max_body_bytes": 64 * 1024},
+        "storage": {"path": str(db_path)},
+        "api": {"tokens_env": "GATEWAY_API_TOKENS"},
+        "retry": {"attempts": 3, "schedule_seconds": [0.05, 0.1], "jitter": 0.1},
+        "worker": {"concurrency": 4, "batch_size": 32},
+        "connectors": [{"name": name, "type": "fake", "base_url": "http://127.0.0.1:9",
+                        "token_env": "FAKE_TOKEN", **connector} for name in names or ("fake",)],
+        "channels": channels or [],
+        "subscribers": subscribers or [],
+    }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fake_partners() -> None:
+    fake_partner.PARTNERS.clear()
 
 
 def gateway_doc(db_path: Path, sandbox_url: str, **connector: Any) -> dict[str, Any]:
@@ -192,6 +220,19 @@ def start_gateway(aiohttp_server: Any, http: aiohttp.ClientSession, tmp_path: Pa
         db_path = tmp_path / "gateway.sqlite3"
         cfg = config_mod.parse(doc or gateway_doc(db_path, sandbox.url, **connector),
                                {**ENV, **(env or {})})
+        gateway = Gateway(cfg, first_poll_delay_seconds=first_poll_delay)
+        server = await aiohttp_server(gateway.web_app())
+        return GatewayUnderTest(server, gateway, http, Path(cfg.storage.path))
+
+    return start
+
+
+@pytest.fixture
+def start_fake(aiohttp_server: Any, http: aiohttp.ClientSession, tmp_path: Path
+               ) -> Callable[..., Awaitable[GatewayUnderTest]]:
+    """A gateway on the fake connector type only; `doc` from fake_doc."""
+    async def start(doc: dict[str, Any], first_poll_delay: float = 3600.0) -> GatewayUnderTest:
+        cfg = config_mod.parse(doc, ENV)
         gateway = Gateway(cfg, first_poll_delay_seconds=first_poll_delay)
         server = await aiohttp_server(gateway.web_app())
         return GatewayUnderTest(server, gateway, http, Path(cfg.storage.path))
