@@ -37,14 +37,18 @@ USER_AGENT = "fulfillment-gateway/0.1"
 
 class Gateway:
     def __init__(self, config: Config, *, first_poll_delay_seconds: float = 30.0,
-                 run_scheduler: bool = True, run_outbox: bool = True) -> None:
+                 run_scheduler: bool = True, run_outbox: bool = True,
+                 serving: bool = True) -> None:
         self.config = config
         self.storage = open_backend(config.storage.backend, config.storage.path)
         self.metrics = Metrics()
         self.connectors: dict[str, Connector] = {}
         self.first_poll_delay_seconds = first_poll_delay_seconds
         self.run_scheduler = run_scheduler
-        self.run_outbox = run_outbox  # the running gateway's job; a one-off command leaves it
+        self.run_outbox = run_outbox
+        # A serving gateway takes webhooks, runs the worker, the outbox and the scheduler; a
+        # one-off command (poll) only opens storage and the connectors.
+        self.serving = serving
         self.session: aiohttp.ClientSession | None = None
         self.committer = GroupCommitter(self.storage, on_batch=self.metrics.intake_batch.observe)
         policy = RetryPolicy.from_config(config.retry)
@@ -100,7 +104,16 @@ class Gateway:
         return bool(self.scheduler and self.scheduler.running)
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # what did start (database threads) would keep the process alive
+            raise
+
+    async def _start(self) -> None:
         await self.storage.open()
+        if self.serving:
+            await self.storage.join(self.owner)  # before anything is taken or claimed
         applied = await self.storage.migrate()
         if applied:
             log.info("storage.migrated", applied=applied, path=self.config.storage.path)
@@ -109,6 +122,9 @@ class Gateway:
             if cfg.enabled:
                 self.connectors[cfg.name] = self._classes[cfg.name](
                     cfg, self.config, self.session, self.metrics)
+        if not self.serving:
+            log.info("gateway.started", role="command", storage=self.config.storage.path)
+            return  # a one-off command (poll): the serving process does the rest
         await self.committer.start()
         await self.worker.start()
         if self.run_outbox:
@@ -116,7 +132,6 @@ class Gateway:
         if self.run_scheduler:
             self.scheduler = build_scheduler(
                 self.poller, self.first_poll_delay_seconds, self.config.worker.inbox_retention_days,
-                forget=self.committer.forget,
                 outbox_retention_days=self.config.outbox.retention_days)
             self.scheduler.start()
         log.info("gateway.started", connectors=sorted(self.connectors),

@@ -10,7 +10,7 @@ import sys
 from gateway import config as config_mod
 from gateway import logs
 from gateway.errors import ConfigError, GatewayError
-from storage import Storage, open_backend
+from storage import Storage, StorageInUse, open_backend
 
 PROGRESS_FROM = 10  # replaying this many or more shows a progress bar
 
@@ -51,7 +51,7 @@ async def _migrate(cfg: config_mod.Config) -> None:
 async def _poll(cfg: config_mod.Config, name: str, feed: str | None) -> None:
     from gateway.app import Gateway
 
-    gateway = Gateway(cfg, run_scheduler=False, run_outbox=False)
+    gateway = Gateway(cfg, serving=False)  # the running gateway's worker takes the records
     await gateway.start()
     try:
         result = await gateway.poller.poll(name, feed)
@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    except StorageInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except GatewayError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

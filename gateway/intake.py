@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from gateway.connector import Connector, WebhookRequest
+from gateway.domain.records import delivery_hash
 from gateway.errors import BadRequest, NotFound, PayloadTooLarge, WebhookRejected
 from gateway.loops import gather_arrivals
 from gateway.metrics import Metrics
@@ -31,12 +31,6 @@ BURST_WINDOW_SECONDS = 0.1
 ACCEPTED = b'{"status":"accepted"}'
 
 
-def _key(connector: str, delivery_key: str) -> int:
-    """64 bits of a delivery's identity: a tenth of the memory of the strings."""
-    digest = hashlib.blake2b(f"{connector}\x00{delivery_key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
-
-
 class GroupCommitter:
     """One writer task; each caller awaits the commit of the batch its event went into.
 
@@ -46,10 +40,9 @@ class GroupCommitter:
     received are read, so batches grow without a fixed wait. With 64 clients that took
     batches from ~25 to ~60 events and the CPU per webhook down by a sixth.
 
-    It also de-duplicates webhook deliveries, against every key stored (loaded at start) and
-    every key committed since: a repeat of a stored event is acknowledged at once and stores
-    nothing; a repeat of one still in a batch waits for that batch's commit, so nothing is
-    acknowledged before it is durable.
+    Storage says which deliveries were new (a repeat of a stored one is acknowledged and
+    stores nothing); a repeat of one still waiting in a batch waits for that batch's commit,
+    so nothing is acknowledged before it is durable.
     """
 
     def __init__(self, storage: Storage, on_commit: Callable[[], None] = lambda: None,
@@ -57,9 +50,8 @@ class GroupCommitter:
         self.storage = storage
         self.on_commit = on_commit
         self.on_batch = on_batch
-        self._waiting: list[tuple[NewInboxEvent, int, asyncio.Future[None]]] = []
-        self._stored: set[int] = set()
-        self._in_batch: dict[int, asyncio.Future[None]] = {}
+        self._waiting: list[tuple[NewInboxEvent, int, asyncio.Future[bool]]] = []
+        self._in_batch: dict[int, asyncio.Future[bool]] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._window_start = 0.0
@@ -67,8 +59,6 @@ class GroupCommitter:
         self._busy_until = 0.0
 
     async def start(self) -> None:
-        async for connector, delivery_key in self.storage.webhook_keys():
-            self._stored.add(_key(connector, delivery_key))
         self._task = asyncio.create_task(self._run(), name="group-commit")
 
     async def stop(self) -> None:
@@ -83,24 +73,16 @@ class GroupCommitter:
 
     async def submit(self, event: NewInboxEvent) -> bool:
         """Store a webhook event durably; False when it was a repeat and stored nothing."""
-        key = _key(event.connector, event.delivery_key)
-        if key in self._stored:
-            return False
+        key = delivery_hash(event.connector, event.delivery_key)
         pending = self._in_batch.get(key)
         if pending is not None:
             await asyncio.shield(pending)
             return False
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._in_batch[key] = future
         self._waiting.append((event, key, future))
         self._wakeup.set()
-        await future
-        return True
-
-    def forget(self, keys: Iterable[tuple[str, str]]) -> None:
-        """Keys whose events were purged: a repeat of one would now be stored again."""
-        for connector, delivery_key in keys:
-            self._stored.discard(_key(connector, delivery_key))
+        return await future
 
     def busy(self) -> bool:
         """Is a burst of webhooks arriving? (more than BURST_EVENTS in the last window)"""
@@ -122,18 +104,17 @@ class GroupCommitter:
                 await gather_arrivals(lambda: len(self._waiting), MAX_BATCH)
                 batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
                 try:
-                    await self.storage.insert_inbox_events([event for event, _, _ in batch])
+                    new = await self.storage.store_webhooks([event for event, _, _ in batch])
                 except Exception as exc:  # noqa: BLE001 - every waiter learns of the failure
                     for _, key, future in batch:
                         self._in_batch.pop(key, None)
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for _, key, future in batch:
-                    self._stored.add(key)
+                for (_, key, future), is_new in zip(batch, new, strict=True):
                     self._in_batch.pop(key, None)
                     if not future.done():
-                        future.set_result(None)
+                        future.set_result(is_new)
                 self._count(len(batch))
                 self.on_batch(len(batch))
                 self.on_commit()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -152,14 +152,10 @@ class Poller:
             pass
 
 
-async def purge_inbox(storage: Storage, retention_days: float,
-                      forget: Callable[[Iterable[tuple[str, str]]], None] = lambda keys: None
-                      ) -> int:
-    """Delete processed events past retention; `forget` drops their webhook keys from the
-    in-memory de-duplication, which otherwise would only grow."""
+async def purge_inbox(storage: Storage, retention_days: float) -> int:
+    """Delete processed events past retention (a delivery repeated after that is new)."""
     cutoff = utc_iso(datetime.now(UTC) - timedelta(days=retention_days))
-    deleted, webhook_keys = await storage.purge_processed_inbox(cutoff)
-    forget(webhook_keys)
+    deleted = await storage.purge_processed_inbox(cutoff)
     log.info("inbox.purged", deleted=deleted, received_before=cutoff)
     return deleted
 
@@ -174,7 +170,6 @@ async def purge_outbox(storage: Storage, retention_days: float) -> int:
 
 def build_scheduler(poller: Poller, first_run_delay_seconds: float = 30.0,
                     inbox_retention_days: float = 0.0,
-                    forget: Callable[[Iterable[tuple[str, str]]], None] = lambda keys: None,
                     outbox_retention_days: float = 0.0) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=UTC)
     if outbox_retention_days > 0:
@@ -185,7 +180,7 @@ def build_scheduler(poller: Poller, first_run_delay_seconds: float = 30.0,
                           next_run_time=datetime.now(UTC) + timedelta(minutes=6))
     if inbox_retention_days > 0:
         scheduler.add_job(purge_inbox, IntervalTrigger(hours=24),
-                          args=[poller.storage, inbox_retention_days, forget],
+                          args=[poller.storage, inbox_retention_days],
                           id="inbox:purge",
                           coalesce=True, max_instances=1,
                           misfire_grace_time=MISFIRE_GRACE_SECONDS,

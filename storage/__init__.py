@@ -6,7 +6,7 @@ sibling implements the same two protocols and nothing in gateway/ changes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,6 +20,10 @@ from gateway.domain.records import (
     PartnerRecord,
     Shipment,
 )
+
+
+class StorageInUse(Exception):
+    """Another process serves this storage, and the backend cannot be shared."""
 
 
 class InvalidCursor(ValueError):
@@ -189,10 +193,12 @@ class Storage(Protocol):
     async def ping(self) -> bool: ...
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
 
-    # intake and polling. Webhook events are de-duplicated by the one process that inserts
-    # them (it loads webhook_keys at start); polled records are unique in storage itself.
-    async def insert_inbox_events(self, events: Sequence[NewInboxEvent]) -> int: ...
-    def webhook_keys(self) -> AsyncIterator[tuple[str, str]]: ...
+    # A serving process joins before it takes webhooks or claims work: a backend that cannot
+    # be shared (one SQLite file) refuses a second with StorageInUse.
+    async def join(self, owner: str) -> None: ...
+    # intake: webhook deliveries stored durably in one commit; for each, was it new? (a
+    # delivery stored before, by this process or another, is not stored again)
+    async def store_webhooks(self, events: Sequence[NewInboxEvent]) -> list[bool]: ...
     # Feed runs. A run is claimed by one owner with a lease (another owner's unexpired lease,
     # or, when `started_before` is given, a run started since then, makes the claim None);
     # the owner extends it while it polls; its records and the new cursor are committed
@@ -220,8 +226,8 @@ class Storage(Protocol):
                                       at: str) -> None: ...
     async def next_inbox_due(self) -> str | None: ...
     async def inbox_stats(self) -> dict[str, Any]: ...
-    async def purge_processed_inbox(self, before: str, batch: int = 5000
-                                    ) -> tuple[int, list[tuple[str, str]]]: ...
+    # Deletes processed events received before `before`; a delivery purged is new again.
+    async def purge_processed_inbox(self, before: str, batch: int = 5000) -> int: ...
 
     # the outbox dispatcher: the first due pending message of each sequence
     async def due_outbox_messages(self, limit: int, now: str,

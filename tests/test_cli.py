@@ -222,3 +222,32 @@ async def test_replaying_many_dead_letters(tmp_path: Path, sandbox: Sandbox) -> 
                             ).fetchall() == [("pending", 0)]
     code, out = await run_cli("--config", str(config), "dead-letters", "replay")
     assert code == 1 and "name the dead letters to replay, or pass --all" in out
+
+
+async def test_a_second_serve_on_one_sqlite_file_refuses_to_start(tmp_path: Path,
+                                                                   sandbox: Sandbox) -> None:
+    """Webhook de-duplication and claims live in the serving process: one per SQLite file.
+    A one-off `poll` beside it is fine (it runs no worker), and the file serves again once the
+    first process is gone."""
+    from tests.test_crash import start
+
+    db = tmp_path / "one.sqlite3"
+    first_config, second_config = tmp_path / "a.toml", tmp_path / "b.toml"
+    first_port = free_port()
+    write_config(first_config, db, sandbox.url, first_port)
+    write_config(second_config, db, sandbox.url, free_port())
+    first = await start(first_config, first_port, tmp_path / "a.log")
+    try:
+        code, out = await run_cli("--config", str(second_config), "serve", seconds=30)
+        assert code == 1
+        assert f"{db} is served by" in out and "one gateway process serves a SQLite file" in out
+        code, out = await run_cli("--config", str(second_config), "poll", "shipstation")
+        assert code == 0, out
+    finally:
+        first.terminate()
+        await first.wait()
+    again_port = free_port()
+    write_config(second_config, db, sandbox.url, again_port)
+    second = await start(second_config, again_port, tmp_path / "b.log")
+    second.terminate()
+    await second.wait()

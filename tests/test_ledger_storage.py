@@ -150,7 +150,7 @@ async def test_checkpoints_run_beside_the_writer(tmp_path: Path) -> None:
         await asyncio.sleep(0.7)  # the schema itself is checkpointed first
         before = db_file.stat().st_size
         for batch in range(20):
-            await storage.insert_inbox_events([
+            await storage.store_webhooks([
                 NewInboxEvent("c", f"k{batch}-{i}", "webhook", b'{"n": 1}') for i in range(100)])
         # Far below SQLite's own 1000-page threshold: only our checkpoints copy these pages.
         await asyncio.sleep(1.2)
@@ -165,7 +165,18 @@ async def test_late_outcomes_never_overwrite_newer_ones(tmp_path: Path) -> None:
 
     storage = await open_storage(tmp_path)
     try:
-        await storage.insert_inbox_events([NewInboxEvent("c", "k1", "webhook", b"{}")])
+        assert await storage.store_webhooks([NewInboxEvent("c", "k1", "webhook", b"{}")]) == [True]
+        # A repeat is not stored again, within one batch or after it.
+        assert await storage.store_webhooks([NewInboxEvent("c", "k1", "webhook", b"{}"),
+                                             NewInboxEvent("c", "k2", "webhook", b"{}"),
+                                             NewInboxEvent("c", "k2", "webhook", b"{}")]) \
+            == [False, True, False]
+        await storage.close()
+        storage = await open_storage(tmp_path)  # and after a restart
+        assert await storage.store_webhooks([NewInboxEvent("c", "k2", "webhook", b"{}")]) == [False]
+        async with storage.transaction() as tx:
+            [k2] = [e for e in await storage.pending_inbox_events(10, "9999") if e.delivery_key == "k2"]
+            await tx.mark_inbox_processed([k2.id], "2000-01-01T00:00:00.500000Z")
         [event] = await storage.pending_inbox_events(10, "9999")
         await storage.dead_letter_inbox_event(event.id, 1, "gave up", "2000-01-01T00:00:01.000000Z")
         # A second, stale worker outcome for the same claim: neither may revive it.
@@ -191,7 +202,7 @@ async def test_purge_deletes_only_old_processed_events(tmp_path: Path) -> None:
 
     storage = await open_storage(tmp_path)
     try:
-        await storage.insert_inbox_events(
+        await storage.store_webhooks(
             [NewInboxEvent("c", f"k{i}", "webhook", b"{}") for i in range(5)])
         events = await storage.pending_inbox_events(10, "9999")
         async with storage.transaction() as tx:
@@ -200,13 +211,17 @@ async def test_purge_deletes_only_old_processed_events(tmp_path: Path) -> None:
         with sqlite3.connect(tmp_path / "db.sqlite3") as db:  # age two processed events
             db.execute("UPDATE inbox_events SET received_at = '2000-01-01T00:00:00.000000Z'"
                        " WHERE id IN (?, ?, ?)", (events[0].id, events[1].id, events[3].id))
-        forgotten: list[tuple[str, str]] = []
-        assert await purge_inbox(storage, 30, forgotten.extend) == 2
-        assert sorted(forgotten) == [("c", "k0"), ("c", "k1")]
+        assert await purge_inbox(storage, 30) == 2
+        # Their delivery keys went with them: a repeat of k0 is new now, of k2 still not.
+        again = [NewInboxEvent("c", k, "webhook", b"{}") for k in ("k0", "k1", "k2")]
+        assert await storage.store_webhooks(again) == [True, True, False]
+        await storage.close()
+        storage = await open_storage(tmp_path)
+        assert await storage.store_webhooks(again) == [False, False, False]
         with sqlite3.connect(tmp_path / "db.sqlite3") as db:
             left = db.execute("SELECT status, COUNT(*) FROM inbox_events GROUP BY status"
                               " ORDER BY status").fetchall()
-        assert left == [("dead", 1), ("pending", 1), ("processed", 1)]
+        assert left == [("dead", 1), ("pending", 3), ("processed", 1)]
     finally:
         await storage.close()
 
@@ -248,10 +263,11 @@ async def test_batches_larger_than_one_statement(tmp_path: Path) -> None:
     try:
         n = _ROWS_PER_STATEMENT + 7
         polled = [NewInboxEvent("c", f"p{i}", "poll", b"{}") for i in range(n)]
-        assert await storage.insert_inbox_events(polled) == n
-        assert await storage.insert_inbox_events(polled[:10]) == 0  # unique in storage
-        assert await storage.commit_poll("c", "f", "me", polled[-3:], "{}", {}, "t") == 0
-        assert (await storage.inbox_stats())["depth"] == n
+        assert await storage.commit_poll("c", "f", "me", polled, "{}", {}, "t") == n
+        assert await storage.commit_poll("c", "f", "me", polled[:10], "{}", {}, "t") == 0
+        hooks = [NewInboxEvent("c", f"w{i}", "webhook", b"{}") for i in range(n)]
+        assert sum(await storage.store_webhooks(hooks)) == n
+        assert (await storage.inbox_stats())["depth"] == 2 * n
     finally:
         await storage.close()
 
@@ -306,7 +322,7 @@ async def test_claims_leave_out_what_is_in_hand_and_still_fill_the_limit(tmp_pat
 
     storage = await open_storage(tmp_path)
     try:
-        await storage.insert_inbox_events(
+        await storage.store_webhooks(
             [NewInboxEvent("c", f"k{i}", "webhook", b"{}") for i in range(6)])
         first = await storage.pending_inbox_events(2, "9999")
         held = {e.id for e in first}

@@ -40,6 +40,12 @@ def parse_iso(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def delivery_hash(connector: str, delivery_key: str) -> int:
+    """64 bits of a delivery's identity: a tenth of the memory of the strings."""
+    digest = hashlib.blake2b(f"{connector}\x00{delivery_key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
 def new_id(prefix: str) -> str:
     """Sortable-enough, unguessable ids: prefix, time in ms (hex), 8 random bytes."""
     ms = int(datetime.now(UTC).timestamp() * 1000)

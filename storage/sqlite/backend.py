@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import re
 import sqlite3
@@ -20,12 +21,8 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from gateway.domain.records import (
-    PartnerLink,
-    now_iso,
-    parse_iso,
-)
-from storage import FeedState, InboxEvent, NewInboxEvent, OutboxMessage
+from gateway.domain.records import PartnerLink, delivery_hash, now_iso, parse_iso
+from storage import FeedState, InboxEvent, NewInboxEvent, OutboxMessage, StorageInUse
 from storage.sqlite.tx import (
     SqliteTransaction,
     from_json,
@@ -63,6 +60,9 @@ class SqliteStorage(SqliteViews):
         self._checkpointer: asyncio.Task[None] | None = None
         # Set by the owner: while it says a write burst is under way, checkpoints wait.
         self.busy: Callable[[], bool] = lambda: False
+        self._webhook_keys: set[int] = set()
+        self._webhook_keys_loaded = False
+        self._lock_file: Any = None
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None, iter_chunk_size=4096)
@@ -110,6 +110,9 @@ class SqliteStorage(SqliteViews):
             if db is not None:
                 await db.close()
         self._views = self._reader = self._writer = None
+        if self._lock_file is not None:
+            self._lock_file.close()  # frees the lock
+            self._lock_file = None
 
     @property
     def writer(self) -> aiosqlite.Connection:
@@ -194,23 +197,51 @@ class SqliteStorage(SqliteViews):
 
     # intake and polling
 
-    async def insert_inbox_events(self, events: Sequence[NewInboxEvent]) -> int:
-        """A batch in one statement where it fits: in autocommit mode that statement is its
-        own durable transaction, one hop to the database thread instead of three."""
-        chunks = _inbox_chunks(events, now_iso())
-        async with self._write_lock:
-            if len(chunks) == 1:
-                return (await self.writer.execute(*chunks[0])).rowcount
-        async with self._write() as db:
-            return sum([(await db.execute(*chunk)).rowcount for chunk in chunks])
+    async def join(self, owner: str) -> None:
+        """One serving process per SQLite file: webhook de-duplication and claims live in
+        its memory. A second one is refused (fcntl lock beside the file, freed at exit)."""
+        if self.path == ":memory:" or self._lock_file is not None:
+            return
+        self._lock_file = await asyncio.to_thread(_lock_exclusively, self.path, owner)
 
-    async def webhook_keys(self) -> AsyncIterator[tuple[str, str]]:
-        """(connector, delivery key) of every stored webhook event."""
+    async def store_webhooks(self, events: Sequence[NewInboxEvent]) -> list[bool]:
+        """De-duplicated against the delivery keys in memory (loaded at open, added at each
+        commit): a unique index over webhook keys, random hashes, cost a third of intake.
+        The batch is one statement where it fits: in autocommit mode that statement is its
+        own durable transaction, one hop to the database thread instead of three."""
+        await self._load_webhook_keys()
+        new: list[bool] = []
+        fresh: list[NewInboxEvent] = []
+        keys: set[int] = set()
+        for event in events:
+            key = delivery_hash(event.connector, event.delivery_key)
+            is_new = key not in self._webhook_keys and key not in keys
+            new.append(is_new)
+            if is_new:
+                keys.add(key)
+                fresh.append(event)
+        if fresh:
+            chunks = _inbox_chunks(fresh, now_iso())
+            async with self._write_lock:
+                if len(chunks) == 1:
+                    await self.writer.execute(*chunks[0])
+                    chunks = []
+            if chunks:
+                async with self._write() as db:
+                    for chunk in chunks:
+                        await db.execute(*chunk)
+            self._webhook_keys |= keys
+        return new
+
+    async def _load_webhook_keys(self) -> None:
+        if self._webhook_keys_loaded:
+            return
         async with self.reader.execute(
                 "SELECT connector, delivery_key FROM inbox_events WHERE kind = 'webhook'"
                 ) as cursor:
             async for row in cursor:
-                yield row["connector"], row["delivery_key"]
+                self._webhook_keys.add(delivery_hash(row["connector"], row["delivery_key"]))
+        self._webhook_keys_loaded = True
 
     async def claim_feed_run(self, connector: str, feed: str, owner: str, now: str,
                              lease_until: str, started_before: str | None = None
@@ -318,11 +349,10 @@ class SqliteStorage(SqliteViews):
         age = (datetime.now(UTC) - parse_iso(oldest)).total_seconds() if oldest else 0.0
         return {"depth": pending["n"], "oldest_age_seconds": max(age, 0.0), "dead": dead["n"]}
 
-    async def purge_processed_inbox(self, before: str, batch: int = 5000
-                                    ) -> tuple[int, list[tuple[str, str]]]:
+    async def purge_processed_inbox(self, before: str, batch: int = 5000) -> int:
         """Delete processed events received before `before`, a batch per transaction so the
-        writer is never held long. Returns the count and the webhook keys that went."""
-        deleted, webhook_keys = 0, []
+        writer is never held long; their delivery keys are forgotten with them."""
+        deleted = 0
         while True:
             async with self._write() as db:
                 rows = list(await db.execute_fetchall(
@@ -335,10 +365,10 @@ class SqliteStorage(SqliteViews):
                         f"DELETE FROM inbox_events WHERE id IN ({placeholders(ids)})",
                         ids)
             deleted += len(rows)
-            webhook_keys += [(r["connector"], r["delivery_key"]) for r in rows
-                             if r["kind"] == "webhook"]
+            self._webhook_keys -= {delivery_hash(r["connector"], r["delivery_key"])
+                                   for r in rows if r["kind"] == "webhook"}
             if len(rows) < batch:
-                return deleted, webhook_keys
+                return deleted
             await asyncio.sleep(0)
 
     async def discard_dead_letter(self, dead_letter_id: str, at: str) -> bool:
@@ -466,6 +496,24 @@ def _inbox_chunks(events: Sequence[NewInboxEvent], at: str) -> list[tuple[str, l
                        to_json(dict(e.headers)) if e.headers else "{}", e.body, at, at)
         chunks.append((_insert_inbox_sql(len(part)), params))
     return chunks
+
+
+def _lock_exclusively(path: str, owner: str) -> Any:
+    handle = Path(path + ".lock").open("a+")  # noqa: SIM115 - held open while serving
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StorageInUse(
+            f"{path} is served by {holder}; one gateway process serves a SQLite file (use"
+            " the PostgreSQL backend for several)") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(owner)
+    handle.flush()
+    return handle
 
 
 def _dead_letter(dead_letter_id: str) -> tuple[str, int | None]:
