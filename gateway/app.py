@@ -54,19 +54,20 @@ class Gateway:
         policy = RetryPolicy.from_config(config.retry)
         self.outbound = Outbound(config)
         self.subscribers = Subscribers(config, USER_AGENT)
+        # Who this process is, in every claim and lease it takes.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.dispatcher = OutboxDispatcher(self.storage, self._send, self.outbound, policy,
                                            self.metrics, config.outbox.concurrency,
-                                           config.outbox.batch_size)
+                                           config.outbox.batch_size, owner=self.owner)
         self.commands = Commands(config, self.storage, self.outbound, self.connectors,
                                  wake_dispatcher=self.dispatcher.wake)
         self.worker = InboxWorker(self.storage, self.connectors, policy, self.metrics,
                                   config.worker.concurrency, config.worker.batch_size,
-                                  intake_busy=self.committer.busy, commands=self.commands)
+                                  intake_busy=self.committer.busy, commands=self.commands,
+                                  owner=self.owner)
         self.commands.wake_worker = self.worker.wake
         self.committer.on_commit = self.worker.wake
         self.storage.busy = self.committer.busy
-        # Who this process is, in every claim and lease it takes.
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.poller = Poller(self.storage, self.connectors, self.metrics, self.owner,
                              on_records=self.worker.wake)
         self.scheduler: Any = None

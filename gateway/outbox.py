@@ -23,13 +23,14 @@ from typing import Any
 
 from gateway import logs
 from gateway.backoff import RetryPolicy
+from gateway.claims import ClaimLoop
 from gateway.domain.records import now_iso, utc_iso
 from gateway.errors import classify
-from gateway.loops import cancel_all, sleep_until, take_batch
+from gateway.loops import cancel_all, take_batch
 from gateway.metrics import Metrics
 from gateway.names import EVENT
 from gateway.outbound import Outbound
-from storage import OutboxMessage, Storage
+from storage import OUTBOX, OutboxMessage, Storage
 
 log = logs.get("gateway.outbox")
 MAX_FINISH_BATCH = 256
@@ -46,7 +47,8 @@ class _Sent:
 
 class OutboxDispatcher:
     def __init__(self, storage: Storage, send: Send, outbound: Outbound, policy: RetryPolicy,
-                 metrics: Metrics, concurrency: int = 4, batch_size: int = 64) -> None:
+                 metrics: Metrics, concurrency: int = 4, batch_size: int = 64,
+                 owner: str = "dispatcher") -> None:
         self.storage = storage
         self.send = send
         self.outbound = outbound
@@ -56,13 +58,16 @@ class OutboxDispatcher:
         self.batch_size = batch_size
         # Per destination: a queue and `concurrency` senders taking from it.
         self._queues: dict[str, asyncio.Queue[OutboxMessage]] = {}
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()
         self._finished: asyncio.Queue[_Sent] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._senders: list[asyncio.Task[None]] = []
-        self._in_hand: set[int] = set()
-        self._finished_during_read: set[int] = set()
+        # Claimed, in flight, or sent and not yet recorded: at most batch_size at once.
+        self.claims: ClaimLoop[OutboxMessage] = ClaimLoop(
+            OUTBOX, capacity=batch_size,
+            claim=lambda limit, lease: storage.claim_outbox_messages(owner, limit, lease),
+            next_due=storage.next_outbox_due, take=self._take,
+            extend=lambda ids, lease: storage.extend_claims(owner, OUTBOX, ids, lease),
+            release=lambda ids: storage.release_claims(owner, OUTBOX, ids))
         self._counters: dict[tuple[str, str], Any] = {}
         # Retryable failures in a row, per destination. A success after several means the
         # destination was down and is back: its messages waiting out a backoff become due at
@@ -71,43 +76,25 @@ class OutboxDispatcher:
         self._failures_in_a_row: dict[str, int] = {}
 
     def wake(self) -> None:
-        self._wake.set()
+        self.claims.wake()
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._claim_loop(), name="outbox-claim"),
-                       asyncio.create_task(self._finish_loop(), name="outbox-finish")]
+        self.claims.start()
+        self._tasks = [asyncio.create_task(self._finish_loop(), name="outbox-finish")]
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *self._senders]
-        await cancel_all(tasks)
+        await self.claims.stop()
+        await cancel_all([*self._tasks, *self._senders])
         self._tasks, self._senders, self._queues = [], [], {}
 
     @property
     def running(self) -> bool:
-        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+        return self.claims.running and bool(self._tasks) and not any(t.done() for t in self._tasks)
 
     # claiming and sending
 
-    async def _claim_loop(self) -> None:
-        while True:
-            self._wake.clear()
-            room = self.batch_size - len(self._in_hand)
-            if room <= 0:
-                self._room.clear()
-                await self._room.wait()
-                continue
-            self._finished_during_read = set()
-            messages = await self.storage.due_outbox_messages(room, now_iso(),
-                                                              set(self._in_hand))
-            messages = [m for m in messages if m.id not in self._finished_during_read]
-            for message in messages:
-                self._in_hand.add(message.id)
-                self._queue(message.destination).put_nowait(message)
-            if not messages:
-                await self._sleep_until_due()
-
-    async def _sleep_until_due(self) -> None:
-        await sleep_until(await self.storage.next_outbox_due(), self._wake)
+    async def _take(self, message: OutboxMessage) -> None:
+        self._queue(message.destination).put_nowait(message)
 
     def _queue(self, destination: str) -> asyncio.Queue[OutboxMessage]:
         queue = self._queues.get(destination)
@@ -147,11 +134,7 @@ class OutboxDispatcher:
                                   ids=[item.message.id for item in failed])
                     await asyncio.sleep(1.0)
             finally:
-                for item in batch:
-                    self._in_hand.discard(item.message.id)
-                    self._finished_during_read.add(item.message.id)
-                self._room.set()
-                self.wake()
+                await self.claims.finished([item.message.id for item in batch])
 
     async def _record_alone(self, item: _Sent) -> bool:
         try:

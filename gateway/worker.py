@@ -5,7 +5,7 @@ task that commits whatever has been normalized in one transaction, records and "
 marks together, like the intake's group commit. A batch that fails is applied again event by
 event, so one bad event fails alone. A failure is retried on the retry policy's schedule;
 after the last attempt, or at once for an error retrying cannot fix, the event becomes a dead
-letter. Claims are held in memory: after a crash every unprocessed event is pending again.
+letter. Events are claimed with a lease (gateway/claims.py): after a crash they are claimed again.
 Every step is safe to run twice.
 """
 
@@ -20,14 +20,15 @@ from typing import Any
 
 from gateway import logs
 from gateway.backoff import RetryPolicy
+from gateway.claims import ClaimLoop
 from gateway.commands import Commands
 from gateway.connector import Connector, Record
 from gateway.domain.records import now_iso, utc_iso
 from gateway.errors import Undeliverable, classify
 from gateway.ledger import Outcome
-from gateway.loops import cancel_all, sleep_until, take_batch
+from gateway.loops import cancel_all, take_batch
 from gateway.metrics import Metrics
-from storage import InboxEvent, Storage
+from storage import INBOX, InboxEvent, Storage
 
 log = logs.get("gateway.worker")
 MAX_APPLY_BATCH = 256
@@ -46,68 +47,58 @@ class InboxWorker:
     def __init__(self, storage: Storage, connectors: Mapping[str, Connector], policy: RetryPolicy,
                  metrics: Metrics, concurrency: int = 4, batch_size: int = 64,
                  intake_busy: Callable[[], bool] = lambda: False,
-                 commands: Commands | None = None) -> None:
+                 commands: Commands | None = None, owner: str = "worker") -> None:
         self.storage = storage
         self.commands = commands
         self.intake_busy = intake_busy
         self.connectors = connectors
         self.policy = policy
         self.metrics = metrics
-        self.batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
-        self._wake = asyncio.Event()
         self._applied: asyncio.Queue[_Normalized] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._normalizing: set[asyncio.Task[None]] = set()
-        self._in_hand: set[int] = set()  # claimed: being normalized or waiting to be applied
-        # Applied while a claim's read was under way: that read may still see them pending.
-        self._finished_during_read: set[int] = set()
         self._processed: dict[tuple[str, str], Any] = {}
+        self.claims: ClaimLoop[InboxEvent] = ClaimLoop(
+            INBOX, capacity=batch_size,
+            claim=lambda limit, lease: storage.claim_inbox_events(owner, limit, lease),
+            next_due=storage.next_inbox_due, take=self._take,
+            extend=lambda ids, lease: storage.extend_claims(owner, INBOX, ids, lease),
+            release=lambda ids: storage.release_claims(owner, INBOX, ids),
+            pause=self._yield_to_intake)
 
     def wake(self) -> None:
-        self._wake.set()
+        self.claims.wake()
 
     async def start(self) -> None:
         stats = await self.storage.inbox_stats()
         if stats["depth"]:
             log.info("inbox.pending_at_start", count=stats["depth"])
-        self._tasks = [asyncio.create_task(self._claim_loop(), name="inbox-claim"),
-                       asyncio.create_task(self._apply_loop(), name="inbox-apply")]
+        self.claims.start()
+        self._tasks = [asyncio.create_task(self._apply_loop(), name="inbox-apply")]
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *self._normalizing]
-        await cancel_all(tasks)
+        await self.claims.stop()
+        await cancel_all([*self._tasks, *self._normalizing])
         self._tasks = []
 
     @property
     def running(self) -> bool:
-        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+        return self.claims.running and bool(self._tasks) and not any(t.done() for t in self._tasks)
 
     # claiming and normalizing
 
-    async def _claim_loop(self) -> None:
-        while True:
-            if self.intake_busy():
-                # Acknowledging comes first: during a burst of webhooks the inbox buffers,
-                # and the worker takes one batch per pause instead of competing for the CPU.
-                await asyncio.sleep(BURST_PAUSE_SECONDS)
-            self._wake.clear()
-            room = self.batch_size - len(self._in_hand)
-            self._finished_during_read = set()
-            events = await self.storage.pending_inbox_events(room, now_iso(), set(self._in_hand)) \
-                if room > 0 else []
-            events = [e for e in events if e.id not in self._finished_during_read]
-            for event in events:
-                self._in_hand.add(event.id)
-                await self._slots.acquire()
-                task = asyncio.create_task(self._normalize(event))
-                self._normalizing.add(task)
-                task.add_done_callback(self._normalizing.discard)
-            if not events:
-                await self._sleep_until_due()
+    async def _yield_to_intake(self) -> None:
+        if self.intake_busy():
+            # Acknowledging comes first: during a burst of webhooks the inbox buffers, and
+            # the worker takes one batch per pause instead of competing for the CPU.
+            await asyncio.sleep(BURST_PAUSE_SECONDS)
 
-    async def _sleep_until_due(self) -> None:
-        await sleep_until(await self.storage.next_inbox_due(), self._wake)
+    async def _take(self, event: InboxEvent) -> None:
+        await self._slots.acquire()
+        task = asyncio.create_task(self._normalize(event))
+        self._normalizing.add(task)
+        task.add_done_callback(self._normalizing.discard)
 
     async def _normalize(self, event: InboxEvent) -> None:
         item = _Normalized(event, started=time.perf_counter())
@@ -144,10 +135,7 @@ class InboxWorker:
                 log.exception("inbox.apply_failed", events=len(batch))
                 await asyncio.sleep(1.0)
             finally:
-                for item in batch:
-                    self._in_hand.discard(item.event.id)
-                    self._finished_during_read.add(item.event.id)
-                self.wake()
+                await self.claims.finished([item.event.id for item in batch])
 
     async def _apply(self, batch: list[_Normalized]) -> None:
         good = [item for item in batch if item.error is None]

@@ -21,6 +21,8 @@ from gateway.domain.records import (
     Shipment,
 )
 
+INBOX, OUTBOX = "inbox", "outbox"  # the queues claims are taken from
+
 
 class StorageInUse(Exception):
     """Another process serves this storage, and the backend cannot be shared."""
@@ -214,6 +216,19 @@ class Storage(Protocol):
     async def record_poll_error(self, connector: str, feed: str, owner: str, error: str,
                                 at: str) -> None: ...
     async def feed_states(self, connector: str) -> list[FeedState]: ...
+
+    # Claims. Inbox events and outbox messages are claimed by an owner with a lease (in
+    # seconds): what another owner holds under an unexpired lease is never handed out, an
+    # expired lease is claimed again by anyone (a dead process's work is taken over). The
+    # owner extends the leases of what it still holds (only its own: the ids it gets back)
+    # and releases what it has recorded the outcome of.
+    async def claim_inbox_events(self, owner: str, limit: int,
+                                 lease_seconds: float) -> list[InboxEvent]: ...
+    async def claim_outbox_messages(self, owner: str, limit: int,
+                                    lease_seconds: float) -> list[OutboxMessage]: ...
+    async def extend_claims(self, owner: str, queue: str, ids: Collection[int],
+                            lease_seconds: float) -> set[int]: ...
+    async def release_claims(self, owner: str, queue: str, ids: Collection[int]) -> None: ...
 
     # the inbox worker
     async def pending_inbox_events(self, limit: int, now: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -337,5 +338,40 @@ async def test_claims_leave_out_what_is_in_hand_and_still_fill_the_limit(tmp_pat
         assert [m.key for m in heads] == ["m0", "m1"]
         assert [m.key for m in rest] == ["m2", "m3", "m4", "m5"]
         assert await storage.due_outbox_messages(10, "9999", {m.id for m in heads + rest}) == []
+    finally:
+        await storage.close()
+
+
+async def test_claims_are_leased_to_one_owner_and_taken_over_when_they_expire(
+        tmp_path: Path) -> None:
+    from storage import INBOX, OUTBOX, NewInboxEvent
+
+    storage = await open_storage(tmp_path)
+    try:
+        await storage.store_webhooks([NewInboxEvent("c", f"k{i}", "webhook", b"{}")
+                                      for i in range(3)])
+        mine = await storage.claim_inbox_events("a", 2, lease_seconds=0.3)
+        assert [e.delivery_key for e in mine] == ["k0", "k1"]
+        theirs = await storage.claim_inbox_events("b", 10, lease_seconds=0.3)
+        assert [e.delivery_key for e in theirs] == ["k2"]  # never what "a" holds
+        assert await storage.claim_inbox_events("b", 10, lease_seconds=0.3) == []
+        ids = {e.id for e in mine}
+        assert await storage.extend_claims("b", INBOX, ids, 10) == set()  # not b's to extend
+        assert await storage.extend_claims("a", INBOX, {mine[0].id}, 10) == {mine[0].id}
+        await asyncio.sleep(0.4)  # mine[1]'s lease and "b"'s have run out; mine[0]'s not
+        taken_over = await storage.claim_inbox_events("b", 10, lease_seconds=10)
+        assert sorted(e.delivery_key for e in taken_over) == ["k1", "k2"]
+        await storage.release_claims("a", INBOX, {mine[0].id})
+        assert [e.delivery_key for e in await storage.claim_inbox_events("b", 10, 10)] == ["k0"]
+
+        async with storage.transaction() as tx:
+            await tx.enqueue_outbox([message("m1", "FO1"), message("m2", "FO2")],
+                                    "2000-01-01T00:00:00.000000Z")
+        [first] = await storage.claim_outbox_messages("a", 1, lease_seconds=10)
+        [second] = await storage.claim_outbox_messages("b", 5, lease_seconds=10)
+        assert first.key != second.key
+        assert await storage.claim_outbox_messages("c", 5, lease_seconds=10) == []
+        await storage.release_claims("b", OUTBOX, {second.id})
+        assert [m.key for m in await storage.claim_outbox_messages("c", 5, 10)] == [second.key]
     finally:
         await storage.close()

@@ -12,7 +12,16 @@ import fcntl
 import functools
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+import time
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -22,7 +31,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from gateway.domain.records import PartnerLink, delivery_hash, now_iso, parse_iso
-from storage import FeedState, InboxEvent, NewInboxEvent, OutboxMessage, StorageInUse
+from storage import INBOX, OUTBOX, FeedState, InboxEvent, NewInboxEvent, OutboxMessage, StorageInUse
 from storage.sqlite.tx import (
     SqliteTransaction,
     from_json,
@@ -47,6 +56,53 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+class _Leases:
+    """Claims of one queue, held in memory: one process serves a SQLite file (join), so a
+    claim costs no write, and after a crash every unfinished item is simply due again."""
+
+    def __init__(self) -> None:
+        self.held: dict[int, tuple[str, float]] = {}  # id -> (owner, lease end, monotonic)
+        self._reads = 0
+        self._released_during_read: set[int] = set()
+
+    def unavailable(self) -> list[int]:
+        now = time.monotonic()
+        for item_id in [i for i, (_, until) in self.held.items() if until <= now]:
+            del self.held[item_id]  # expired: anyone may claim it again
+        return list(self.held)
+
+    def begin_read(self) -> None:
+        self._reads += 1
+
+    def end_read(self, found: list[T], key: Callable[[T], int]) -> list[T]:
+        """What a claim's read found, less what was released while it ran (a read that began
+        before an outcome's commit may still have seen the item due)."""
+        self._reads -= 1
+        found = [item for item in found if key(item) not in self._released_during_read]
+        if not self._reads:
+            self._released_during_read.clear()
+        return found
+
+    def take(self, owner: str, ids: Iterable[int], lease_seconds: float) -> None:
+        until = time.monotonic() + lease_seconds
+        for item_id in ids:
+            self.held[item_id] = (owner, until)
+
+    def extend(self, owner: str, ids: Iterable[int], lease_seconds: float) -> set[int]:
+        until = time.monotonic() + lease_seconds
+        kept = {i for i in ids if self.held.get(i, ("", 0.0))[0] == owner}
+        for item_id in kept:
+            self.held[item_id] = (owner, until)
+        return kept
+
+    def release(self, owner: str, ids: Iterable[int]) -> None:
+        for item_id in ids:
+            if self.held.get(item_id, ("", 0.0))[0] == owner:
+                del self.held[item_id]
+                if self._reads:
+                    self._released_during_read.add(item_id)
+
+
 class SqliteStorage(SqliteViews):
     """`storage.Storage` on one SQLite file."""
 
@@ -60,6 +116,7 @@ class SqliteStorage(SqliteViews):
         self._checkpointer: asyncio.Task[None] | None = None
         # Set by the owner: while it says a write burst is under way, checkpoints wait.
         self.busy: Callable[[], bool] = lambda: False
+        self._leases = {INBOX: _Leases(), OUTBOX: _Leases()}
         self._webhook_keys: set[int] = set()
         self._webhook_keys_loaded = False
         self._lock_file: Any = None
@@ -299,15 +356,42 @@ class SqliteStorage(SqliteViews):
                                 (connector,))
         return [_feed_state(r) for r in rows]
 
+    # claims
+
+    async def _claim(self, queue: str, owner: str, limit: int, lease_seconds: float,
+                     read: Callable[[int, str, Collection[int]], Awaitable[list[T]]]
+                     ) -> list[T]:
+        leases = self._leases[queue]
+        leases.begin_read()
+        try:
+            found = await read(limit, now_iso(), leases.unavailable())
+        except BaseException:
+            leases.end_read([], lambda item: 0)
+            raise
+        found = leases.end_read(found, lambda item: item.id)
+        leases.take(owner, [item.id for item in found], lease_seconds)
+        return found
+
+    async def claim_inbox_events(self, owner: str, limit: int,
+                                 lease_seconds: float) -> list[InboxEvent]:
+        return await self._claim(INBOX, owner, limit, lease_seconds, self.pending_inbox_events)
+
+    async def claim_outbox_messages(self, owner: str, limit: int,
+                                    lease_seconds: float) -> list[OutboxMessage]:
+        return await self._claim(OUTBOX, owner, limit, lease_seconds, self.due_outbox_messages)
+
+    async def extend_claims(self, owner: str, queue: str, ids: Collection[int],
+                            lease_seconds: float) -> set[int]:
+        return self._leases[queue].extend(owner, ids, lease_seconds)
+
+    async def release_claims(self, owner: str, queue: str, ids: Collection[int]) -> None:
+        self._leases[queue].release(owner, ids)
+
     # the inbox worker
 
     async def pending_inbox_events(self, limit: int, now: str,
                                    skip: Collection[int] = ()) -> list[InboxEvent]:
-        """Due events, oldest first, except those the caller already has in hand.
-
-        Claims live in the one process's memory, not in the table: a claim costs no write, and
-        after a crash every unprocessed event is simply pending again.
-        """
+        """Due events, oldest first, except those in `skip` (claimed: see _Leases)."""
         rows = list(await self.reader.execute_fetchall(
             "SELECT * FROM inbox_events WHERE status = 'pending' AND next_attempt_at <= ?"
             " AND id NOT IN (SELECT value FROM json_each(?))"  # in hand: not fetched at all
