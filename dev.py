@@ -3,7 +3,7 @@
 
     python3 dev.py demo     create .venv if needed, install, run the demo
     python3 dev.py test     create .venv if needed, install, run the whole test suite
-    python3 dev.py bench [intake|outbox]   run the benchmarks in bench/ (both by default)
+    python3 dev.py bench [intake|outbox|pipeline]   run the benchmarks in bench/ (all by default)
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def ensure_environment() -> None:
         stamp.touch()
 
 
-BENCHMARKS = ("intake", "outbox")
+BENCHMARKS = ("intake", "outbox", "pipeline")
 
 
 def main(argv: list[str]) -> int:

@@ -59,6 +59,7 @@ class SandboxState:
         self._window_start = time.monotonic()
         self._window_count = 0
         self.orders: dict[int, dict[str, Any]] = {}
+        self._order_by_key: dict[str, int] = {}  # orderKey is unique: createorder upserts by it
         self.shipments: dict[int, dict[str, Any]] = {}
         self.fulfillments: dict[int, dict[str, Any]] = {}
         self.webhooks: dict[int, dict[str, Any]] = {}
@@ -94,7 +95,7 @@ class SandboxState:
                                          content_type="application/json")
         now = pacific_stamp(datetime.now(UTC))
         key = body.get("orderKey") or secrets.token_hex(16)
-        existing = next((o for o in self.orders.values() if o["orderKey"] == key), None)
+        existing = self.orders.get(self._order_by_key.get(key, 0))
         if existing and existing["orderStatus"] not in UPDATABLE_STATUSES:
             raise web.HTTPBadRequest(
                 text=_error(f"order {existing['orderId']} is {existing['orderStatus']} and can't"
@@ -108,6 +109,7 @@ class SandboxState:
                    "storeId": 1, **(order.get("advancedOptions") or {})}
         order["advancedOptions"] = options
         self.orders[order["orderId"]] = order
+        self._order_by_key[key] = order["orderId"]
         return order
 
     def order(self, order_id: int) -> dict[str, Any]:
