@@ -23,9 +23,16 @@ from gateway.connector import Connector, connector_class
 from gateway.errors import ConfigError, Undeliverable
 from gateway.intake import GroupCommitter, webhook_handler
 from gateway.metrics import Metrics
-from gateway.names import PUSH_FULFILLMENT, PUSH_ORDER, SUBSCRIBER, split_destination
+from gateway.names import (
+    PUSH_FULFILLMENT,
+    PUSH_ORDER,
+    SUBSCRIBER,
+    connector_destination,
+    split_destination,
+)
 from gateway.outbound import Outbound
 from gateway.outbox import OutboxDispatcher
+from gateway.ratelimit import RateBudget
 from gateway.scheduler import Poller, build_scheduler
 from gateway.subscribers import Subscribers
 from gateway.worker import InboxWorker
@@ -90,6 +97,11 @@ class Gateway:
                 raise ConfigError(f"{channel.key}.push_fulfillment_updates: connector"
                                   f" {channel.source_connector!r} cannot take fulfillment updates")
 
+    def _budget(self, connector: str, per_window: int, window_seconds: float) -> RateBudget:
+        """A connector's request budget, held in storage: shared by every process."""
+        return RateBudget(per_window, window_seconds, key=connector_destination(connector),
+                          reserve=self.storage.reserve_rate, pause_shared=self.storage.pause_rate)
+
     async def _send(self, message: OutboxMessage) -> Mapping[str, Any]:
         """The dispatcher's one way out: a subscriber delivery or a connector's operation."""
         kind, name = split_destination(message.destination)
@@ -122,7 +134,7 @@ class Gateway:
         for cfg in self.config.connectors:
             if cfg.enabled:
                 self.connectors[cfg.name] = self._classes[cfg.name](
-                    cfg, self.config, self.session, self.metrics)
+                    cfg, self.config, self.session, self.metrics, budgets=self._budget)
         if not self.serving:
             log.info("gateway.started", role="command", storage=self.config.storage.path)
             return  # a one-off command (poll): the serving process does the rest

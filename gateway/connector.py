@@ -32,11 +32,13 @@ from gateway.domain.records import PartnerOrder, PartnerRecord, Shipment
 from gateway.errors import ConfigError, OperationUnsupported
 from gateway.metrics import Metrics
 from gateway.names import RECORD_WRITES, record_operation
+from gateway.ratelimit import RateBudget
 from storage import InboxEvent, NewInboxEvent, OutboxMessage
 
 _TYPE = re.compile(r"^[a-z][a-z0-9_]*$")
 REQUIRED: Any = object()
 Record = Shipment | PartnerOrder | PartnerRecord
+BudgetFactory = Callable[[str, int, float], RateBudget]  # (connector, per window, window)
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
@@ -153,12 +155,20 @@ class Connector:
     stored_headers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any, app_config: Any, session: aiohttp.ClientSession,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, budgets: BudgetFactory | None = None) -> None:
         self.config = config  # gateway.config.ConnectorConfig
         self.name: str = config.name
         self.settings: Mapping[str, Any] = config.settings
         self.session = session
         self.metrics = metrics
+        self._budgets = budgets
+
+    def rate_budget(self, per_window: int, window_seconds: float) -> RateBudget:
+        """This partner's request budget, shared with every process that calls it (the
+        gateway hands over one held in storage; alone, e.g. in a test, it is local)."""
+        if self._budgets is None:
+            return RateBudget(per_window, window_seconds)
+        return self._budgets(self.name, per_window, window_seconds)
 
     # what the type declares, read by the gateway
 

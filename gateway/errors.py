@@ -131,7 +131,7 @@ RETRY, WAIT, DEAD = "retry", "wait", "dead"
 class Failure:
     """A failure as the inbox and the outbox record it."""
 
-    kind: str  # rejected | undeliverable | rate_limited | unavailable | error
+    kind: str  # rejected | undeliverable | invalid | rate_limited | unavailable | error
     action: str  # RETRY on the schedule, WAIT at least retry_after, or DEAD at once
     message: str
     retry_after: float | None = None
@@ -147,6 +147,9 @@ def classify(exc: BaseException) -> Failure:
         return Failure("rejected", DEAD, exc.message)
     if isinstance(exc, Undeliverable):
         return Failure("undeliverable", DEAD, exc.message)
+    if isinstance(exc, BadRequest | NotFound | Conflict):
+        # what the records ask contradicts what is stored: the same every time
+        return Failure("invalid", DEAD, exc.message)
     if isinstance(exc, PartnerRateLimited):
         return Failure("rate_limited", WAIT, exc.message, exc.retry_after)
     if isinstance(exc, PartnerUnavailable):

@@ -1,8 +1,12 @@
-"""A per-connector request budget shared by every caller of that connector.
+"""A per-connector request budget, shared by every caller of that connector in this process
+and, through storage, by every process calling the same partner.
 
-Two sources of truth are combined: our own count of requests in the last window (so we never
-exceed the documented budget), and what the partner's headers say is left (so a budget shared
-with other apps on the same key is respected too).
+Three sources of truth are combined: our own count of requests in the last window (so this
+process never exceeds the documented budget), what the partner's headers say is left (so a
+budget shared with other apps on the same key is respected too), and a shared count in
+storage, from which each process reserves a few requests at a time. A reservation is used
+within a tenth of the window or dropped, and storage counts reservations over the window plus
+that tenth, so all processes together never exceed the budget in any window.
 """
 
 from __future__ import annotations
@@ -10,23 +14,51 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
+
+# (key, want, limit, window seconds) -> (granted, seconds to wait when none)
+Reserve = Callable[[str, int, int, float], Awaitable[tuple[int, float]]]
+Pause = Callable[[str, float], Awaitable[None]]
+RESERVATION_SHARE = 10  # reserve a tenth of the budget at a time (at least one request)
+MAX_RESERVATION = 1000
 
 
 class RateBudget:
-    def __init__(self, per_window: int, window_seconds: float = 60.0) -> None:
+    def __init__(self, per_window: int, window_seconds: float = 60.0, *,
+                 key: str = "", reserve: Reserve | None = None,
+                 pause_shared: Pause | None = None) -> None:
         if per_window <= 0 or window_seconds <= 0:
             raise ValueError("a rate budget needs a positive size and window")
         self.per_window = per_window
         self.window_seconds = window_seconds
+        self.key = key
+        self._reserve = reserve
+        self._pause_shared = pause_shared
+        self._reservation = max(1, min(per_window // RESERVATION_SHARE, MAX_RESERVATION))
+        self._fresh_for = window_seconds / RESERVATION_SHARE
+        self._pool = 0  # reserved and not yet used
+        self._pool_until = 0.0
         self._sent: deque[float] = deque()
         self._blocked_until = 0.0
         self._lock = asyncio.Lock()
+        self._pausing: set[asyncio.Task[None]] = set()
         self.partner_remaining: int | None = None
         self.partner_limit: int | None = None
 
     def _trim(self, now: float) -> None:
         while self._sent and self._sent[0] <= now - self.window_seconds:
             self._sent.popleft()
+
+    async def _shared_wait(self, now: float) -> float:
+        """0 when a reserved request is in hand, else how long to wait for one."""
+        if self._reserve is None:
+            return 0.0
+        if self._pool and now < self._pool_until:
+            return 0.0
+        granted, wait = await self._reserve(self.key, self._reservation, self.per_window,
+                                            self.window_seconds + self._fresh_for)
+        self._pool, self._pool_until = granted, time.monotonic() + self._fresh_for
+        return 0.0 if granted else wait
 
     async def acquire(self) -> None:
         """Wait until one more request fits in the budget, then count it."""
@@ -38,13 +70,22 @@ class RateBudget:
                 if len(self._sent) >= self.per_window:
                     wait = max(wait, self._sent[0] + self.window_seconds - now)
                 if wait <= 0:
-                    self._sent.append(now)
+                    wait = await self._shared_wait(now)
+                if wait <= 0:
+                    if self._reserve is not None:
+                        self._pool -= 1
+                    self._sent.append(time.monotonic())
                     return
                 await asyncio.sleep(wait)
 
     def pause(self, seconds: float) -> None:
-        """The partner said stop (429, or nothing left): block every caller that long."""
+        """The partner said stop (429, or nothing left): block every caller that long, in
+        every process."""
         self._blocked_until = max(self._blocked_until, time.monotonic() + max(seconds, 0.0))
+        if self._pause_shared is not None and seconds > 0:
+            task = asyncio.get_running_loop().create_task(self._pause_shared(self.key, seconds))
+            self._pausing.add(task)
+            task.add_done_callback(self._pausing.discard)
 
     def observe(self, limit: int | None, remaining: int | None, reset_seconds: float | None) -> None:
         self.partner_limit, self.partner_remaining = limit, remaining
@@ -55,6 +96,6 @@ class RateBudget:
         now = time.monotonic()
         self._trim(now)
         return {"budget_per_window": self.per_window, "window_seconds": self.window_seconds,
-                "used_in_window": len(self._sent),
+                "used_in_window": len(self._sent), "shared": self._reserve is not None,
                 "partner_limit": self.partner_limit, "partner_remaining": self.partner_remaining,
                 "paused_for_seconds": round(max(self._blocked_until - now, 0.0), 3)}

@@ -124,8 +124,9 @@ class FakeConnector(Connector):
         "push_inventory": "the fake partner keeps no stock levels"}
     stored_headers: ClassVar[tuple[str, ...]] = ("X-Fake-Topic",)
 
-    def __init__(self, config: Any, app_config: Any, session: Any, metrics: Any) -> None:
-        super().__init__(config, app_config, session, metrics)
+    def __init__(self, config: Any, app_config: Any, session: Any, metrics: Any,
+                 **contract: Any) -> None:
+        super().__init__(config, app_config, session, metrics, **contract)
         self._token = app_config.secret(self.settings["token_env"])
         self.partner = partner(self.name)
 

@@ -375,3 +375,40 @@ async def test_claims_are_leased_to_one_owner_and_taken_over_when_they_expire(
         assert [m.key for m in await storage.claim_outbox_messages("c", 5, 10)] == [second.key]
     finally:
         await storage.close()
+
+
+async def test_a_rate_budget_in_storage_is_shared_by_every_process(tmp_path: Path) -> None:
+    """Two processes' budgets (two storage connections to one file) together never exceed
+    the partner's limit in any window, and a 429 seen by one pauses the other."""
+    import time
+
+    from gateway.ratelimit import RateBudget
+
+    first, second = await open_storage(tmp_path), SqliteStorage(tmp_path / "db.sqlite3")
+    await second.open()
+    try:
+        budgets = [RateBudget(20, 1.0, key="connector:partner", reserve=s.reserve_rate,
+                              pause_shared=s.pause_rate) for s in (first, second)]
+        stamps: list[float] = []
+
+        async def caller(budget: RateBudget, until: float) -> None:
+            while time.monotonic() < until:
+                await budget.acquire()
+                stamps.append(time.monotonic())
+
+        until = time.monotonic() + 2.5
+        await asyncio.gather(*(caller(b, until) for b in budgets for _ in range(3)))
+        stamps.sort()
+        busiest = max(sum(1 for t in stamps[i:] if t < start + 1.0)
+                      for i, start in enumerate(stamps))
+        assert busiest <= 20, busiest
+        assert len(stamps) >= 30  # and the budget is used, not starved
+        budgets[0].pause(0.6)
+        await asyncio.sleep(0.05)  # the pause reaches storage
+        fresh = RateBudget(20, 1.0, key="connector:partner", reserve=second.reserve_rate)
+        started = time.monotonic()
+        await fresh.acquire()
+        assert time.monotonic() - started >= 0.4
+    finally:
+        await second.close()
+        await first.close()

@@ -37,7 +37,6 @@ from gateway.domain.records import Shipment, parse_iso, utc_iso
 from gateway.errors import PartnerRejected, WebhookRejected
 from gateway.metrics import Metrics
 from gateway.names import CANCEL_ORDER, PUSH_ORDER
-from gateway.ratelimit import RateBudget
 from storage import InboxEvent, NewInboxEvent, OutboxMessage
 
 SHIPMENT_EVENTS = {"SHIP_NOTIFY", "ITEM_SHIP_NOTIFY"}
@@ -73,8 +72,8 @@ class ShipStationConnector(Connector):
     operations: ClassVar[frozenset[str]] = frozenset({PUSH_ORDER, CANCEL_ORDER})
 
     def __init__(self, config: ConnectorConfig, app_config: Config,
-                 session: aiohttp.ClientSession, metrics: Metrics) -> None:
-        super().__init__(config, app_config, session, metrics)
+                 session: aiohttp.ClientSession, metrics: Metrics, **contract: Any) -> None:
+        super().__init__(config, app_config, session, metrics, **contract)
         settings = self.settings
         key = app_config.secret(settings["api_key_env"])
         secret = app_config.secret(settings["api_secret_env"])
@@ -83,8 +82,8 @@ class ShipStationConnector(Connector):
         self.page_size = settings["page_size"]
         self.overlap = timedelta(minutes=settings["poll_overlap_minutes"])
         self.initial_lookback = timedelta(hours=settings["initial_lookback_hours"])
-        self.budget = RateBudget(settings["rate_limit_per_minute"],
-                                 settings["rate_limit_window_seconds"])
+        self.budget = self.rate_budget(settings["rate_limit_per_minute"],
+                                       settings["rate_limit_window_seconds"])
         self.client = ShipStationClient(
             session, config.base_url, basic_auth(key, secret), self.budget,
             timeout_seconds=settings["request_timeout_seconds"],

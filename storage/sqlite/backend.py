@@ -487,6 +487,34 @@ class SqliteStorage(SqliteViews):
                     " updated_at = ? WHERE id = ? AND status = 'dead'", (at, at, int(number)))
             return cur.rowcount == 1
 
+    # shared rate budgets
+
+    async def reserve_rate(self, key: str, want: int, limit: int,
+                           window_seconds: float) -> tuple[int, float]:
+        async with self._write() as db:
+            now = time.time()
+            paused = await db.execute_fetchall(
+                "SELECT until FROM rate_pauses WHERE key = ? AND until > ?", (key, now))
+            if paused:
+                return 0, paused[0]["until"] - now
+            await db.execute("DELETE FROM rate_reservations WHERE key = ? AND at <= ?",
+                             (key, now - window_seconds))
+            rows = await db.execute_fetchall(
+                "SELECT COALESCE(SUM(count), 0) AS used, MIN(at) AS oldest"
+                " FROM rate_reservations WHERE key = ?", (key,))
+            granted = max(0, min(want, limit - rows[0]["used"]))
+            if granted == 0:
+                return 0, max(rows[0]["oldest"] + window_seconds - now, 0.01)
+            await db.execute("INSERT INTO rate_reservations (key, at, count) VALUES (?,?,?)",
+                             (key, now, granted))
+            return granted, 0.0
+
+    async def pause_rate(self, key: str, seconds: float) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO rate_pauses (key, until) VALUES (?,?) ON CONFLICT (key) DO UPDATE"
+                " SET until = MAX(until, excluded.until)", (key, time.time() + seconds))
+
     # links
 
     async def links_to_watch(self, connector: str, role: str, now: str,
