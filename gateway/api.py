@@ -313,9 +313,9 @@ async def match_unmatched(request: web.Request) -> web.Response:
     view = await gw.storage.shipment_view(shipment_id)
     if view is None:
         raise NotFound(f"shipment {shipment_id} does not exist")
-    if view["match_state"] != "unmatched":
+    if view.match_state != "unmatched":
         raise Conflict(f"shipment {shipment_id} is already matched to "
-                       f"{', '.join(view['fulfillment_order_ids'])}")
+                       f"{', '.join(view.fulfillment_order_ids)}")
     await gw.commands.match_manually(shipment_id, fo_ids)
     return json_response(await gw.storage.shipment_view(shipment_id))
 

@@ -10,7 +10,7 @@ import sys
 from gateway import config as config_mod
 from gateway import logs
 from gateway.errors import ConfigError, GatewayError
-from storage import Storage, StorageInUse, open_backend
+from storage import DeadLetter, Storage, StorageInUse, open_backend
 
 PROGRESS_FROM = 10  # replaying this many or more shows a progress bar
 
@@ -62,7 +62,7 @@ async def _poll(cfg: config_mod.Config, name: str, feed: str | None) -> None:
         await gateway.stop()
 
 
-async def _all_dead_letters(storage: Storage) -> list[dict]:
+async def _all_dead_letters(storage: Storage) -> list[DeadLetter]:
     items, cursor = [], None
     while True:
         page = await storage.list_dead_letters(cursor, 200)
@@ -84,12 +84,12 @@ async def _dead_letters(cfg: config_mod.Config, action: str, ids: list[str],
         await storage.migrate()
         if action == "list":
             for item in await _all_dead_letters(storage):
-                where = item["connector"] or item["destination"]
-                print(f"{item['id']}\t{item['kind']}\t{where}\t{item['attempts']} attempt(s)\t"
-                      f"{item['error']}")
+                where = item.connector or item.destination
+                print(f"{item.id}\t{item.kind}\t{where}\t{item.attempts} attempt(s)\t"
+                      f"{item.error}")
             return
         if replay_all:
-            ids = [item["id"] for item in await _all_dead_letters(storage)]
+            ids = [item.id for item in await _all_dead_letters(storage)]
         if not ids:
             raise GatewayError("name the dead letters to replay, or pass --all")
         missing = []

@@ -20,7 +20,14 @@ from gateway.domain.records import (
     PartnerRecord,
     Shipment,
 )
+from storage.models import (
+    DeadLetter,
+    FulfillmentOrderSummary,
+    FulfillmentOrderView,
+    ShipmentView,
+)
 
+__all__ = ["DeadLetter", "FulfillmentOrderSummary", "FulfillmentOrderView", "ShipmentView"]
 INBOX, OUTBOX = "inbox", "outbox"  # the queues claims are taken from
 
 
@@ -272,13 +279,15 @@ class Storage(Protocol):
     # items: StoredPartnerOrder, oldest first
     async def list_partner_orders(self, connector: str | None, unclaimed: bool,
                                   cursor: str | None, limit: int) -> Page: ...
-    async def fulfillment_order_view(self, fo_id: str) -> dict[str, Any] | None: ...
+    async def fulfillment_order_view(self, fo_id: str) -> FulfillmentOrderView | None: ...
+    # items: FulfillmentOrderSummary, oldest change first
     async def list_fulfillment_orders(self, status: str | None, updated_since: str | None,
                                       cursor: str | None, limit: int) -> Page: ...
-    async def shipment_view(self, shipment_id: str) -> dict[str, Any] | None: ...
+    async def shipment_view(self, shipment_id: str) -> ShipmentView | None: ...
+    # items: ShipmentView
     async def list_shipments(self, fo_id: str | None, cursor: str | None, limit: int) -> Page: ...
     async def list_unmatched(self, cursor: str | None, limit: int) -> Page: ...
-    # Dead letters of both kinds, ids "inbox-N" and "outbox-N".
+    # items: DeadLetter, of both kinds, ids "inbox-N" and "outbox-N".
     async def list_dead_letters(self, cursor: str | None, limit: int) -> Page: ...
     async def replay_dead_letter(self, dead_letter_id: str, at: str) -> bool: ...
     # A dead letter a person decided not to retry: no longer listed, never replayed.

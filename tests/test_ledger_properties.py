@@ -61,15 +61,15 @@ async def replay(events: list[Shipment]) -> tuple:
             result = []
             for fo_id, _ in FOS:
                 view = await storage.fulfillment_order_view(fo_id)
-                changes = [(t["from_status"], t["to_status"]) for t in view["timeline"]
-                           if t["kind"] == "status_changed"]
+                changes = [(t.from_status, t.to_status) for t in view.timeline
+                           if t.kind == "status_changed"]
                 # Every recorded change really is a change, and the chain is unbroken.
                 assert all(a != b for a, b in changes)
                 assert all(changes[i][1] == changes[i + 1][0] for i in range(len(changes) - 1))
-                for line in view["lines"]:
-                    assert 0 <= line["fulfilled"] <= line["requested"]
-                result.append((view["status"], [(ln["sku"], ln["fulfilled"])
-                                                for ln in view["lines"]]))
+                for line in view.lines:
+                    assert 0 <= line.fulfilled <= line.requested
+                result.append((view.status, [(ln.sku, ln.fulfilled)
+                                                for ln in view.lines]))
             return tuple(result)
         finally:
             await storage.close()

@@ -65,7 +65,7 @@ async def test_older_version_never_replaces_newer(tmp_path: Path) -> None:
             out = await ledger.record_shipments(tx, [shipped], "t2")
         assert out.ignored == ["500001"] and out.status_changes == []
         view = await storage.fulfillment_order_view("fo_1")
-        assert view["status"] == "unfulfilled" and view["shipments"][0]["status"] == "voided"
+        assert view.status == "unfulfilled" and view.shipments[0].status == "voided"
 
         async with storage.transaction() as tx:  # a relabel is a new shipment id
             relabel = Shipment(**{**shipped.__dict__, "external_id": "500002",
@@ -73,8 +73,8 @@ async def test_older_version_never_replaces_newer(tmp_path: Path) -> None:
             out = await ledger.record_shipments(tx, [relabel, relabel], "t3")
         assert [(c.old, c.new) for c in out.status_changes] == [("unfulfilled", "fulfilled")]
         view = await storage.fulfillment_order_view("fo_1")
-        changes = [t for t in view["timeline"] if t["kind"] == "status_changed"]
-        assert len(changes) == 1 and view["lines"][0]["fulfilled"] == 4
+        changes = [t for t in view.timeline if t.kind == "status_changed"]
+        assert len(changes) == 1 and view.lines[0].fulfilled == 4
     finally:
         await storage.close()
 
@@ -133,7 +133,7 @@ async def test_fo_created_later_finds_its_unmatched_shipments_by_index(tmp_path:
         assert [(c.fo_id, c.new) for c in out.status_changes] == [("fo_500", "fulfilled")]
         assert [(c.fo_id, c.new) for c in out2.status_changes] == [("fo_key", "fulfilled")]
         view = await storage.fulfillment_order_view("fo_500")
-        assert sorted(s["external_id"] for s in view["shipments"]) == ["s1", "s2"]
+        assert sorted(s.external_id for s in view.shipments) == ["s1", "s2"]
         unmatched = await storage.list_unmatched(None, 200)
         assert len(unmatched.items) == 51  # the noise and the look-alike 5000-1 still wait
     finally:
@@ -185,7 +185,7 @@ async def test_late_outcomes_never_overwrite_newer_ones(tmp_path: Path) -> None:
         async with storage.transaction() as tx:
             await tx.mark_inbox_processed([event.id], "2000-01-01T00:00:03.000000Z")
         [dead] = (await storage.list_dead_letters(None, 10)).items
-        assert dead["error"] == "gave up"
+        assert dead.error == "gave up"
         assert await storage.replay_dead_letter(f"inbox-{event.id}", "2000-01-01T00:00:04.000000Z")
         [again] = await storage.pending_inbox_events(10, "9999")
         assert again.attempts == 0
@@ -305,9 +305,9 @@ async def test_outbox_sequences_idempotent_keys_and_late_outcomes(tmp_path: Path
             assert not await tx.mark_outbox_sent(a1.id, t(3), {})  # late: it is dead
         assert [m.key for m in await storage.due_outbox_messages(10, "8999")][0] == "a2"
         [dead] = (await storage.list_dead_letters(None, 10)).items
-        assert dead["id"] == f"outbox-{a1.id}" and dead["error"] == "rejected: no"
-        assert await storage.replay_dead_letter(dead["id"], t(4))
-        assert not await storage.replay_dead_letter(dead["id"], t(4))
+        assert dead.id == f"outbox-{a1.id}" and dead.error == "rejected: no"
+        assert await storage.replay_dead_letter(dead.id, t(4))
+        assert not await storage.replay_dead_letter(dead.id, t(4))
         assert (await storage.due_outbox_messages(1, "8999"))[0].attempts == 0
         async with storage.transaction() as tx:
             for m in await storage.due_outbox_messages(10, "9999"):

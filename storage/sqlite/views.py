@@ -16,8 +16,18 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
-from gateway.domain.records import PartnerRecord
+from gateway.domain.records import OrderRef, PartnerRecord
 from storage import InvalidCursor, Page
+from storage.models import (
+    AllocationView,
+    DeadLetter,
+    FulfillmentOrderSummary,
+    FulfillmentOrderView,
+    LineProgress,
+    OutboundView,
+    ShipmentView,
+    TimelineEntry,
+)
 from storage.sqlite.tx import (
     from_json,
     link_from_row,
@@ -80,55 +90,56 @@ class SqliteViews:
         raise NotImplementedError
 
 
-    async def _fo_lines_view(self, fo_id: str) -> list[dict[str, Any]]:
+    async def _fo_lines_view(self, fo_id: str) -> list[LineProgress]:
         rows = await self._read(
             "SELECT l.line_id, l.sku, l.requested, COALESCE(SUM(a.quantity), 0) AS fulfilled"
             " FROM fulfillment_order_lines l LEFT JOIN allocations a"
             " ON a.fo_id = l.fo_id AND a.line_id = l.line_id"
             " WHERE l.fo_id = ? GROUP BY l.line_id ORDER BY l.position", (fo_id,))
-        return [dict(r) for r in rows]
+        return [LineProgress(**dict(r)) for r in rows]
 
-    def _fo_summary(self, row: aiosqlite.Row) -> dict[str, Any]:
-        return {"id": row["id"], "channel": row["channel"], "order_number": row["order_number"],
-                "status": row["status"], "ship_to": from_json(row["ship_to"]),
-                "custom_fields": from_json(row["custom_fields"]),
-                "created_at": row["created_at"], "updated_at": row["updated_at"]}
+    async def _fo_summary(self, row: aiosqlite.Row) -> FulfillmentOrderSummary:
+        return FulfillmentOrderSummary(
+            id=row["id"], channel=row["channel"], order_number=row["order_number"],
+            status=row["status"], ship_to=from_json(row["ship_to"]),
+            custom_fields=from_json(row["custom_fields"]), created_at=row["created_at"],
+            updated_at=row["updated_at"], lines=await self._fo_lines_view(row["id"]))
 
     @snapshot
-    async def fulfillment_order_view(self, fo_id: str) -> dict[str, Any] | None:
+    async def fulfillment_order_view(self, fo_id: str) -> FulfillmentOrderView | None:
         rows = await self._read("SELECT * FROM fulfillment_orders WHERE id = ?", (fo_id,))
         if not rows:
             return None
-        view = self._fo_summary(rows[0])
-        view["lines"] = await self._fo_lines_view(fo_id)
         refs = await self._read(
             "SELECT kind, value FROM fulfillment_order_refs WHERE fo_id = ? ORDER BY kind, value",
             (fo_id,))
-        view["external_refs"] = [dict(r) for r in refs]
-        view["flow"] = rows[0]["flow"]
-        view["invoice_id"] = rows[0]["invoice_id"]
         pushes = await self._read(
             "SELECT id, destination, kind, status, not_before, attempts, last_error, result,"
             " updated_at FROM outbox_messages WHERE fo_id = ? AND kind != 'event' ORDER BY id",
             (fo_id,))
-        view["outbound"] = [{
-            "id": f"outbox-{r['id']}", "destination": r["destination"], "kind": r["kind"],
-            "status": r["status"], "not_before": r["not_before"], "attempts": r["attempts"],
-            "last_error": r["last_error"], "result": from_json(r["result"]),
-            "updated_at": r["updated_at"]} for r in pushes]
         shipments = await self._read(
             "SELECT s.* FROM shipment_records s JOIN shipment_matches m ON m.shipment_id = s.id"
             " WHERE m.fo_id = ? ORDER BY COALESCE(s.shipped_at, s.partner_updated_at), s.id",
             (fo_id,))
-        view["shipments"] = [await self._shipment_view_row(s) for s in shipments]
         timeline = await self._read(
             "SELECT at, kind, from_status, to_status, detail FROM timeline WHERE fo_id = ?"
             " ORDER BY id", (fo_id,))
-        view["timeline"] = [{**dict(t), "detail": from_json(t["detail"])} for t in timeline]
         links = await self._read("SELECT * FROM partner_links WHERE fo_id = ?"
                                  " ORDER BY role DESC, connector", (fo_id,))
-        view["links"] = [link_from_row(r) for r in links]
-        return view
+        return FulfillmentOrderView(
+            **vars(await self._fo_summary(rows[0])),
+            external_refs=[OrderRef(r["kind"], r["value"]) for r in refs],
+            flow=rows[0]["flow"], invoice_id=rows[0]["invoice_id"],
+            outbound=[OutboundView(
+                id=f"outbox-{r['id']}", destination=r["destination"], kind=r["kind"],
+                status=r["status"], not_before=r["not_before"], attempts=r["attempts"],
+                last_error=r["last_error"], result=from_json(r["result"]),
+                updated_at=r["updated_at"]) for r in pushes],
+            shipments=[await self._shipment_view_row(s) for s in shipments],
+            timeline=[TimelineEntry(at=t["at"], kind=t["kind"], from_status=t["from_status"],
+                                    to_status=t["to_status"], detail=from_json(t["detail"]))
+                      for t in timeline],
+            links=[link_from_row(r) for r in links])
 
     @snapshot
     async def list_fulfillment_orders(self, status: str | None, updated_since: str | None,
@@ -148,38 +159,33 @@ class SqliteViews:
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = await self._read(sql + " ORDER BY updated_at, id LIMIT ?", [*params, limit + 1])
-        items = []
-        for row in rows[:limit]:
-            item = self._fo_summary(row)
-            item["lines"] = await self._fo_lines_view(row["id"])
-            items.append(item)
+        items = [await self._fo_summary(row) for row in rows[:limit]]
         nxt = encode_cursor(rows[limit - 1]["updated_at"], rows[limit - 1]["id"]) \
             if len(rows) > limit else None
         return Page(items, nxt)
 
-    async def _shipment_view_row(self, row: aiosqlite.Row) -> dict[str, Any]:
+    async def _shipment_view_row(self, row: aiosqlite.Row) -> ShipmentView:
         allocations = await self._read(
             "SELECT fo_id, line_id, sku, quantity FROM allocations WHERE shipment_id = ?"
             " ORDER BY fo_id, line_id", (row["id"],))
         matches = await self._read(
             "SELECT fo_id FROM shipment_matches WHERE shipment_id = ? ORDER BY fo_id", (row["id"],))
-        return {
-            "id": row["id"], "source": row["source"], "external_id": row["external_id"],
-            "order_refs": from_json(row["order_refs"]), "lines": from_json(row["lines"]),
-            "status": row["status"], "carrier": row["carrier"], "service": row["service"],
-            "tracking_numbers": from_json(row["tracking_numbers"]),
-            "tracking_url": row["tracking_url"], "shipped_at": row["shipped_at"],
-            "partner_updated_at": row["partner_updated_at"], "recorded_at": row["recorded_at"],
-            "updated_at": row["updated_at"], "match_state": row["match_state"],
-            "match_rule": row["match_rule"], "unmatched_reason": row["unmatched_reason"],
-            "candidates": from_json(row["candidates"]),
-            "fulfillment_order_ids": [m["fo_id"] for m in matches],
-            "allocations": [dict(a) for a in allocations],
-            "overshipped": from_json(row["overshipped"]),
-        }
+        return ShipmentView(
+            id=row["id"], source=row["source"], external_id=row["external_id"],
+            order_refs=from_json(row["order_refs"]), lines=from_json(row["lines"]),
+            status=row["status"], carrier=row["carrier"], service=row["service"],
+            tracking_numbers=from_json(row["tracking_numbers"]),
+            tracking_url=row["tracking_url"], shipped_at=row["shipped_at"],
+            partner_updated_at=row["partner_updated_at"], recorded_at=row["recorded_at"],
+            updated_at=row["updated_at"], match_state=row["match_state"],
+            match_rule=row["match_rule"], unmatched_reason=row["unmatched_reason"],
+            candidates=from_json(row["candidates"]),
+            fulfillment_order_ids=[m["fo_id"] for m in matches],
+            allocations=[AllocationView(**dict(a)) for a in allocations],
+            overshipped=from_json(row["overshipped"]))
 
     @snapshot
-    async def shipment_view(self, shipment_id: str) -> dict[str, Any] | None:
+    async def shipment_view(self, shipment_id: str) -> ShipmentView | None:
         rows = await self._read("SELECT * FROM shipment_records WHERE id = ?", (shipment_id,))
         return await self._shipment_view_row(rows[0]) if rows else None
 
@@ -213,16 +219,17 @@ class SqliteViews:
     async def list_dead_letters(self, cursor: str | None, limit: int) -> Page:
         """Inbox dead letters, then outbox ones, each by id; the cursor names the last seen."""
         source, after_id = decode_cursor(cursor, 2) if cursor else ("inbox", 0)
-        items: list[dict[str, Any]] = []
+        items: list[DeadLetter] = []
         if source == "inbox":
             rows = await self._read(
                 "SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?",
                 (after_id, limit + 1))
-            items += [{"id": f"inbox-{r['id']}", "source": "inbox", "connector": r["connector"],
-                       "destination": None, "kind": r["kind"], "delivery_key": r["delivery_key"],
-                       "fulfillment_order_id": None, "received_at": r["received_at"],
-                       "attempts": r["attempts"], "error": r["last_error"],
-                       "failed_at": r["failed_at"]} for r in rows]
+            items += [DeadLetter(
+                id=f"inbox-{r['id']}", source="inbox", connector=r["connector"],
+                destination=None, kind=r["kind"], delivery_key=r["delivery_key"],
+                fulfillment_order_id=None, received_at=r["received_at"],
+                attempts=r["attempts"], error=r["last_error"], failed_at=r["failed_at"])
+                for r in rows]
             after_id = 0
         if len(items) <= limit:
             rows = await self._read(
@@ -230,17 +237,18 @@ class SqliteViews:
                 " updated_at FROM outbox_messages WHERE status = 'dead' AND id > ?"
                 " ORDER BY id LIMIT ?",
                 (after_id if source == "outbox" else 0, limit + 1 - len(items)))
-            items += [{"id": f"outbox-{r['id']}", "source": "outbox",
-                       "connector": r["destination"].partition(":")[2]
-                       if r["destination"].startswith("connector:") else None,
-                       "destination": r["destination"], "kind": r["kind"], "delivery_key": None,
-                       "fulfillment_order_id": r["fo_id"], "received_at": r["created_at"],
-                       "attempts": r["attempts"], "error": r["last_error"],
-                       "failed_at": r["updated_at"]} for r in rows]
+            items += [DeadLetter(
+                id=f"outbox-{r['id']}", source="outbox",
+                connector=r["destination"].partition(":")[2]
+                if r["destination"].startswith("connector:") else None,
+                destination=r["destination"], kind=r["kind"], delivery_key=None,
+                fulfillment_order_id=r["fo_id"], received_at=r["created_at"],
+                attempts=r["attempts"], error=r["last_error"], failed_at=r["updated_at"])
+                for r in rows]
         nxt = None
         if len(items) > limit:
             last = items[limit - 1]
-            kind, _, number = last["id"].partition("-")
+            kind, _, number = last.id.partition("-")
             nxt = encode_cursor(kind, int(number))
         return Page(items[:limit], nxt)
 

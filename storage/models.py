@@ -1,0 +1,119 @@
+"""Read models: what the storage's reads return, typed, the same from every backend.
+
+Plain frozen data, named as the HTTP API names them, so the API serializes them as they are
+(orjson writes a dataclass by its fields); storage never builds a response shape itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.domain.records import OrderRef, PartnerLink
+
+
+@dataclass(frozen=True)
+class LineProgress:
+    line_id: str
+    sku: str
+    requested: int
+    fulfilled: int
+
+
+@dataclass(frozen=True)
+class AllocationView:
+    fo_id: str
+    line_id: str
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ShipmentView:
+    id: str
+    source: str
+    external_id: str
+    order_refs: Sequence[Mapping[str, str]]
+    lines: Sequence[Mapping[str, Any]]
+    status: str
+    carrier: str | None
+    service: str | None
+    tracking_numbers: Sequence[str]
+    tracking_url: str | None
+    shipped_at: str | None
+    partner_updated_at: str
+    recorded_at: str
+    updated_at: str
+    match_state: str
+    match_rule: str | None
+    unmatched_reason: str | None
+    candidates: Sequence[str]
+    fulfillment_order_ids: Sequence[str]
+    allocations: Sequence[AllocationView]
+    overshipped: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class OutboundView:
+    """A message to a partner about an FO: a push, a cancel, a fulfilment update."""
+
+    id: str  # outbox-N
+    destination: str
+    kind: str
+    status: str
+    not_before: str
+    attempts: int
+    last_error: str | None
+    result: Mapping[str, Any] | None
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: str
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class FulfillmentOrderSummary:
+    id: str
+    channel: str | None
+    order_number: str | None
+    status: str
+    ship_to: Mapping[str, Any]
+    custom_fields: Mapping[str, Any]
+    created_at: str
+    updated_at: str
+    lines: Sequence[LineProgress]
+
+
+@dataclass(frozen=True)
+class FulfillmentOrderView(FulfillmentOrderSummary):
+    external_refs: Sequence[OrderRef]
+    flow: str
+    invoice_id: str | None
+    outbound: Sequence[OutboundView]
+    shipments: Sequence[ShipmentView]
+    timeline: Sequence[TimelineEntry]
+    links: Sequence[PartnerLink]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An inbox event (inbox-N) or an outbound message (outbox-N) that gave up."""
+
+    id: str
+    source: str  # inbox | outbox
+    connector: str | None
+    destination: str | None
+    kind: str
+    delivery_key: str | None
+    fulfillment_order_id: str | None
+    received_at: str
+    attempts: int
+    error: str | None
+    failed_at: str | None

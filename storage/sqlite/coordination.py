@@ -1,0 +1,242 @@
+"""What the SQLite backend does to coordinate work between processes: claims and their leases,
+feed runs, a partner's shared request budget, links to watch, and the lock that lets one
+serving process use a file."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from gateway.domain.records import PartnerLink, now_iso
+from storage import INBOX, OUTBOX, FeedState, InboxEvent, OutboxMessage, StorageInUse
+from storage.sqlite.tx import from_json, link_from_row
+
+T = TypeVar("T")
+
+
+class _Leases:
+    """Claims of one queue, held in memory: one process serves a SQLite file (join), so a
+    claim costs no write, and after a crash every unfinished item is simply due again."""
+
+    def __init__(self) -> None:
+        self.held: dict[int, tuple[str, float]] = {}  # id -> (owner, lease end, monotonic)
+        self._reads = 0
+        self._released_during_read: set[int] = set()
+
+    def unavailable(self) -> list[int]:
+        now = time.monotonic()
+        for item_id in [i for i, (_, until) in self.held.items() if until <= now]:
+            del self.held[item_id]  # expired: anyone may claim it again
+        return list(self.held)
+
+    def begin_read(self) -> None:
+        self._reads += 1
+
+    def end_read(self, found: list[T], key: Callable[[T], int]) -> list[T]:
+        """What a claim's read found, less what was released while it ran (a read that began
+        before an outcome's commit may still have seen the item due)."""
+        self._reads -= 1
+        found = [item for item in found if key(item) not in self._released_during_read]
+        if not self._reads:
+            self._released_during_read.clear()
+        return found
+
+    def take(self, owner: str, ids: Iterable[int], lease_seconds: float) -> None:
+        until = time.monotonic() + lease_seconds
+        for item_id in ids:
+            self.held[item_id] = (owner, until)
+
+    def extend(self, owner: str, ids: Iterable[int], lease_seconds: float) -> set[int]:
+        until = time.monotonic() + lease_seconds
+        kept = {i for i in ids if self.held.get(i, ("", 0.0))[0] == owner}
+        for item_id in kept:
+            self.held[item_id] = (owner, until)
+        return kept
+
+    def release(self, owner: str, ids: Iterable[int]) -> None:
+        for item_id in ids:
+            if self.held.get(item_id, ("", 0.0))[0] == owner:
+                del self.held[item_id]
+                if self._reads:
+                    self._released_during_read.add(item_id)
+
+
+class SqliteCoordination:
+    """Mixed into SqliteStorage, which provides the connections and the write lock."""
+
+    path: str
+    _lock_file: Any
+    _leases: dict[str, _Leases]
+
+    def _write(self) -> Any:
+        raise NotImplementedError
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        raise NotImplementedError
+
+    async def pending_inbox_events(self, limit: int, now: str,
+                                   skip: Collection[int] = ()) -> list[InboxEvent]:
+        raise NotImplementedError
+
+    async def due_outbox_messages(self, limit: int, now: str,
+                                  skip: Collection[int] = ()) -> list[OutboxMessage]:
+        raise NotImplementedError
+
+    async def join(self, owner: str) -> None:
+        """One serving process per SQLite file: webhook de-duplication and claims live in
+        its memory. A second one is refused (fcntl lock beside the file, freed at exit)."""
+        if self.path == ":memory:" or self._lock_file is not None:
+            return
+        self._lock_file = await asyncio.to_thread(_lock_exclusively, self.path, owner)
+
+    # claims
+
+    async def _claim(self, queue: str, owner: str, limit: int, lease_seconds: float,
+                     read: Callable[[int, str, Collection[int]], Awaitable[list[T]]]
+                     ) -> list[T]:
+        leases = self._leases[queue]
+        leases.begin_read()
+        try:
+            found = await read(limit, now_iso(), leases.unavailable())
+        except BaseException:
+            leases.end_read([], lambda item: 0)
+            raise
+        found = leases.end_read(found, lambda item: item.id)
+        leases.take(owner, [item.id for item in found], lease_seconds)
+        return found
+
+    async def claim_inbox_events(self, owner: str, limit: int,
+                                 lease_seconds: float) -> list[InboxEvent]:
+        return await self._claim(INBOX, owner, limit, lease_seconds, self.pending_inbox_events)
+
+    async def claim_outbox_messages(self, owner: str, limit: int,
+                                    lease_seconds: float) -> list[OutboxMessage]:
+        return await self._claim(OUTBOX, owner, limit, lease_seconds, self.due_outbox_messages)
+
+    async def extend_claims(self, owner: str, queue: str, ids: Collection[int],
+                            lease_seconds: float) -> set[int]:
+        return self._leases[queue].extend(owner, ids, lease_seconds)
+
+    async def release_claims(self, owner: str, queue: str, ids: Collection[int]) -> None:
+        self._leases[queue].release(owner, ids)
+
+    # feed runs
+
+    async def claim_feed_run(self, connector: str, feed: str, owner: str, now: str,
+                             lease_until: str, started_before: str | None = None
+                             ) -> FeedState | None:
+        async with self._write() as db:
+            await db.execute("INSERT INTO feed_state (connector, feed) VALUES (?,?)"
+                             " ON CONFLICT DO NOTHING", (connector, feed))
+            cur = await db.execute(
+                "UPDATE feed_state SET owner = ?, lease_until = ?, last_started_at = ?"
+                " WHERE connector = ? AND feed = ?"
+                " AND (owner IS NULL OR owner = ? OR lease_until <= ?)"
+                " AND (? IS NULL OR last_started_at IS NULL OR last_started_at < ?)",
+                (owner, lease_until, now, connector, feed, owner, now, started_before,
+                 started_before))
+            if cur.rowcount != 1:
+                return None
+            rows = await db.execute_fetchall(
+                "SELECT * FROM feed_state WHERE connector = ? AND feed = ?", (connector, feed))
+            return _feed_state(rows[0])
+
+    async def extend_feed_lease(self, connector: str, feed: str, owner: str,
+                                lease_until: str) -> bool:
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE feed_state SET lease_until = ? WHERE connector = ? AND feed = ?"
+                " AND owner = ?", (lease_until, connector, feed, owner))
+            return cur.rowcount == 1
+
+    async def record_poll_error(self, connector: str, feed: str, owner: str, error: str,
+                                at: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE feed_state SET last_error = ?, last_error_at = ?, owner = NULL,"
+                " lease_until = NULL WHERE connector = ? AND feed = ? AND owner = ?",
+                (error, at, connector, feed, owner))
+
+    async def feed_states(self, connector: str) -> list[FeedState]:
+        rows = await self._read("SELECT * FROM feed_state WHERE connector = ? ORDER BY feed",
+                                (connector,))
+        return [_feed_state(r) for r in rows]
+
+    # shared rate budgets
+
+    async def reserve_rate(self, key: str, want: int, limit: int,
+                           window_seconds: float) -> tuple[int, float]:
+        async with self._write() as db:
+            now = time.time()
+            paused = await db.execute_fetchall(
+                "SELECT until FROM rate_pauses WHERE key = ? AND until > ?", (key, now))
+            if paused:
+                return 0, paused[0]["until"] - now
+            await db.execute("DELETE FROM rate_reservations WHERE key = ? AND at <= ?",
+                             (key, now - window_seconds))
+            rows = await db.execute_fetchall(
+                "SELECT COALESCE(SUM(count), 0) AS used, MIN(at) AS oldest"
+                " FROM rate_reservations WHERE key = ?", (key,))
+            granted = max(0, min(want, limit - rows[0]["used"]))
+            if granted == 0:
+                return 0, max(rows[0]["oldest"] + window_seconds - now, 0.01)
+            await db.execute("INSERT INTO rate_reservations (key, at, count) VALUES (?,?,?)",
+                             (key, now, granted))
+            return granted, 0.0
+
+    async def pause_rate(self, key: str, seconds: float) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO rate_pauses (key, until) VALUES (?,?) ON CONFLICT (key) DO UPDATE"
+                " SET until = MAX(until, excluded.until)", (key, time.time() + seconds))
+
+    # links
+
+    async def links_to_watch(self, connector: str, role: str, now: str,
+                             after_fo_id: str | None, limit: int) -> list[PartnerLink]:
+        rows = await self._read(
+            "SELECT * FROM partner_links WHERE connector = ? AND role = ?"
+            " AND (state = 'open' OR (state = 'watching' AND watch_until > ?))"
+            " AND fo_id > ? ORDER BY fo_id LIMIT ?",
+            (connector, role, now, after_fo_id or "", limit))
+        return [link_from_row(r) for r in rows]
+
+    async def finish_watching_links(self, now: str) -> int:
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE partner_links SET state = 'complete', updated_at = ?"
+                " WHERE state = 'watching' AND watch_until <= ?", (now, now))
+            return cur.rowcount
+
+
+def _lock_exclusively(path: str, owner: str) -> Any:
+    handle = Path(path + ".lock").open("a+")  # noqa: SIM115 - held open while serving
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StorageInUse(
+            f"{path} is served by {holder}; one gateway process serves a SQLite file (use"
+            " the PostgreSQL backend for several)") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(owner)
+    handle.flush()
+    return handle
+
+
+def _feed_state(row: aiosqlite.Row) -> FeedState:
+    return FeedState(
+        connector=row["connector"], feed=row["feed"], cursor=row["cursor"],
+        last_poll_at=row["last_poll_at"], last_result=from_json(row["last_result"]) or {},
+        last_error=row["last_error"], last_error_at=row["last_error_at"],
+        last_started_at=row["last_started_at"], owner=row["owner"],
+        lease_until=row["lease_until"])
