@@ -20,6 +20,7 @@ from gateway.backoff import RetryPolicy
 from gateway.commands import Commands
 from gateway.config import Config
 from gateway.connector import Connector, connector_class
+from gateway.domain.records import PartnerLink, now_iso
 from gateway.errors import ConfigError, Undeliverable
 from gateway.intake import GroupCommitter, webhook_handler
 from gateway.metrics import Metrics
@@ -102,6 +103,16 @@ class Gateway:
         return RateBudget(per_window, window_seconds, key=connector_destination(connector),
                           reserve=self.storage.reserve_rate, pause_shared=self.storage.pause_rate)
 
+    async def _watched(self, connector: str, role: str) -> AsyncIterator[PartnerLink]:
+        after: str | None = None
+        while True:
+            page = await self.storage.links_to_watch(connector, role, now_iso(), after, 200)
+            for link in page:
+                yield link
+            if len(page) < 200:
+                return
+            after = page[-1].fo_id
+
     async def _send(self, message: OutboxMessage) -> Mapping[str, Any]:
         """The dispatcher's one way out: a subscriber delivery or a connector's operation."""
         kind, name = split_destination(message.destination)
@@ -134,7 +145,8 @@ class Gateway:
         for cfg in self.config.connectors:
             if cfg.enabled:
                 self.connectors[cfg.name] = self._classes[cfg.name](
-                    cfg, self.config, self.session, self.metrics, budgets=self._budget)
+                    cfg, self.config, self.session, self.metrics, budgets=self._budget,
+                    links=self._watched)
         if not self.serving:
             log.info("gateway.started", role="command", storage=self.config.storage.path)
             return  # a one-off command (poll): the serving process does the rest

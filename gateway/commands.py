@@ -64,8 +64,7 @@ class Commands:
 
     async def _run(self, change: Callable[[Transaction, str], Awaitable[tuple[T, int]]]) -> T:
         at = now_iso()
-        async with self.storage.transaction() as tx:
-            result, enqueued = await change(tx, at)
+        result, enqueued = await self.storage.run(lambda tx: change(tx, at))
         if enqueued:
             self.wake_dispatcher()
         return result

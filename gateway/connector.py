@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp import web
 
-from gateway.domain.records import PartnerOrder, PartnerRecord, Shipment
+from gateway.domain.records import PartnerLink, PartnerOrder, PartnerRecord, Shipment
 from gateway.errors import ConfigError, OperationUnsupported
 from gateway.metrics import Metrics
 from gateway.names import RECORD_WRITES, record_operation
@@ -39,6 +39,7 @@ _TYPE = re.compile(r"^[a-z][a-z0-9_]*$")
 REQUIRED: Any = object()
 Record = Shipment | PartnerOrder | PartnerRecord
 BudgetFactory = Callable[[str, int, float], RateBudget]  # (connector, per window, window)
+WatchedLinks = Callable[[str, str], AsyncIterator[PartnerLink]]  # (connector, role)
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
@@ -155,13 +156,15 @@ class Connector:
     stored_headers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any, app_config: Any, session: aiohttp.ClientSession,
-                 metrics: Metrics, budgets: BudgetFactory | None = None) -> None:
+                 metrics: Metrics, budgets: BudgetFactory | None = None,
+                 links: WatchedLinks | None = None) -> None:
         self.config = config  # gateway.config.ConnectorConfig
         self.name: str = config.name
         self.settings: Mapping[str, Any] = config.settings
         self.session = session
         self.metrics = metrics
         self._budgets = budgets
+        self._links = links
 
     def rate_budget(self, per_window: int, window_seconds: float) -> RateBudget:
         """This partner's request budget, shared with every process that calls it (the
@@ -169,6 +172,15 @@ class Connector:
         if self._budgets is None:
             return RateBudget(per_window, window_seconds)
         return self._budgets(self.name, per_window, window_seconds)
+
+    async def watched_links(self, role: str) -> AsyncIterator[PartnerLink]:
+        """This connector's links a feed still has to watch, for a partner with no "changed
+        since" filter: FOs not yet complete, and completed ones during their watch time (late
+        corrections). Role `fulfiller`: orders pushed here; `origin`: orders from here."""
+        if self._links is None:
+            return
+        async for link in self._links(self.name, role):
+            yield link
 
     # what the type declares, read by the gateway
 

@@ -28,6 +28,7 @@ MAX_BATCH = 1024
 # While more than this many webhooks arrive per window, the worker yields the CPU to intake.
 BURST_EVENTS = 100
 BURST_WINDOW_SECONDS = 0.1
+BURST_MAX_SECONDS = 3.0
 ACCEPTED = b'{"status":"accepted"}'
 
 
@@ -57,6 +58,7 @@ class GroupCommitter:
         self._window_start = 0.0
         self._window_count = 0
         self._busy_until = 0.0
+        self._busy_since = 0.0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group-commit")
@@ -85,8 +87,11 @@ class GroupCommitter:
         return await future
 
     def busy(self) -> bool:
-        """Is a burst of webhooks arriving? (more than BURST_EVENTS in the last window)"""
-        return time.monotonic() < self._busy_until
+        """Is a burst of webhooks arriving? (more than BURST_EVENTS in the last window, for
+        less than BURST_MAX_SECONDS: load that lasts is no burst, and the worker and the
+        checkpoints must keep up with it instead of waiting it out)"""
+        now = time.monotonic()
+        return now < self._busy_until and now - self._busy_since < BURST_MAX_SECONDS
 
     def _count(self, events: int) -> None:
         now = time.monotonic()
@@ -94,6 +99,8 @@ class GroupCommitter:
             self._window_start, self._window_count = now, 0
         self._window_count += events
         if self._window_count >= BURST_EVENTS:
+            if now >= self._busy_until:
+                self._busy_since = now  # a new burst
             self._busy_until = now + BURST_WINDOW_SECONDS
 
     async def _run(self) -> None:

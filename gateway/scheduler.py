@@ -168,6 +168,14 @@ async def purge_outbox(storage: Storage, retention_days: float) -> int:
     return deleted
 
 
+async def finish_watching(storage: Storage) -> int:
+    """Links whose watch time for late corrections is over become complete."""
+    finished = await storage.finish_watching_links(now_iso())
+    if finished:
+        log.info("links.complete", count=finished)
+    return finished
+
+
 def build_scheduler(poller: Poller, first_run_delay_seconds: float = 30.0,
                     inbox_retention_days: float = 0.0,
                     outbox_retention_days: float = 0.0) -> AsyncIOScheduler:
@@ -185,6 +193,10 @@ def build_scheduler(poller: Poller, first_run_delay_seconds: float = 30.0,
                           coalesce=True, max_instances=1,
                           misfire_grace_time=MISFIRE_GRACE_SECONDS,
                           next_run_time=datetime.now(UTC) + timedelta(minutes=5))
+    scheduler.add_job(finish_watching, IntervalTrigger(hours=1), args=[poller.storage],
+                      id="links:finish", coalesce=True, max_instances=1,
+                      misfire_grace_time=MISFIRE_GRACE_SECONDS,
+                      next_run_time=datetime.now(UTC) + timedelta(minutes=7))
     first = datetime.now(UTC) + timedelta(seconds=first_run_delay_seconds)
     for name, feed, interval in poller.jobs():
         scheduler.add_job(poller.run_scheduled, IntervalTrigger(minutes=interval),

@@ -6,10 +6,10 @@ sibling implements the same two protocols and nothing in gateway/ changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from gateway.domain.reconcile import Match
 from gateway.domain.records import (
@@ -28,6 +28,7 @@ from storage.models import (
 )
 
 __all__ = ["DeadLetter", "FulfillmentOrderSummary", "FulfillmentOrderView", "ShipmentView"]
+T = TypeVar("T")
 INBOX, OUTBOX = "inbox", "outbox"  # the queues claims are taken from
 
 
@@ -201,6 +202,9 @@ class Storage(Protocol):
     async def pending_migrations(self) -> int: ...
     async def ping(self) -> bool: ...
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+    # One atomic unit of work: `change` gets the transaction and may await only its methods
+    # (a backend may run the whole change in one trip to the database).
+    async def run(self, change: Callable[[Transaction], Awaitable[T]]) -> T: ...
 
     # A serving process joins before it takes webhooks or claims work: a backend that cannot
     # be shared (one SQLite file) refuses a second with StorageInUse.

@@ -46,6 +46,9 @@ class FakePartner:
     script: dict[str, list[BaseException | Mapping[str, Any]]] = field(default_factory=dict)
     records: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     poll_error: BaseException | None = None
+    # the watched feed: shipments the partner has per order id, and the ids it was asked about
+    by_order: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    asked_about: list[list[str]] = field(default_factory=list)
 
     def add(self, feed: str, kind: str, record: dict[str, Any]) -> None:
         self.feeds.setdefault(feed, []).append({"kind": kind, "record": record})
@@ -112,6 +115,8 @@ class FakeConnector(Connector):
         Feed("orders", 15.0, toggle="sync_orders", description="orders placed at the partner"),
         Feed("records", 1440.0, toggle="sync_records", description="companies, daily"),
         Feed("shipments", 15.0, description="what the partner shipped"),
+        Feed("watched", 15.0, description="per order still watched: the partner has no"
+             " changed-since filter, so it is asked only about those"),
     )
     produces: ClassVar[tuple[type, ...]] = (Shipment, PartnerOrder, PartnerRecord)
     record_kinds: ClassVar[tuple[RecordKind, ...]] = (
@@ -151,11 +156,24 @@ class FakeConnector(Connector):
         self.partner.polls.append((feed.name, cursor))
         if self.partner.poll_error is not None:
             raise self.partner.poll_error
+        if feed.name == "watched":
+            return await self._poll_watched()
         start = int(cursor or 0)
         waiting = self.partner.feeds.get(feed.name, [])[start:]
         events = [NewInboxEvent(self.name, f"{feed.name}:{start + i}", "poll",
                                 orjson.dumps(item)) for i, item in enumerate(waiting)]
         return PollResult(events, str(start + len(waiting)), {"seen": len(waiting)})
+
+    async def _poll_watched(self) -> PollResult:
+        asked, events = [], []
+        async for link in self.watched_links("fulfiller"):
+            order_id = link.partner_order_id or ""
+            asked.append(order_id)
+            for n, record in enumerate(self.partner.by_order.get(order_id, [])):
+                events.append(NewInboxEvent(self.name, f"watched:{order_id}:{n}", "poll",
+                                            orjson.dumps({"kind": "shipment", "record": record})))
+        self.partner.asked_about.append(asked)
+        return PollResult(events, "", {"asked_about": len(asked)})
 
     def _call(self, message: OutboxMessage, default: Mapping[str, Any]) -> dict[str, Any]:
         self.partner.calls.append(message)

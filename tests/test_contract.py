@@ -5,6 +5,7 @@ does not do. Over loopback HTTP and a real SQLite file; no real partner's packag
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -52,20 +53,23 @@ async def test_feeds_poll_with_their_own_cursors_and_toggles(start_fake, tmp_pat
     [item] = (await gw.call("GET", "/api/v1/connectors"))["items"]
     feeds = {f["name"]: f for f in item["feeds"]}
     assert {n: (f["enabled"], f["interval_minutes"]) for n, f in feeds.items()} == {
-        "orders": (True, 5), "records": (False, 1440), "shipments": (True, 15)}
+        "orders": (True, 5), "records": (False, 1440), "shipments": (True, 15),
+        "watched": (True, 15)}
     assert sorted(job.id for job in gw.gateway.scheduler.get_jobs()
-                  if job.id.startswith("poll:")) == ["poll:portal:orders", "poll:portal:shipments"]
+                  if job.id.startswith("poll:")) == [
+        "poll:portal:orders", "poll:portal:shipments", "poll:portal:watched"]
 
     result = await gw.call("POST", "/api/v1/connectors/portal/poll")
-    assert set(result["feeds"]) == {"orders", "shipments"} and result["new_events"] == 1
-    assert [feed for feed, _ in portal.polls] == ["orders", "shipments"]  # records: never asked
+    assert set(result["feeds"]) == {"orders", "shipments", "watched"}
+    assert result["new_events"] == 1
+    assert [feed for feed, _ in portal.polls] == ["orders", "shipments", "watched"]  # no records
     portal.add("orders", "partner_order", order("O-2", "2026-12-01T10:05:00Z", [("A", 2)]))
     again = await gw.call("POST", "/api/v1/connectors/portal/poll?feed=orders")
     assert again["feeds"]["orders"]["records"] == 1  # only what came after the cursor
     assert portal.polls[-1] == ("orders", "1")
     [item] = (await gw.call("GET", "/api/v1/connectors"))["items"]
     cursors = {f["name"]: f["cursor"] for f in item["feeds"]}
-    assert cursors == {"orders": "2", "records": None, "shipments": "0"}
+    assert cursors == {"orders": "2", "records": None, "shipments": "0", "watched": ""}
     off = await gw.call("POST", "/api/v1/connectors/portal/poll?feed=records", expect=409)
     assert "sync_records" in off["error"]["message"]
     assert not any(feed == "records" for feed, _ in portal.polls)
@@ -351,3 +355,40 @@ async def test_a_manual_match_can_be_undone(start_fake, tmp_path: Path) -> None:
     assert "shipment_matched_manually" in kinds and "shipment_unmatched_manually" in kinds
     assert [s["id"] for s in (await gw.call("GET", "/api/v1/unmatched-shipments"))["items"]] \
         == [shipment["id"]]
+
+
+async def test_a_feed_without_a_changed_since_filter_asks_only_about_watched_orders(
+        start_fake, tmp_path: Path) -> None:
+    """Links a feed still has to watch: open FOs, and completed ones during their watch time;
+    after it (the hourly job), they are complete and no longer asked about."""
+    from gateway.scheduler import finish_watching
+
+    channel = {"name": "web", "oms": {"connector": "wms"}}
+    doc = fake_doc(tmp_path / "g.sqlite3", "wms", channels=[channel])
+    doc["links"] = {"watch_days": 0.00001}  # under a second
+    gw = await start_fake(doc)
+    wms = partner("wms")
+    first = await gw.create_fo([("A", 1)], channel="web", order_number="W1")
+    second = await gw.create_fo([("A", 1)], channel="web", order_number="W2")
+    await wait_calls(gw, "wms", "push_order", 2)
+    await gw.wait_idle()
+
+    async def pushed() -> bool:
+        fos = [await gw.fo(f["id"]) for f in (first, second)]
+        return all(link["partner_order_id"] for fo in fos for link in fo["links"])
+
+    await gw.wait_for(pushed)
+    wms.by_order[f"P-{first['id']}"] = [{
+        "id": "S1", "order_refs": [["fulfillment_order_id", first["id"]]], "lines": [["A", 1]],
+        "updated_at": "2026-12-01T11:00:00Z"}]
+    await gw.call("POST", "/api/v1/connectors/wms/poll?feed=watched")
+    assert sorted(wms.asked_about[-1]) == sorted([f"P-{first['id']}", f"P-{second['id']}"])
+    fo = await gw.wait_status(first["id"], "fulfilled")
+    [link] = fo["links"]
+    assert link["state"] == "watching" and link["watch_until"]
+    await asyncio.sleep(1.0)  # its watch time is over
+    assert await finish_watching(gw.gateway.storage) == 1
+    [link] = (await gw.fo(first["id"]))["links"]
+    assert link["state"] == "complete"
+    await gw.call("POST", "/api/v1/connectors/wms/poll?feed=watched")
+    assert wms.asked_about[-1] == [f"P-{second['id']}"]  # only the FO still open

@@ -363,13 +363,14 @@ def _filter(records: list[dict[str, Any]], q: Any, date_fields: dict[str, str],
 
 async def list_shipments(request: web.Request) -> web.Response:
     state, q = _state(request), request.query
-    records = _filter(list(state.shipments.values()), q,
+    candidates = list(state.shipments.values())
+    if q.get("batchId"):  # a webhook's resource_url: look the batch up, not every label
+        candidates = [state.shipments[i] for i in state.batches.get(int(q["batchId"]), [])
+                      if i in state.shipments]
+    records = _filter(candidates, q,
                       {"createDate": "createDate", "voidDate": "voidDate", "shipDate": "shipDate"},
                       {"orderId": "orderId", "orderNumber": "orderNumber",
                        "trackingNumber": "trackingNumber"})
-    if q.get("batchId"):
-        wanted = set(state.batches.get(int(q["batchId"]), []))
-        records = [r for r in records if r["shipmentId"] in wanted]
     records.sort(key=lambda r: (pacific_to_utc(r["createDate"]), r["shipmentId"]),
                  reverse=q.get("sortDir", "ASC").upper() == "DESC")
     if q.get("includeShipmentItems", "false").lower() != "true":
