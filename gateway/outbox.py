@@ -30,7 +30,7 @@ from gateway.loops import cancel_all, take_batch
 from gateway.metrics import Metrics
 from gateway.names import EVENT
 from gateway.outbound import Outbound
-from storage import OUTBOX, OutboxMessage, Storage
+from storage import OUTBOX, OutboxMessage, Storage, Transaction
 
 log = logs.get("gateway.outbox")
 MAX_FINISH_BATCH = 256
@@ -145,8 +145,9 @@ class OutboxDispatcher:
 
     async def _record(self, batch: list[_Sent]) -> None:
         at = now_iso()
-        logged = []
-        async with self.storage.transaction() as tx:
+
+        async def change(tx: Transaction) -> list[tuple[_Sent, str, str | None, float]]:
+            logged: list[tuple[_Sent, str, str | None, float]] = []
             # Delivered events cause nothing further: one statement marks them all.
             events = [item for item in batch if item.error is None and item.message.kind == EVENT]
             await tx.mark_outbox_events_sent([item.message.id for item in events], at)
@@ -176,6 +177,9 @@ class OutboxDispatcher:
                 if hastened:
                     log.info("outbox.destination_recovered", destination=destination,
                              retries_due_now=hastened)
+            return logged
+
+        logged = await self.storage.run(change)
         for item, result, error, delay in logged:
             m = item.message
             self._counter(m.destination, result).inc()
