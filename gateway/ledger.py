@@ -45,6 +45,11 @@ class Outcome:
     matches: dict[str, Match] = field(default_factory=dict)  # of recorded shipments
     # (shipment id, FO id) pairs allocated now that were not before, with the lines allocated
     newly_allocated: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
+    # What reconciling loaded, as it stands after the change, so what follows need not read
+    # it again: FOs (status as before the change), shipments, and each shipment's FO ids.
+    fos: dict[str, FulfillmentOrder] = field(default_factory=dict)
+    shipments: dict[str, Shipment] = field(default_factory=dict)
+    shipment_fos: dict[str, list[str]] = field(default_factory=dict)
 
     def merge(self, other: Outcome) -> Outcome:
         self.status_changes += other.status_changes
@@ -54,6 +59,9 @@ class Outcome:
         self.matches |= other.matches
         for pair, lines in other.newly_allocated.items():
             self.newly_allocated.setdefault(pair, []).extend(lines)
+        self.fos |= other.fos
+        self.shipments |= other.shipments
+        self.shipment_fos |= other.shipment_fos
         return self
 
 
@@ -78,6 +86,9 @@ async def refresh(tx: Transaction, fo_ids: Iterable[str], shipment_ids: Iterable
         fos = grown
     fulfillment_orders = await tx.get_fulfillment_orders(fos)
     shipments = await tx.get_shipments(sids)
+    outcome.fos |= {fo.id: fo for fo in fulfillment_orders}
+    outcome.shipments |= {s.id: s for s in shipments if s.id}
+    outcome.shipment_fos |= {sid: list(fo_ids) for sid, fo_ids in matches.items()}
     allocations, overshipped = allocate(
         fulfillment_orders, [(s, matches.get(s.id or "", [])) for s in shipments])
     before = await tx.allocation_pairs(fos, sids)

@@ -198,8 +198,12 @@ class Outbound:
         sent = 0
         shipments: dict[str | None, Shipment] = {}
         if outcome.recorded:
-            shipments = {s.id: s for s in await tx.get_shipments(outcome.recorded)}
-            matches = await tx.matches_of_shipments(outcome.recorded)
+            known = set(outcome.shipments) >= set(outcome.recorded) and \
+                set(outcome.shipment_fos) >= set(outcome.recorded)
+            shipments = dict(outcome.shipments) if known else \
+                {s.id: s for s in await tx.get_shipments(outcome.recorded)}
+            matches = outcome.shipment_fos if known else \
+                await tx.matches_of_shipments(outcome.recorded)
             for shipment_id in outcome.recorded:
                 fo_ids = sorted(matches.get(shipment_id, []))
                 first = fo_ids[0] if fo_ids else None
@@ -216,8 +220,12 @@ class Outbound:
         records: dict[str, dict[str, Any] | None] = {}
 
         async def record_of(fo_id: str) -> dict[str, Any] | None:
+            """What the messages below need of an FO: its channel, flow and order number."""
             if fo_id not in records:
-                records[fo_id] = await tx.fulfillment_order_record(fo_id)
+                fo = outcome.fos.get(fo_id)
+                records[fo_id] = {"id": fo.id, "channel": fo.channel, "flow": fo.flow,
+                                  "order_number": fo.order_number} if fo is not None \
+                    else await tx.fulfillment_order_record(fo_id)
             return records[fo_id]
 
         for (shipment_id, fo_id), lines in outcome.newly_allocated.items():

@@ -105,6 +105,7 @@ class FulfillmentOrder:
     order_number: str | None = None
     channel: str | None = None
     refs: tuple[OrderRef, ...] = field(default=())
+    flow: str = "api"  # api, invoice_first or partner
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ class SqliteTransaction:
             id=row["id"], seq=row["seq"], lines=tuple(by_fo.get(row["id"], ())),
             status=row["status"], cancelled=bool(row["cancelled"]),
             order_number=row["order_number"], channel=row["channel"],
-            refs=tuple(refs_by_fo.get(row["id"], ()))) for row in fos]
+            refs=tuple(refs_by_fo.get(row["id"], ())), flow=row["flow"]) for row in fos]
 
     async def existing_fulfillment_order_ids(self, fo_ids: Iterable[str]) -> set[str]:
         ids = list(set(fo_ids))
