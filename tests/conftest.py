@@ -43,11 +43,7 @@ def fake_doc(db_path: Path, *names: str, channels: list[dict[str, Any]] | None =
              **connector: Any) -> dict[str, Any]:
     """A gateway with only fake connectors: no real partner's package involved."""
     return {
-        "server": {"host": "127.0.0.1", "port": 0, "max_body_bytes": 64 * 1024},
-        "storage": {"path": str(db_path)},
-        "api": {"tokens_env": "GATEWAY_API_TOKENS"},
-        "retry": {"attempts": 3, "schedule_seconds": [0.05, 0.1], "jitter": 0.1},
-        "worker": {"concurrency": 4, "batch_size": 32},
+        **base_doc(db_path),
         "connectors": [{"name": name, "type": "fake", "base_url": "http://127.0.0.1:9",
                         "token_env": "FAKE_TOKEN", **connector} for name in names or ("fake",)],
         "channels": channels or [],
@@ -60,13 +56,20 @@ def _fresh_fake_partners() -> None:
     fake_partner.PARTNERS.clear()
 
 
-def gateway_doc(db_path: Path, sandbox_url: str, **connector: Any) -> dict[str, Any]:
+def base_doc(db_path: Path) -> dict[str, Any]:
+    """What every test gateway shares: loopback, a small body limit, fast retries."""
     return {
         "server": {"host": "127.0.0.1", "port": 0, "max_body_bytes": 64 * 1024},
         "storage": {"path": str(db_path)},
         "api": {"tokens_env": "GATEWAY_API_TOKENS"},
         "retry": {"attempts": 3, "schedule_seconds": [0.05, 0.1], "jitter": 0.1},
         "worker": {"concurrency": 4, "batch_size": 32},
+    }
+
+
+def gateway_doc(db_path: Path, sandbox_url: str, **connector: Any) -> dict[str, Any]:
+    return {
+        **base_doc(db_path),
         "connectors": [{
             "name": "shipstation", "type": "shipstation", "base_url": sandbox_url,
             "allowed_resource_origin": r"http://127\.0\.0\.1:\d+",
