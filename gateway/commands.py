@@ -176,9 +176,11 @@ class Commands:
         """A partner order becomes an FO on the channel that takes its connector's orders;
         a later version cancels it, or is recorded as a change (the FO stays as it was)."""
         stored = await tx.get_partner_order(order.source, order.external_id)
-        if stored is not None and stored.order.partner_updated_at >= order.partner_updated_at \
-                and stored.fo_id is not None:
-            return 0  # the same version again, or an older one
+        if stored is not None and (
+                stored.order.partner_updated_at > order.partner_updated_at
+                or (stored.order.partner_updated_at == order.partner_updated_at
+                    and stored.fo_id is not None)):
+            return 0  # an older version (never over a newer one), or the same one again
         channel = self.config.channel_for_source(order.source)
         if stored is None or stored.fo_id is None:
             if channel is None or order.status != "open":

@@ -217,6 +217,12 @@ async def test_an_order_no_channel_takes_is_kept_listed_and_reported(
     assert event["data"] == {"connector": "portal", "partner_order_id": "O-9",
                              "order_number": "N-O-9"}
     await gw.call("GET", "/api/v1/partner-orders?unclaimed=maybe", expect=400)
+    portal.add("orders", "partner_order", order("O-9", "2026-12-01T11:00:00Z", [("A", 3)]))
+    portal.add("orders", "partner_order", order("O-9", "2026-12-01T09:00:00Z", [("A", 7)]))
+    await gw.call("POST", "/api/v1/connectors/portal/poll?feed=orders")
+    await gw.wait_idle()
+    [kept] = (await gw.call("GET", "/api/v1/partner-orders?connector=portal"))["items"]
+    assert kept["lines"][0]["quantity"] == 3  # the newest version; an older never over it
 
 
 async def test_partner_records_are_kept_shown_and_written_back(start_fake,
