@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import aiohttp
+from aiohttp import web
+
 from connectors.shipstation.pacific import pacific_stamp
 from tests.conftest import GatewayUnderTest, Sandbox
 
@@ -228,3 +231,79 @@ async def test_poll_overlap_catches_late_shipment_once(gw: GatewayUnderTest,
     assert len(fo["shipments"]) == 1 and fo["lines"][0]["fulfilled"] == 2
     shipped_at = datetime.fromisoformat(fo["shipments"][0]["shipped_at"].replace("Z", "+00:00"))
     assert abs((datetime.now(UTC) - timedelta(minutes=10) - shipped_at).total_seconds()) < 5
+
+
+# Moved from the API tests: what GET /connectors and the scheduler show for ShipStation.
+
+async def test_shipments_listing_by_fo(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+    fo = await gw.create_fo([("A", 2)], order_number="S1")
+    order = await sandbox.order("S1", [("A", 2)], order_key=fo["id"])
+    await sandbox.ship(order["orderId"], [("A", 1)], notify=False)
+    await sandbox.ship(order["orderId"], [("A", 1)], notify=False)
+    await gw.poll()
+    await gw.wait_status(fo["id"], "fulfilled")
+    page = await gw.call("GET", f"/api/v1/shipments?fulfillment_order_id={fo['id']}")
+    assert len(page["items"]) == 2
+    one = await gw.call("GET", f"/api/v1/shipments/{page['items'][0]['id']}")
+    assert one["allocations"] == [{"fo_id": fo["id"], "line_id": "1", "sku": "A", "quantity": 1}]
+    assert one["tracking_numbers"] and one["carrier"] == "ups"
+    everything = await gw.call("GET", "/api/v1/shipments?limit=1")
+    assert len(everything["items"]) == 1 and everything["next_cursor"]
+
+
+async def test_connectors_listing(gw: GatewayUnderTest) -> None:
+    [item] = (await gw.call("GET", "/api/v1/connectors"))["items"]
+    assert item["name"] == "shipstation" and item["enabled"]
+    assert item["webhooks"] and item["operations"] == ["cancel_order", "push_order"]
+    assert item["rate_limit"]["budget_per_window"] == 40
+    [feed] = item["feeds"]
+    assert feed["name"] == "shipments" and feed["enabled"] and feed["interval_minutes"] == 15
+    assert feed["last_poll_at"] is None and feed["cursor"] is None
+    await gw.poll()
+    [item] = (await gw.call("GET", "/api/v1/connectors"))["items"]
+    [feed] = item["feeds"]
+    assert feed["last_poll_at"] and feed["cursor"] and not feed["running"]
+    await gw.call("POST", "/api/v1/connectors/shipstation/poll?feed=shipments")
+    missing = await gw.call("POST", "/api/v1/connectors/shipstation/poll?feed=nope", expect=404)
+    assert "shipments" in missing["error"]["message"]  # names the feeds it has
+    await gw.call("POST", "/api/v1/connectors/shipstation/poll?fed=x", expect=400)
+
+
+async def test_scheduler_polls_by_itself(start_gateway, sandbox: Sandbox) -> None:
+    gw = await start_gateway(first_poll_delay=0.2)
+    fo = await gw.create_fo([("A", 1)], order_number="P1")
+    order = await sandbox.order("P1", [("A", 1)], order_key=fo["id"])
+    await sandbox.ship(order["orderId"], notify=False)
+    await gw.wait_status(fo["id"], "fulfilled", within=10)
+    [item] = (await gw.call("GET", "/api/v1/connectors"))["items"]
+    assert item["feeds"][0]["last_poll_at"] is not None
+
+
+async def test_resource_url_elsewhere_is_refused(gw: GatewayUnderTest, aiohttp_server) -> None:
+    """The body names another server: it is never fetched, no credentials leave, dead letter."""
+    seen: list[str] = []
+
+    async def trap(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.json_response({"shipments": [], "page": 1, "pages": 1})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", trap)
+    other = await aiohttp_server(app)
+    hostile = [
+        "https://evil.example.com/shipments?batchId=1",
+        f"http://127.0.0.1:{other.port}/shipments?batchId=1".replace("127.0.0.1", "localhost"),
+        f"http://user:pw@127.0.0.1:{other.port}/shipments",
+        f"http://127.0.0.1:{other.port}/admin/export",
+        "file:///etc/passwd",
+    ]
+    for url in hostile:
+        body = aiohttp.JsonPayload({"resource_url": url, "resource_type": "SHIP_NOTIFY"})
+        async with gw.session.post(gw.webhook_url, data=body) as resp:
+            assert resp.status == 200
+    await gw.wait_idle()
+    dead = (await gw.call("GET", "/api/v1/dead-letters"))["items"]
+    assert len(dead) == len(hostile)
+    assert all("resource_url refused" in d["error"] for d in dead)
+    assert all(d["attempts"] == 1 for d in dead)  # refused at once, not retried
+    assert seen == []
