@@ -412,3 +412,35 @@ async def test_a_rate_budget_in_storage_is_shared_by_every_process(tmp_path: Pat
     finally:
         await second.close()
         await first.close()
+
+
+async def test_migrations_carry_a_connectors_cursor_into_its_feed(tmp_path: Path) -> None:
+    """Before feeds a connector had one cursor (poll_state); 0008 makes it the shipments
+    feed's, so an upgrade re-polls from where it was, neither skipping nor starting over; and
+    0007 reads the kind of an outbound message's last error out of its text."""
+    from storage.sqlite.backend import _split_sql
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                   " applied_at TEXT NOT NULL)")
+        for number, name, sql in migrations()[:6]:
+            for statement in _split_sql(sql):
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version VALUES (?, ?, 'then')", (number, name))
+        db.execute("INSERT INTO poll_state (connector, cursor, last_poll_at, last_result)"
+                   " VALUES ('shipstation', '{\"until\": \"x\"}', 't', '{\"new_events\": 2}')")
+        db.execute("INSERT INTO outbox_messages (key, destination, kind, payload, status,"
+                   " not_before, attempts, last_error, created_at, updated_at) VALUES ('k',"
+                   " 'connector:ss', 'push_order', '{}', 'dead', 't', 1, 'rejected: no', 't', 't')")
+    storage = SqliteStorage(path)
+    await storage.open()
+    try:
+        assert await storage.migrate() == len(migrations()) - 6
+        [state] = await storage.feed_states("shipstation")
+        assert (state.feed, state.cursor, state.last_poll_at) == ("shipments", '{"until": "x"}', "t")
+        assert dict(state.last_result) == {"new_events": 2}
+    finally:
+        await storage.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT error_kind FROM outbox_messages").fetchall() == [("rejected",)]
