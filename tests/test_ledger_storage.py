@@ -444,3 +444,40 @@ async def test_migrations_carry_a_connectors_cursor_into_its_feed(tmp_path: Path
         await storage.close()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT error_kind FROM outbox_messages").fetchall() == [("rejected",)]
+
+
+async def test_a_feed_run_is_leased_to_one_owner_and_its_cursor_moves_only_with_the_lease(
+        tmp_path: Path) -> None:
+    from storage import NewInboxEvent
+
+    def at(second: int) -> str:
+        return f"2026-12-01T10:00:{second:02d}.000000Z"
+
+    storage = await open_storage(tmp_path)
+    try:
+        run = await storage.claim_feed_run("c", "orders", "a", at(0), at(30))
+        assert run is not None and run.cursor is None
+        assert await storage.claim_feed_run("c", "orders", "b", at(1), at(31)) is None
+        assert await storage.claim_feed_run("c", "other", "b", at(1), at(31)) is not None
+        assert not await storage.extend_feed_lease("c", "orders", "b", at(40))
+        assert await storage.extend_feed_lease("c", "orders", "a", at(40))
+        events = [NewInboxEvent("c", "orders:0", "poll", b"{}")]
+        assert await storage.commit_poll("c", "orders", "a", events, "cursor-1", {}, at(2)) == 1
+        # Released: anyone may run it now, unless a scheduled run asks for one not started
+        # since (once per interval however many processes there are).
+        assert await storage.claim_feed_run("c", "orders", "b", at(3), at(33),
+                                            started_before=at(0)) is None
+        taken = await storage.claim_feed_run("c", "orders", "b", at(3), at(5))
+        assert taken is not None and taken.cursor == "cursor-1"
+        # b stalls past its lease; a takes the feed over, and b's late commit keeps its
+        # records (unique anyway) but not its cursor.
+        again = await storage.claim_feed_run("c", "orders", "a", at(6), at(36))
+        assert again is not None
+        late = [NewInboxEvent("c", "orders:1", "poll", b"{}")]
+        assert await storage.commit_poll("c", "orders", "b", late, "stale", {}, at(7)) == 1
+        await storage.record_poll_error("c", "orders", "b", "late error", at(7))
+        await storage.commit_poll("c", "orders", "a", [], "cursor-2", {}, at(8))
+        state = next(s for s in await storage.feed_states("c") if s.feed == "orders")
+        assert (state.cursor, state.last_error, state.owner) == ("cursor-2", None, None)
+    finally:
+        await storage.close()
