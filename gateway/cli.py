@@ -28,13 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     poll = sub.add_parser("poll", help="poll one connector now (every feed, or --feed)")
     poll.add_argument("connector")
     poll.add_argument("--feed", help="only this feed")
-    dead = sub.add_parser("dead-letters", help="list or replay dead letters")
+    dead = sub.add_parser("dead-letters", help="list, replay or discard dead letters")
     dead_sub = dead.add_subparsers(dest="action", required=True)
     dead_sub.add_parser("list")
     replay = dead_sub.add_parser("replay", help="queue dead letters again (a running gateway"
                                                 " picks them up)")
     replay.add_argument("ids", nargs="*", help="dead letter ids, e.g. inbox-12 outbox-7")
     replay.add_argument("--all", action="store_true", help="every dead letter")
+    discard = dead_sub.add_parser("discard", help="give up on dead letters for good")
+    discard.add_argument("ids", nargs="*", help="dead letter ids, e.g. inbox-12 outbox-7")
+    discard.add_argument("--all", action="store_true", help="every dead letter")
     return parser
 
 
@@ -76,9 +79,11 @@ async def _dead_letters(cfg: config_mod.Config, action: str, ids: list[str],
                         replay_all: bool) -> None:
     from rich.progress import Progress
 
-    from gateway.domain.records import now_iso
+    from gateway.commands import Commands
+    from gateway.outbound import Outbound
 
     storage = open_backend(cfg.storage.backend, cfg.storage.path)
+    commands = Commands(cfg, storage, Outbound(cfg), {})  # the same change the API makes
     await storage.open()
     try:
         await storage.migrate()
@@ -91,17 +96,20 @@ async def _dead_letters(cfg: config_mod.Config, action: str, ids: list[str],
         if replay_all:
             ids = [item.id for item in await _all_dead_letters(storage)]
         if not ids:
-            raise GatewayError("name the dead letters to replay, or pass --all")
+            raise GatewayError(f"name the dead letters to {action}, or pass --all")
         missing = []
+        change = commands.replay_dead_letter if action == "replay" else \
+            commands.discard_dead_letter
         # A bar only where there is something to watch; it draws on stderr, never in a pipe.
         with Progress(transient=True, disable=len(ids) < PROGRESS_FROM) as progress:
-            task = progress.add_task("Replaying dead letters", total=len(ids))
+            task = progress.add_task(f"{action.capitalize()}ing dead letters", total=len(ids))
             for dead_id in ids:
-                if not await storage.replay_dead_letter(dead_id, now_iso()):
+                if not await change(dead_id):
                     missing.append(dead_id)
                 progress.advance(task)
-        print(f"{len(ids) - len(missing)} dead letter(s) queued again; a running gateway"
-              " processes them within seconds")
+        done = len(ids) - len(missing)
+        print(f"{done} dead letter(s) queued again; a running gateway processes them within"
+              " seconds" if action == "replay" else f"{done} dead letter(s) discarded")
         if missing:
             raise GatewayError(f"no such dead letter: {', '.join(missing)}")
     finally:

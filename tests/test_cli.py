@@ -222,6 +222,13 @@ async def test_replaying_many_dead_letters(tmp_path: Path, sandbox: Sandbox) -> 
                             ).fetchall() == [("pending", 0)]
     code, out = await run_cli("--config", str(config), "dead-letters", "replay")
     assert code == 1 and "name the dead letters to replay, or pass --all" in out
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE outbox_messages SET status = 'dead' WHERE key IN ('k0', 'k1')")
+    code, out = await run_cli("--config", str(config), "dead-letters", "discard", "outbox-1",
+                              "outbox-2", "outbox-3")
+    assert code == 1 and "2 dead letter(s) discarded" in out and "outbox-3" in out, out
+    code, out = await run_cli("--config", str(config), "dead-letters", "list")
+    assert code == 0 and out.strip() == ""
 
 
 async def test_a_second_serve_on_one_sqlite_file_refuses_to_start(tmp_path: Path,
