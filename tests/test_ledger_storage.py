@@ -227,18 +227,24 @@ async def test_purge_deletes_only_old_processed_events(tmp_path: Path) -> None:
         await storage.close()
 
 
-async def test_migrations_carry_existing_shipment_lines(tmp_path: Path) -> None:
-    """A database made by an earlier version keeps its shipments' lines through 0004."""
+def old_database(path: Path, version: int) -> sqlite3.Connection:
+    """A database as an earlier version left it: the first `version` migrations applied."""
     from storage.sqlite.backend import _split_sql
 
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+               " applied_at TEXT NOT NULL)")
+    for number, name, sql in migrations()[:version]:
+        for statement in _split_sql(sql):
+            db.execute(statement)
+        db.execute("INSERT INTO schema_version VALUES (?, ?, 'then')", (number, name))
+    return db
+
+
+async def test_migrations_carry_existing_shipment_lines(tmp_path: Path) -> None:
+    """A database made by an earlier version keeps its shipments' lines through 0004."""
     path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-                   " applied_at TEXT NOT NULL)")
-        for number, name, sql in migrations()[:3]:
-            for statement in _split_sql(sql):
-                db.execute(statement)
-            db.execute("INSERT INTO schema_version VALUES (?, ?, 'then')", (number, name))
+    with old_database(path, 3) as db:
         db.execute(
             "INSERT INTO shipments (id, source, external_id, order_refs, lines, status,"
             " partner_updated_at, recorded_at, updated_at) VALUES ('shp_1', 'ss', '9', '[]',"
@@ -418,16 +424,8 @@ async def test_migrations_carry_a_connectors_cursor_into_its_feed(tmp_path: Path
     """Before feeds a connector had one cursor (poll_state); 0008 makes it the shipments
     feed's, so an upgrade re-polls from where it was, neither skipping nor starting over; and
     0007 reads the kind of an outbound message's last error out of its text."""
-    from storage.sqlite.backend import _split_sql
-
     path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-                   " applied_at TEXT NOT NULL)")
-        for number, name, sql in migrations()[:6]:
-            for statement in _split_sql(sql):
-                db.execute(statement)
-            db.execute("INSERT INTO schema_version VALUES (?, ?, 'then')", (number, name))
+    with old_database(path, 6) as db:
         db.execute("INSERT INTO poll_state (connector, cursor, last_poll_at, last_result)"
                    " VALUES ('shipstation', '{\"until\": \"x\"}', 't', '{\"new_events\": 2}')")
         db.execute("INSERT INTO outbox_messages (key, destination, kind, payload, status,"
