@@ -398,3 +398,32 @@ async def test_a_feed_without_a_changed_since_filter_asks_only_about_watched_ord
     assert link["state"] == "complete"
     await gw.call("POST", "/api/v1/connectors/wms/poll?feed=watched")
     assert wms.asked_about[-1] == [f"P-{second['id']}"]  # only the FO still open
+
+
+async def test_a_message_for_an_operation_the_connector_does_not_do_is_a_dead_letter_at_once(
+        start_fake, tmp_path: Path) -> None:
+    """Written before the connector's type said it does not do this (or for a type that never
+    did): not retried, and the dead letter names the operation and why."""
+    from storage import NewOutboxMessage
+    from storage.sqlite import SqliteStorage
+
+    db = tmp_path / "g.sqlite3"
+    storage = SqliteStorage(db)
+    await storage.open()
+    await storage.migrate()
+    async with storage.transaction() as tx:
+        await tx.enqueue_outbox([NewOutboxMessage(
+            key="inv-1", destination="connector:wms", kind="push_inventory",
+            payload={"sku": "A", "available": 3}, not_before="2000-01-01T00:00:00.000000Z")],
+            "2000-01-01T00:00:00.000000Z")
+    await storage.close()
+    gw = await start_fake(fake_doc(db, "wms"))
+
+    async def dead() -> list | None:
+        return (await gw.call("GET", "/api/v1/dead-letters"))["items"] or None
+
+    [letter] = await gw.wait_for(dead)
+    assert letter["kind"] == "push_inventory" and letter["attempts"] == 1
+    assert letter["error"] == ("undeliverable: connector 'wms' does not support push_inventory:"
+                               " the fake partner keeps no stock levels")
+    assert partner("wms").calls == []
