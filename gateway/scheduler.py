@@ -26,6 +26,7 @@ log = logs.get("gateway.scheduler")
 MISFIRE_GRACE_SECONDS = 300
 LEASE_SECONDS = 300.0  # a feed run's lease, extended every third of it while the run lasts
 CLAIM_RETRY_SECONDS = 0.2
+MANUAL_WAIT_SECONDS = 15.0  # a poll asked for waits this long for a run under way elsewhere
 # A scheduled run is skipped when another process started one within this share of the
 # interval: once per interval, however many processes run.
 SCHEDULED_SLACK = 0.9
@@ -45,6 +46,7 @@ class Poller:
         self.owner = owner
         self.on_records = on_records
         self.lease_seconds = lease_seconds
+        self.manual_wait_seconds = min(lease_seconds, MANUAL_WAIT_SECONDS)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def jobs(self) -> list[tuple[str, Feed, float]]:
@@ -70,7 +72,7 @@ class Poller:
 
     async def poll(self, name: str, feed_name: str | None = None) -> dict[str, Any]:
         """Poll now: every enabled feed of the connector, or the one named. A run under way
-        elsewhere is waited for (up to its lease), not doubled."""
+        elsewhere is waited for (up to MANUAL_WAIT_SECONDS, then 409), not doubled."""
         connector, feeds = self._feeds(name, feed_name)
         results: dict[str, Any] = {}
         failure: Exception | None = None
@@ -88,7 +90,7 @@ class Poller:
 
     async def _claim(self, connector: Connector, feed: Feed, scheduled: bool
                      ) -> FeedState | None:
-        deadline = time.monotonic() + self.lease_seconds
+        deadline = time.monotonic() + self.manual_wait_seconds
         while True:
             now = datetime.now(UTC)
             started_before = utc_iso(now - timedelta(

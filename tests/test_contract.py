@@ -427,3 +427,21 @@ async def test_a_message_for_an_operation_the_connector_does_not_do_is_a_dead_le
     assert letter["error"] == ("undeliverable: connector 'wms' does not support push_inventory:"
                                " the fake partner keeps no stock levels")
     assert partner("wms").calls == []
+
+
+async def test_a_poll_asked_for_while_another_process_runs_the_feed_waits_then_says_so(
+        start_fake, tmp_path: Path) -> None:
+    gw = await start_fake(fake_doc(tmp_path / "g.sqlite3", "portal"))
+    gw.gateway.poller.manual_wait_seconds = 0.5
+    storage = gw.gateway.storage
+    held = await storage.claim_feed_run("portal", "orders", "another-process",
+                                        "2026-12-01T10:00:00.000000Z", "2999-01-01T00:00:00Z")
+    assert held is not None
+    busy = await gw.call("POST", "/api/v1/connectors/portal/poll?feed=orders", expect=409)
+    assert "being polled by another process" in busy["error"]["message"]
+    assert not any(feed == "orders" for feed, _ in partner("portal").polls)  # not doubled
+    [item] = (await gw.call("GET", "/api/v1/connectors"))["items"]
+    assert next(f for f in item["feeds"] if f["name"] == "orders")["running"]
+    await storage.commit_poll("portal", "orders", "another-process", [], "7", {}, "t")
+    await gw.call("POST", "/api/v1/connectors/portal/poll?feed=orders")
+    assert partner("portal").polls[-1] == ("orders", "7")  # from where the other left it
