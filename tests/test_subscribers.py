@@ -114,3 +114,54 @@ async def test_one_failing_message_keeps_its_backoff_while_others_go_through(
     await asyncio.sleep(0.5)
     assert gw.sql("SELECT MAX(attempts) FROM outbox_messages WHERE status = 'pending'"
                   ) == [(2,)]
+
+
+async def test_each_change_is_one_event_in_order_and_an_invoice_once_per_shipment(
+        start_fake, tmp_path: Path, receiver: Receiver) -> None:
+    """The core's events for an FO pushed to a fulfiller and shipped in two parts, the same
+    shipment delivered twice (a repeat and a poll), with a subscriber down meanwhile."""
+    from tests.fake_partner import partner
+    from tests.test_contract import wait_calls, webhook
+
+    channel = {"name": "web", "oms": {"connector": "wms"},
+               "invoice_timing": "on_shipment_created"}
+    doc = fake_doc(tmp_path / "gateway.sqlite3", "wms", channels=[channel],
+                   subscribers=[{"name": "erp", "url": receiver.url, "secret_env": "SUB_SECRET",
+                                 "events": ["*"]}])
+    doc["retry"] = {"attempts": 50, "schedule_seconds": [0.1, 0.2], "jitter": 0.1}
+    gw = await start_fake(doc)
+    await receiver.stop()  # the internal service is down: connection refused
+    fo = await gw.create_fo([(SKU, 10)], channel="web", order_number="E1")
+    await wait_calls(gw, "wms", "push_order", 1)
+    first = {"id": "S1", "order_refs": [["fulfillment_order_id", fo["id"]]],
+             "lines": [[SKU, 6]], "updated_at": "2026-12-01T11:00:00Z"}
+    assert await webhook(gw, "wms", "shipment", first, "w1") == 200
+    assert await webhook(gw, "wms", "shipment", first, "w1") == 200  # a repeat
+    await gw.wait_status(fo["id"], "partially_fulfilled")
+    second = {**first, "id": "S2", "lines": [[SKU, 4]], "updated_at": "2026-12-01T12:00:00Z"}
+    partner("wms").add("shipments", "shipment", second)
+    assert await webhook(gw, "wms", "shipment", second, "w2") == 200
+    await gw.call("POST", "/api/v1/connectors/wms/poll?feed=shipments")  # seen again
+    await gw.wait_status(fo["id"], "fulfilled")
+    await gw.wait_idle()
+    assert receiver.deliveries == []
+
+    await receiver.start()  # back on the same port
+    await wait_events(receiver, 8)
+    await asyncio.sleep(0.5)  # and nothing more arrives
+    events = receiver.events()
+    # (order.pushed may come before or after the first shipment: the push's outcome and the
+    # shipment are recorded independently; each FO's events still go out in recorded order)
+    assert sorted(e["type"] for e in events) == sorted([
+        "fulfillment_order.created", "order.pushed",
+        "shipment.recorded", "invoice.requested", "fulfillment_order.status_changed",
+        "shipment.recorded", "invoice.requested", "fulfillment_order.status_changed"])
+    assert events[0]["type"] == "fulfillment_order.created"
+    changes = [(e["data"]["old_status"], e["data"]["new_status"]) for e in events
+               if e["type"] == "fulfillment_order.status_changed"]
+    assert changes == [("unfulfilled", "partially_fulfilled"),
+                       ("partially_fulfilled", "fulfilled")]  # in order, once each
+    invoices = [e["data"]["lines"][0]["quantity"] for e in events
+                if e["type"] == "invoice.requested"]
+    assert invoices == [6, 4]  # once per shipment, not per delivery of it
+    assert len({e["id"] for e in events}) == len(events)
