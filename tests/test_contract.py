@@ -445,3 +445,42 @@ async def test_a_poll_asked_for_while_another_process_runs_the_feed_waits_then_s
     await storage.commit_poll("portal", "orders", "another-process", [], "7", {}, "t")
     await gw.call("POST", "/api/v1/connectors/portal/poll?feed=orders")
     assert partner("portal").polls[-1] == ("orders", "7")  # from where the other left it
+
+
+async def test_cancelling_before_the_push_sends_nothing_and_after_it_the_partners_cancel(
+        start_fake, tmp_path: Path) -> None:
+    delayed = {"name": "later", "oms": {"connector": "wms", "delay_minutes": 60}}
+    at_once = {"name": "now", "oms": {"connector": "wms"}}
+    gw = await start_fake(fake_doc(tmp_path / "g.sqlite3", "wms", channels=[delayed, at_once]))
+    wms = partner("wms")
+    waiting = await gw.create_fo([("A", 1)], channel="later", order_number="C1")
+    cancelled = await gw.call("POST", f"/api/v1/fulfillment-orders/{waiting['id']}/cancel")
+    assert [o["status"] for o in cancelled["outbound"]] == ["cancelled"]
+    assert "push_cancelled" in [t["kind"] for t in cancelled["timeline"]]
+
+    placed = await gw.create_fo([("A", 1)], channel="now", order_number="C2")
+    [push] = await wait_calls(gw, "wms", "push_order", 1)
+
+    async def pushed() -> bool:
+        return any(o["status"] == "sent" for o in (await gw.fo(placed["id"]))["outbound"])
+
+    await gw.wait_for(pushed)
+    await gw.call("POST", f"/api/v1/fulfillment-orders/{placed['id']}/cancel")
+    [cancel] = await wait_calls(gw, "wms", "cancel_order", 1)
+    assert cancel.fo_id == placed["id"] and cancel.payload == push.payload
+    await gw.call("POST", f"/api/v1/fulfillment-orders/{placed['id']}/cancel")  # again: no-op
+    await asyncio.sleep(0.3)
+    assert len(wms.called("cancel_order")) == 1
+    assert [m.fo_id for m in wms.called("push_order")] == [placed["id"]]  # never the first
+
+
+async def test_a_delayed_push_survives_a_restart(start_fake, tmp_path: Path) -> None:
+    channel = {"name": "later", "oms": {"connector": "wms", "delay_minutes": 0.02}}  # 1.2 s
+    doc = fake_doc(tmp_path / "g.sqlite3", "wms", channels=[channel])
+    first = await start_fake(doc)
+    fo = await first.create_fo([("A", 1)], channel="later", order_number="R1")
+    await first.server.close()  # stopped before the push was due
+    assert partner("wms").called("push_order") == []
+    second = await start_fake(doc)
+    [push] = await wait_calls(second, "wms", "push_order", 1)
+    assert push.fo_id == fo["id"]
