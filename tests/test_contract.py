@@ -484,3 +484,27 @@ async def test_a_delayed_push_survives_a_restart(start_fake, tmp_path: Path) -> 
     second = await start_fake(doc)
     [push] = await wait_calls(second, "wms", "push_order", 1)
     assert push.fo_id == fo["id"]
+
+
+async def test_a_refused_push_is_replayed_from_its_dead_letter(start_fake, tmp_path: Path
+                                                              ) -> None:
+    gw = await start_fake(fake_doc(tmp_path / "g.sqlite3", "wms", channels=[
+        {"name": "now", "oms": {"connector": "wms"}}]))
+    partner("wms").answer("push_order", PartnerRejected("store 9 unknown", 400))
+    fo = await gw.create_fo([("A", 1)], channel="now", order_number="D1")
+
+    async def dead() -> list | None:
+        return (await gw.call("GET", "/api/v1/dead-letters"))["items"] or None
+
+    [letter] = await gw.wait_for(dead)
+    assert letter["fulfillment_order_id"] == fo["id"] and letter["attempts"] == 1
+    view = await gw.fo(fo["id"])
+    assert "push_failed" in [t["kind"] for t in view["timeline"]]
+    await gw.call("POST", f"/api/v1/dead-letters/{letter['id']}/replay", expect=202)
+
+    async def sent() -> bool:
+        return [o["status"] for o in (await gw.fo(fo["id"]))["outbound"]] == ["sent"]
+
+    await gw.wait_for(sent)
+    assert len(partner("wms").called("push_order")) == 2
+    assert await gw.call("GET", "/api/v1/dead-letters") == {"items": [], "next_cursor": None}
