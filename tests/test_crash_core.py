@@ -1,0 +1,131 @@
+"""Kill -9 while a burst of acknowledged webhooks is being processed; restart; each is
+processed exactly once. The gateway runs as its own process with the scripted fake connector
+type (registered by a small launcher, as conftest does in-process)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from tests.conftest import API_TOKEN, ENV, FAKE_TOKEN
+from tests.test_crash import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCH = ("import sys, tests.fake_partner as fake; sys.modules['connectors.fake'] = fake;"
+          " from gateway.cli import main; sys.exit(main(sys.argv[1:]))")
+FOS, PER_FO = 40, 100  # 4,000 webhooks: one unit each
+
+
+def write_config(path: Path, db: Path, port: int) -> None:
+    path.write_text(f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+[storage]
+path = "{db}"
+[[connectors]]
+name = "wms"
+type = "fake"
+base_url = "http://127.0.0.1:9"
+token_env = "FAKE_TOKEN"
+""")
+
+
+async def serve(config: Path, port: int, log: Path) -> asyncio.subprocess.Process:
+    with log.open("ab") as sink:  # noqa: ASYNC230 - opened once, handed to the child
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", LAUNCH, "--config", str(config), "serve", cwd=ROOT,
+            env={**os.environ, **ENV}, stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            assert process.returncode is None, log.read_text()
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    if resp.status == 200:
+                        return process
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    process.kill()
+    await process.wait()
+    raise AssertionError(f"gateway did not become ready:\n{log.read_text()}")
+
+
+async def test_sigkill_during_a_burst_loses_nothing_acknowledged_and_doubles_nothing(
+        tmp_path: Path) -> None:
+    port, db, config, log = free_port(), tmp_path / "gw.sqlite3", tmp_path / "gw.toml", \
+        tmp_path / "gw.log"
+    write_config(config, db, port)
+    api = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    process = await serve(config, port, log)
+    acknowledged = 0
+    try:
+        async with aiohttp.ClientSession() as session:
+            for i in range(FOS):
+                async with session.post(f"{api}/api/v1/fulfillment-orders", headers=headers,
+                                        json={"id": f"fo-{i}", "lines": [
+                                            {"sku": "A", "quantity": PER_FO}]}) as resp:
+                    assert resp.status == 201
+
+            async def deliver(n: int) -> int:
+                body = orjson.dumps({"kind": "shipment", "record": {
+                    "id": f"S{n}", "order_refs": [["fulfillment_order_id", f"fo-{n % FOS}"]],
+                    "lines": [["A", 1]], "updated_at": "2026-12-01T10:00:00Z"}})
+                try:
+                    async with session.post(f"{api}/webhooks/wms", data=body, headers={
+                            "X-Fake-Token": FAKE_TOKEN, "X-Fake-Delivery": f"d{n}",
+                            "Content-Type": "application/json"}) as resp:
+                        return resp.status
+                except aiohttp.ClientError:
+                    return 0
+
+            sending = [asyncio.create_task(deliver(n)) for n in range(FOS * PER_FO)]
+            await asyncio.sleep(0.4)  # some acknowledged, some processed, some on the way
+            process.send_signal(signal.SIGKILL)
+            statuses = await asyncio.gather(*sending)
+            acknowledged = statuses.count(200)
+        await process.wait()
+        assert 0 < acknowledged
+
+        with sqlite3.connect(db) as conn:
+            stored = conn.execute("SELECT COUNT(*) FROM inbox_events").fetchone()[0]
+        assert stored >= acknowledged  # every 2xx was durable (a commit may beat its answer)
+
+        # The partner delivers again what was not acknowledged; the rest is not stored twice.
+        process = await serve(config, port, log)
+        async with aiohttp.ClientSession() as session:
+            retry = [n for n, status in enumerate(statuses) if status != 200]
+            await asyncio.gather(*(deliver(n) for n in retry))
+            deadline = time.monotonic() + 30
+            while True:
+                async with session.get(f"{api}/api/v1/fulfillment-orders?status=fulfilled",
+                                       headers=headers) as resp:
+                    done = (await resp.json())["items"]
+                if len(done) == FOS:
+                    break
+                assert time.monotonic() < deadline, len(done)
+                await asyncio.sleep(0.2)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status, COUNT(*) FROM inbox_events GROUP BY status"
+                            ).fetchall() == [("processed", FOS * PER_FO)]
+        assert conn.execute("SELECT SUM(quantity) FROM allocations").fetchone() == (
+            FOS * PER_FO,)
+        changes = conn.execute("SELECT COUNT(*) FROM timeline WHERE kind = 'status_changed'"
+                               " AND to_status = 'fulfilled'").fetchone()
+        assert changes == (FOS,)  # each FO became fulfilled once
