@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from tests.conftest import API_TOKEN, ENV, FAKE_TOKEN
-from tests.test_crash import free_port
+from tests.test_crash import free_port, read
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH = ("import sys, tests.fake_partner as fake; sys.modules['connectors.fake'] = fake;"
@@ -48,7 +48,7 @@ async def serve(config: Path, port: int, log: Path) -> asyncio.subprocess.Proces
     deadline = time.monotonic() + 20
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
-            assert process.returncode is None, log.read_text()
+            assert process.returncode is None, read(log)
             try:
                 async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
                     if resp.status == 200:
@@ -58,7 +58,7 @@ async def serve(config: Path, port: int, log: Path) -> asyncio.subprocess.Proces
             await asyncio.sleep(0.1)
     process.kill()
     await process.wait()
-    raise AssertionError(f"gateway did not become ready:\n{log.read_text()}")
+    raise AssertionError(f"gateway did not become ready:\n{read(log)}")
 
 
 async def test_sigkill_during_a_burst_loses_nothing_acknowledged_and_doubles_nothing(
