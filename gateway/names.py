@@ -13,8 +13,6 @@ CANCEL_ORDER = "cancel_order"
 PUSH_FULFILLMENT = "push_fulfillment"
 CANCEL_FULFILLMENT = "cancel_fulfillment"
 PUSH_INVENTORY = "push_inventory"
-ORDER_OPERATIONS = (PUSH_ORDER, CANCEL_ORDER, PUSH_FULFILLMENT, CANCEL_FULFILLMENT,
-                    PUSH_INVENTORY)
 # Writes to a connector's partner records: "<write>:<kind>", e.g. "update:company".
 RECORD_WRITES = ("create", "update", "archive")
 EVENT = "event"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.domain.records import FO_STATUSES, REF_KINDS, SHIPMENT_STATUSES
+from gateway.domain.records import (
+    FO_STATUSES,
+    LINK_ROLES,
+    LINK_STATES,
+    REF_KINDS,
+    SHIPMENT_STATUSES,
+)
 from gateway.names import EVENT_TYPES, INVOICE_TIMINGS
 
 
@@ -159,8 +165,8 @@ def _schemas() -> dict[str, Any]:
         "PartnerLink": {"type": "object", "required": ["connector", "role", "state"],
                         "properties": {
             "fo_id": {"type": "string"}, "connector": {"type": "string"},
-            "role": {"enum": ["origin", "fulfiller"]}, "partner_order_id": nullable_str,
-            "state": {"enum": ["open", "complete", "watching"]}, "watch_until": nullable_str,
+            "role": {"enum": list(LINK_ROLES)}, "partner_order_id": nullable_str,
+            "state": {"enum": list(LINK_STATES)}, "watch_until": nullable_str,
             "pushed": {"type": "object", "description": "per shipment id: the partner's id"
                                                          " for what was pushed, and its status"},
             "last_result": {"type": ["object", "null"]}, "updated_at": nullable_str}},

@@ -38,10 +38,12 @@ def read(log: Path) -> str:
     return log.read_text()
 
 
-async def start(config: Path, port: int, log: Path) -> asyncio.subprocess.Process:
+async def start(config: Path, port: int, log: Path,
+                program: tuple[str, ...] = ("-m", "gateway.cli")) -> asyncio.subprocess.Process:
+    """`serve` as a process of its own, once it is ready; `program` is what python runs."""
     with log.open("ab") as sink:  # noqa: ASYNC230 - opened once, handed to the child
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.cli", "--config", str(config), "serve",
+            sys.executable, *program, "--config", str(config), "serve",
             cwd=ROOT, env={**os.environ, **ENV}, stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 20
     async with aiohttp.ClientSession() as session:

@@ -5,19 +5,16 @@ type (registered by a small launcher, as conftest does in-process)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 import orjson
 
-from tests.conftest import API_TOKEN, ENV, FAKE_TOKEN
-from tests.test_crash import free_port, read
+from tests.conftest import API_TOKEN, FAKE_TOKEN
+from tests.test_crash import free_port, start
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH = ("import sys, tests.fake_partner as fake; sys.modules['connectors.fake'] = fake;"
@@ -41,24 +38,7 @@ token_env = "FAKE_TOKEN"
 
 
 async def serve(config: Path, port: int, log: Path) -> asyncio.subprocess.Process:
-    with log.open("ab") as sink:  # noqa: ASYNC230 - opened once, handed to the child
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", LAUNCH, "--config", str(config), "serve", cwd=ROOT,
-            env={**os.environ, **ENV}, stdout=sink, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            assert process.returncode is None, read(log)
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                    if resp.status == 200:
-                        return process
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    process.kill()
-    await process.wait()
-    raise AssertionError(f"gateway did not become ready:\n{read(log)}")
+    return await start(config, port, log, program=("-c", LAUNCH))
 
 
 async def test_sigkill_during_a_burst_loses_nothing_acknowledged_and_doubles_nothing(
