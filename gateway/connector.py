@@ -69,6 +69,8 @@ class Option:
         if self.name not in options:
             if self.default is REQUIRED:
                 raise ConfigError(f"{key}: required")
+            if self.check is not None and isinstance(self.default, str):
+                return self.check(self.default)  # a default written as the user would write it
             return self.default
         value = options[self.name]
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)

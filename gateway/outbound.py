@@ -296,9 +296,6 @@ class Outbound:
         if message.fo_id is None:
             return 0
         if message.kind == PUSH_ORDER:
-            if not recorded:  # cancelled while in flight: the partner has it, so cancel it
-                return await self._cancel_at_partner(tx, message.fo_id, message.destination,
-                                                     message.payload, at)
             partner_id = result.get("partner_order_id")
             if partner_id is not None:
                 await tx.add_fulfillment_order_ref(message.fo_id, "partner_order_id",
@@ -306,7 +303,11 @@ class Outbound:
             await self._note_on_link(tx, message.fo_id, connector, "fulfiller", at, result,
                                      partner_order_id=partner_id)
             await tx.add_timeline(message.fo_id, "pushed", at, {
-                "connector": connector, "partner_order_id": partner_id})
+                "connector": connector, "partner_order_id": partner_id,
+                **({} if recorded else {"after_cancel": True})})
+            if not recorded:  # cancelled while in flight: the partner has it, so cancel it
+                return await self._cancel_at_partner(tx, message.fo_id, message.destination,
+                                                     message.payload, at)
             return await self.event(tx, ORDER_PUSHED, {
                 "fulfillment_order_id": message.fo_id, "connector": connector,
                 "order_number": message.payload.get("order_number"),

@@ -1,4 +1,6 @@
-"""Shared fixtures: a ShipStation sandbox and a gateway on loopback, a real SQLite file each."""
+"""Shared fixtures: a gateway on loopback on the scripted fake connector type, a real SQLite
+file each, and a subscriber receiving signed events. ShipStation's own fixtures (its sandbox)
+are in tests/shipstation/conftest.py."""
 
 from __future__ import annotations
 
@@ -17,17 +19,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from standardwebhooks import Webhook
 
-from connectors.shipstation.client import basic_auth
-from connectors.shipstation.sandbox import SandboxState, create_app, sandbox_state
 from gateway import config as config_mod
 from gateway import logs
 from gateway.app import Gateway
 from tests import fake_partner
 
 API_TOKEN = "test-api-token"
-SS_KEY, SS_SECRET, SS_HOOK_TOKEN = "ss-key-123", "ss-secret-456", "hook-token-789"
-ENV = {"GATEWAY_API_TOKENS": f"other-token,{API_TOKEN}", "SS_KEY": SS_KEY,
-       "SS_SECRET": SS_SECRET, "SS_HOOK": SS_HOOK_TOKEN}
+ENV = {"GATEWAY_API_TOKENS": f"other-token,{API_TOKEN}"}
 SUBSCRIBER_SECRET = "whsec_" + base64.b64encode(b"subscriber-secret-for-tests-32b!").decode()
 ENV["SUB_SECRET"] = SUBSCRIBER_SECRET
 
@@ -67,83 +65,6 @@ def base_doc(db_path: Path) -> dict[str, Any]:
     }
 
 
-def gateway_doc(db_path: Path, sandbox_url: str, **connector: Any) -> dict[str, Any]:
-    return {
-        **base_doc(db_path),
-        "connectors": [{
-            "name": "shipstation", "type": "shipstation", "base_url": sandbox_url,
-            "allowed_resource_origin": r"http://127\.0\.0\.1:\d+",
-            "api_key_env": "SS_KEY", "api_secret_env": "SS_SECRET",
-            "webhook_token_env": "SS_HOOK", "poll_overlap_minutes": 60,
-            "request_timeout_seconds": 5, **connector,
-        }],
-    }
-
-
-def write_config(path: Path, db: Path, sandbox_url: str, port: int = 0,
-                 **connector: str | int) -> None:
-    """A config.toml for a gateway run as a separate process, against the sandbox."""
-    extra = "".join(f"{key} = {value!r}\n".replace("'", '"') for key, value in connector.items())
-    path.write_text(f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-[storage]
-path = "{db}"
-[retry]
-attempts = 5
-schedule_seconds = [0.2]
-[[connectors]]
-name = "shipstation"
-type = "shipstation"
-base_url = "{sandbox_url}"
-allowed_resource_origin = "http://127\\\\.0\\\\.0\\\\.1:\\\\d+"
-api_key_env = "SS_KEY"
-api_secret_env = "SS_SECRET"
-webhook_token_env = "SS_HOOK"
-{extra}""")
-
-
-class Sandbox:
-    """The ShipStation sandbox over loopback HTTP, scripted through its control surface."""
-
-    def __init__(self, server: TestServer, session: aiohttp.ClientSession) -> None:
-        self.server = server
-        self.url = str(server.make_url("")).rstrip("/")
-        self.session = session
-        self.auth = {"Authorization": basic_auth(SS_KEY, SS_SECRET)}
-
-    @property
-    def state(self) -> SandboxState:
-        return sandbox_state(self.server.app)
-
-    async def control(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        async with self.session.post(f"{self.url}/_sandbox{path}", json=body or {}) as resp:
-            assert resp.status < 300, await resp.text()
-            return await resp.json()
-
-    async def order(self, order_number: str, items: list[tuple[str, int]],
-                    order_key: str | None = None) -> dict[str, Any]:
-        body = {"orderNumber": order_number, "items": [
-            {"lineItemKey": str(i), "sku": sku, "name": sku, "quantity": qty}
-            for i, (sku, qty) in enumerate(items, start=1)]}
-        if order_key:
-            body["orderKey"] = order_key
-        return await self.control("/orders", body)
-
-    async def ship(self, order_id: int, items: list[tuple[str, int]] | None = None,
-                   notify: bool = True, **extra: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"notify": notify, **extra}
-        if items is not None:
-            body["items"] = [{"sku": s, "quantity": q} for s, q in items]
-        return await self.control(f"/orders/{order_id}/ship", body)
-
-    async def subscribe(self, target_url: str, event: str = "SHIP_NOTIFY") -> None:
-        async with self.session.post(f"{self.url}/webhooks/subscribe", headers=self.auth,
-                                     json={"target_url": target_url, "event": event}) as resp:
-            assert resp.status == 201, await resp.text()
-
-
 class GatewayUnderTest:
     def __init__(self, server: TestServer, gateway: Gateway, session: aiohttp.ClientSession,
                  db_path: Path) -> None:
@@ -153,7 +74,6 @@ class GatewayUnderTest:
         self.session = session
         self.db_path = db_path
         self.headers = {"Authorization": f"Bearer {API_TOKEN}"}
-        self.webhook_url = f"{self.url}/webhooks/shipstation?token={SS_HOOK_TOKEN}"
 
     async def call(self, method: str, path: str, body: Any = None,
                    expect: int | None = 200) -> Any:
@@ -171,8 +91,10 @@ class GatewayUnderTest:
     async def fo(self, fo_id: str) -> dict[str, Any]:
         return await self.call("GET", f"/api/v1/fulfillment-orders/{fo_id}")
 
-    async def poll(self) -> dict[str, Any]:
-        return await self.call("POST", "/api/v1/connectors/shipstation/poll")
+    async def poll(self, connector: str | None = None) -> dict[str, Any]:
+        """Poll every feed of `connector` (the first configured one when not named)."""
+        name = connector or next(iter(self.gateway.connectors))
+        return await self.call("POST", f"/api/v1/connectors/{name}/poll")
 
     async def wait_for(self, check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
         deadline = time.monotonic() + within
@@ -210,27 +132,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def sandbox(aiohttp_server: Any, http: aiohttp.ClientSession) -> Sandbox:
-    server = await aiohttp_server(create_app(SS_KEY, SS_SECRET))
-    return Sandbox(server, http)
-
-
-@pytest.fixture
-def start_gateway(aiohttp_server: Any, http: aiohttp.ClientSession, tmp_path: Path,
-                  sandbox: Sandbox) -> Callable[..., Awaitable[GatewayUnderTest]]:
-    async def start(doc: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                    first_poll_delay: float = 3600.0, **connector: Any) -> GatewayUnderTest:
-        db_path = tmp_path / "gateway.sqlite3"
-        cfg = config_mod.parse(doc or gateway_doc(db_path, sandbox.url, **connector),
-                               {**ENV, **(env or {})})
-        gateway = Gateway(cfg, first_poll_delay_seconds=first_poll_delay)
-        server = await aiohttp_server(gateway.web_app())
-        return GatewayUnderTest(server, gateway, http, Path(cfg.storage.path))
-
-    return start
-
-
-@pytest.fixture
 def start_fake(aiohttp_server: Any, http: aiohttp.ClientSession, tmp_path: Path
                ) -> Callable[..., Awaitable[GatewayUnderTest]]:
     """A gateway on the fake connector type only; `doc` from fake_doc."""
@@ -241,14 +142,6 @@ def start_fake(aiohttp_server: Any, http: aiohttp.ClientSession, tmp_path: Path
         return GatewayUnderTest(server, gateway, http, Path(cfg.storage.path))
 
     return start
-
-
-@pytest.fixture
-async def gw(start_gateway: Callable[..., Awaitable[GatewayUnderTest]]) -> GatewayUnderTest:
-    return await start_gateway()
-
-
-
 
 
 class Receiver:
@@ -316,3 +209,25 @@ async def receiver() -> AsyncIterator[Receiver]:
     await rec.start()
     yield rec
     await rec.stop()
+
+
+SKU = "TSHIRT-BLK-M"
+
+
+async def wait_pushed(gw: GatewayUnderTest, fo_id: str, within: float = 10.0,
+                      kind: str = "push_order") -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        fo = await gw.fo(fo_id)
+        done = [o for o in fo["outbound"] if o["kind"] == kind and o["status"] == "sent"]
+        return fo if done else None
+
+    return await gw.wait_for(check, within)
+
+
+async def wait_events(receiver: Receiver, count: int, event_type: str | None = None,
+                      within: float = 10.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + within
+    while len(receiver.events(event_type)) < count:
+        assert time.monotonic() < deadline, [e["type"] for e in receiver.events()]
+        await asyncio.sleep(0.05)
+    return receiver.events(event_type)

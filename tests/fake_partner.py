@@ -6,6 +6,9 @@ test scripts like the httpx MockTransport idea: records waiting in each feed, wh
 operation answers (a result or an error, in order), and a log of every call, so a test can
 count polls and operations. No network: the core's tests run against this, not a real partner.
 
+A gateway run as its own process (tests/processes.py) scripts its partners from the JSON file
+the variable FAKE_SCRIPT names: `{"<connector>": {"<feed>": [{"kind": ..., "record": ...}]}}`.
+
 Webhook: header `X-Fake-Token` must equal the secret `token_env` names; `X-Fake-Delivery` is
 the delivery key. A webhook or polled body is `{"kind": ..., "record": {...}}` with kind
 `shipment`, `partner_order` or `partner_record` (see `to_record`).
@@ -13,15 +16,26 @@ the delivery key. A webhook or polled body is `{"kind": ..., "record": {...}}` w
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
 
-from gateway.connector import Connector, Feed, Option, PollResult, RecordKind, WebhookRequest
+from gateway.connector import (
+    Connector,
+    Feed,
+    Option,
+    PollResult,
+    RecordKind,
+    WebhookRequest,
+    regex,
+)
 from gateway.domain.records import (
     OrderRef,
     PartnerOrder,
@@ -43,7 +57,7 @@ class FakePartner:
     feeds: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     polls: list[tuple[str, str | None]] = field(default_factory=list)
     calls: list[OutboxMessage] = field(default_factory=list)
-    script: dict[str, list[BaseException | Mapping[str, Any]]] = field(default_factory=dict)
+    script: dict[str, list[BaseException | Mapping[str, Any] | asyncio.Event]] = field(default_factory=dict)
     records: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     poll_error: BaseException | None = None
     # the watched feed: shipments the partner has per order id, and the ids it was asked about
@@ -59,14 +73,24 @@ class FakePartner:
         """The next calls of `operation` raise or return these, in order; then success."""
         self.script.setdefault(operation, []).extend(outcomes)
 
+    def hold(self, operation: str) -> asyncio.Event:
+        """The next call of `operation` is taken (and logged) but answers only once the
+        returned event is set: a partner slow to answer, a call in flight."""
+        release = asyncio.Event()
+        self.script.setdefault(operation, []).append(release)
+        return release
+
     def called(self, operation: str) -> list[OutboxMessage]:
         return [m for m in self.calls if m.kind == operation]
 
-    def _next(self, operation: str) -> Mapping[str, Any] | None:
+    async def _next(self, operation: str) -> Mapping[str, Any] | None:
         queue = self.script.get(operation) or []
         if not queue:
             return None
         outcome = queue.pop(0)
+        if isinstance(outcome, asyncio.Event):
+            await outcome.wait()
+            return None
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
@@ -76,7 +100,14 @@ PARTNERS: dict[str, FakePartner] = {}
 
 
 def partner(name: str) -> FakePartner:
-    return PARTNERS.setdefault(name, FakePartner())
+    if name not in PARTNERS:
+        PARTNERS[name] = FakePartner()
+        script = os.environ.get("FAKE_SCRIPT")
+        if script:  # a process of its own: its feeds come from a file
+            for feed, items in orjson.loads(Path(script).read_bytes()).get(name, {}).items():
+                for item in items:
+                    PARTNERS[name].add(feed, item["kind"], item["record"])
+    return PARTNERS[name]
 
 
 def to_record(source: str, kind: str, record: Mapping[str, Any]) -> Shipment | PartnerOrder | PartnerRecord:
@@ -109,6 +140,9 @@ class FakeConnector(Connector):
         Option("sync_orders", bool, True, help="poll the orders feed"),
         Option("sync_records", bool, True, help="poll the records feed"),
         Option("write_records", bool, True, help="send record writes back to the partner"),
+        Option("page_size", int, 100, minimum=1, maximum=500, help="records per poll, at most"),
+        Option("id_pattern", str, ".*", check=regex,
+               help="only records whose partner id matches are polled"),
     )
     webhooks = True
     feeds: ClassVar[tuple[Feed, ...]] = (
@@ -159,9 +193,11 @@ class FakeConnector(Connector):
         if feed.name == "watched":
             return await self._poll_watched()
         start = int(cursor or 0)
-        waiting = self.partner.feeds.get(feed.name, [])[start:]
-        events = [NewInboxEvent(self.name, f"{feed.name}:{start + i}", "poll",
-                                orjson.dumps(item)) for i, item in enumerate(waiting)]
+        waiting = self.partner.feeds.get(feed.name, [])[start:start + self.settings["page_size"]]
+        wanted = self.settings["id_pattern"]
+        events = [NewInboxEvent(self.name, f"{feed.name}:{start + i}", "poll", orjson.dumps(item))
+                  for i, item in enumerate(waiting)
+                  if wanted.fullmatch(str(item["record"]["id"]))]
         return PollResult(events, str(start + len(waiting)), {"seen": len(waiting)})
 
     async def _poll_watched(self) -> PollResult:
@@ -175,27 +211,27 @@ class FakeConnector(Connector):
         self.partner.asked_about.append(asked)
         return PollResult(events, "", {"asked_about": len(asked)})
 
-    def _call(self, message: OutboxMessage, default: Mapping[str, Any]) -> dict[str, Any]:
+    async def _call(self, message: OutboxMessage, default: Mapping[str, Any]) -> dict[str, Any]:
         self.partner.calls.append(message)
-        return dict(self.partner._next(message.kind) or default)
+        return dict(await self.partner._next(message.kind) or default)
 
     async def push_order(self, message: OutboxMessage) -> dict[str, Any]:
-        return self._call(message, {"partner_order_id": f"P-{message.fo_id}"})
+        return await self._call(message, {"partner_order_id": f"P-{message.fo_id}"})
 
     async def cancel_order(self, message: OutboxMessage) -> dict[str, Any]:
-        return self._call(message, {"cancelled": True})
+        return await self._call(message, {"cancelled": True})
 
     async def push_fulfillment(self, message: OutboxMessage) -> dict[str, Any]:
         shipment = message.payload.get("shipment_id")
-        return self._call(message, {"partner_fulfillment_id": f"F-{shipment}"}
+        return await self._call(message, {"partner_fulfillment_id": f"F-{shipment}"}
                           if shipment else {"accepted": True})
 
     async def cancel_fulfillment(self, message: OutboxMessage) -> dict[str, Any]:
-        return self._call(message, {"cancelled": True})
+        return await self._call(message, {"cancelled": True})
 
     async def write_record(self, kind: str, write: str,
                            message: OutboxMessage) -> Mapping[str, Any]:
-        result = self._call(message, {})
+        result = await self._call(message, {})
         if result:
             return result
         external_id = message.payload["id"] or f"{kind}-{len(self.partner.records) + 1}"

@@ -1,6 +1,6 @@
 """Kill -9 while a burst of acknowledged webhooks is being processed; restart; each is
-processed exactly once. The gateway runs as its own process with the scripted fake connector
-type (registered by a small launcher, as conftest does in-process)."""
+processed exactly once; SIGTERM stops cleanly. The gateway runs as its own process with the
+scripted fake connector type (registered by a small launcher, as conftest does in-process)."""
 
 from __future__ import annotations
 
@@ -14,31 +14,17 @@ import aiohttp
 import orjson
 
 from tests.conftest import API_TOKEN, FAKE_TOKEN
-from tests.test_crash import free_port, start
+from tests.processes import FAKE_CLI, free_port, read, start, write_fake_config
 
-ROOT = Path(__file__).resolve().parent.parent
-LAUNCH = ("import sys, tests.fake_partner as fake; sys.modules['connectors.fake'] = fake;"
-          " from gateway.cli import main; sys.exit(main(sys.argv[1:]))")
 FOS, PER_FO = 40, 100  # 4,000 webhooks: one unit each
 
 
 def write_config(path: Path, db: Path, port: int) -> None:
-    path.write_text(f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-[storage]
-path = "{db}"
-[[connectors]]
-name = "wms"
-type = "fake"
-base_url = "http://127.0.0.1:9"
-token_env = "FAKE_TOKEN"
-""")
+    write_fake_config(path, db, port, "wms")
 
 
 async def serve(config: Path, port: int, log: Path) -> asyncio.subprocess.Process:
-    return await start(config, port, log, program=("-c", LAUNCH))
+    return await start(config, port, log, program=FAKE_CLI)
 
 
 async def test_sigkill_during_a_burst_loses_nothing_acknowledged_and_doubles_nothing(
@@ -109,3 +95,17 @@ async def test_sigkill_during_a_burst_loses_nothing_acknowledged_and_doubles_not
         changes = conn.execute("SELECT COUNT(*) FROM timeline WHERE kind = 'status_changed'"
                                " AND to_status = 'fulfilled'").fetchone()
         assert changes == (FOS,)  # each FO became fulfilled once
+
+
+async def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
+    port, db, config, log = free_port(), tmp_path / "gw.sqlite3", tmp_path / "gw.toml", \
+        tmp_path / "gw.log"
+    write_config(config, db, port)
+    process = await serve(config, port, log)
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), timeout=20) == 0
+    text = read(log)
+    assert "gateway.started" in text and "gateway.stopping" in text and "gateway.stopped" in text
+    assert FAKE_TOKEN not in text and API_TOKEN not in text
+    wal = tmp_path / "gw.sqlite3-wal"
+    assert not wal.exists() or wal.stat().st_size == 0

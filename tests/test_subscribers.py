@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import GatewayUnderTest, Receiver, fake_doc
-from tests.test_outbox import SKU, wait_events
+from tests.conftest import SKU, GatewayUnderTest, Receiver, fake_doc, wait_events
 
 
 async def subscriber_only(start_fake, tmp_path: Path, receiver: Receiver,

@@ -54,7 +54,7 @@ class ShipStationConnector(Connector):
         Option("api_secret_env", str, help="variable holding the v1 API secret"),
         Option("webhook_token_env", str,
                help="variable holding the secret token the webhook URL must carry"),
-        Option("allowed_resource_origin", str, regex(DEFAULT_ALLOWED_ORIGIN), check=regex,
+        Option("allowed_resource_origin", str, DEFAULT_ALLOWED_ORIGIN, check=regex,
                help="regex a webhook's resource_url origin must match in full"),
         Option("rate_limit_per_minute", int, 40, minimum=1),
         Option("rate_limit_window_seconds", float, 60.0, minimum=1),

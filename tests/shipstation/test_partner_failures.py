@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from tests.conftest import GatewayUnderTest, Sandbox
+from tests.shipstation.conftest import Sandbox, ShipStationGateway
 
 SKU = "SKU-1"
 
 
-async def test_429_with_reset_poll_waits_and_completes(gw: GatewayUnderTest,
+async def test_429_with_reset_poll_waits_and_completes(gw: ShipStationGateway,
                                                        sandbox: Sandbox) -> None:
     fos = [await gw.create_fo([(SKU, 1)], order_number=f"R{i}") for i in range(3)]
     for i, fo in enumerate(fos):
@@ -47,7 +47,7 @@ async def test_our_budget_keeps_under_the_partner_limit(start_gateway, sandbox: 
     assert len(sandbox.state.requests) >= 6
 
 
-async def test_5xx_then_recovery_is_retried(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+async def test_5xx_then_recovery_is_retried(gw: ShipStationGateway, sandbox: Sandbox) -> None:
     await sandbox.subscribe(gw.webhook_url)
     fo = await gw.create_fo([(SKU, 2)], order_number="F1")
     order = await sandbox.order("F1", [(SKU, 2)], order_key=fo["id"])
@@ -59,7 +59,7 @@ async def test_5xx_then_recovery_is_retried(gw: GatewayUnderTest, sandbox: Sandb
     assert (await gw.call("GET", "/api/v1/dead-letters"))["items"] == []
 
 
-async def test_exhausted_retries_dead_letter_then_replay(gw: GatewayUnderTest,
+async def test_exhausted_retries_dead_letter_then_replay(gw: ShipStationGateway,
                                                          sandbox: Sandbox) -> None:
     await sandbox.subscribe(gw.webhook_url)
     fo = await gw.create_fo([(SKU, 2)], order_number="F2")
@@ -94,7 +94,7 @@ async def test_partner_timeout_is_retried(start_gateway, sandbox: Sandbox) -> No
     await gw.wait_status(fo["id"], "fulfilled")
 
 
-async def test_poll_error_is_reported_and_cursor_kept(gw: GatewayUnderTest,
+async def test_poll_error_is_reported_and_cursor_kept(gw: ShipStationGateway,
                                                       sandbox: Sandbox) -> None:
     await gw.poll()
     [before] = (await gw.call("GET", "/api/v1/connectors"))["items"][0]["feeds"]

@@ -6,7 +6,7 @@ import aiohttp
 from aiohttp import web
 
 from connectors.shipstation.pacific import pacific_stamp
-from tests.conftest import GatewayUnderTest, Sandbox
+from tests.shipstation.conftest import Sandbox, ShipStationGateway
 
 SKU = "TSHIRT-BLK-M"
 
@@ -23,7 +23,7 @@ async def split_order(sandbox: Sandbox, fo_id: str) -> list[dict]:
     return result["orders"]
 
 
-async def test_golden_split_by_webhooks(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+async def test_golden_split_by_webhooks(gw: ShipStationGateway, sandbox: Sandbox) -> None:
     await sandbox.subscribe(gw.webhook_url)
     fo = await gw.create_fo([(SKU, 10)], order_number="1001", channel="wholesale")
     assert fo["status"] == "unfulfilled"
@@ -46,7 +46,7 @@ async def test_golden_split_by_webhooks(gw: GatewayUnderTest, sandbox: Sandbox) 
     assert fetched and all(r["query"]["includeShipmentItems"] == "true" for r in fetched)
 
 
-async def test_golden_split_by_polling_only(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+async def test_golden_split_by_polling_only(gw: ShipStationGateway, sandbox: Sandbox) -> None:
     fo = await gw.create_fo([(SKU, 10)], order_number="1001")
     first, second = await split_order(sandbox, fo["id"])
     await sandbox.ship(first["orderId"], notify=False)
@@ -60,7 +60,7 @@ async def test_golden_split_by_polling_only(gw: GatewayUnderTest, sandbox: Sandb
     assert not sandbox.state.deliveries  # no webhook was involved
 
 
-async def test_one_order_several_shipments(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+async def test_one_order_several_shipments(gw: ShipStationGateway, sandbox: Sandbox) -> None:
     await sandbox.subscribe(gw.webhook_url)
     fo = await gw.create_fo([(SKU, 5), ("MUG", 2)], order_number="1002")
     order = await sandbox.order("1002", [(SKU, 5), ("MUG", 2)], order_key=fo["id"])
@@ -72,7 +72,7 @@ async def test_one_order_several_shipments(gw: GatewayUnderTest, sandbox: Sandbo
     assert all(s["match_rule"] == "fulfillment_order_id" for s in fo["shipments"])
 
 
-async def test_merge_allocates_oldest_fo_first(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+async def test_merge_allocates_oldest_fo_first(gw: ShipStationGateway, sandbox: Sandbox) -> None:
     await sandbox.subscribe(gw.webhook_url)
     older = await gw.create_fo([(SKU, 3)], order_number="2001")
     newer = await gw.create_fo([(SKU, 2), ("MUG", 1)], order_number="2002")
@@ -90,7 +90,7 @@ async def test_merge_allocates_oldest_fo_first(gw: GatewayUnderTest, sandbox: Sa
     assert sorted(shipment["fulfillment_order_ids"]) == sorted([older["id"], newer["id"]])
 
 
-async def test_overshipment_is_kept_and_reported(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+async def test_overshipment_is_kept_and_reported(gw: ShipStationGateway, sandbox: Sandbox) -> None:
     fo = await gw.create_fo([(SKU, 2)], order_number="3001")
     order = await sandbox.order("3001", [(SKU, 5)], order_key=fo["id"])
     await sandbox.ship(order["orderId"], notify=False)
@@ -100,7 +100,7 @@ async def test_overshipment_is_kept_and_reported(gw: GatewayUnderTest, sandbox: 
     assert fo["shipments"][0]["overshipped"] == {SKU: 3}
 
 
-async def test_void_then_reship(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+async def test_void_then_reship(gw: ShipStationGateway, sandbox: Sandbox) -> None:
     await sandbox.subscribe(gw.webhook_url)
     fo = await gw.create_fo([(SKU, 4)], order_number="4001")
     order = await sandbox.order("4001", [(SKU, 4)], order_key=fo["id"])
@@ -123,7 +123,7 @@ async def test_void_then_reship(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
                                   ("unfulfilled", "fulfilled")]
 
 
-async def test_duplicate_webhook_does_not_double_count(gw: GatewayUnderTest,
+async def test_duplicate_webhook_does_not_double_count(gw: ShipStationGateway,
                                                        sandbox: Sandbox) -> None:
     fo = await gw.create_fo([(SKU, 10)], order_number="5001")
     order = await sandbox.order("5001", [(SKU, 10)], order_key=fo["id"])
@@ -145,7 +145,7 @@ async def test_duplicate_webhook_does_not_double_count(gw: GatewayUnderTest,
     assert gw.sql("SELECT COUNT(*) FROM shipments") == [(1,)]
 
 
-async def test_unmatched_then_fo_created_later(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+async def test_unmatched_then_fo_created_later(gw: ShipStationGateway, sandbox: Sandbox) -> None:
     order = await sandbox.order("6001", [(SKU, 2)])  # ShipStation made up its own orderKey
     await sandbox.ship(order["orderId"], notify=False)
     await gw.poll()
@@ -162,7 +162,7 @@ async def test_unmatched_then_fo_created_later(gw: GatewayUnderTest, sandbox: Sa
     assert (await gw.call("GET", "/api/v1/unmatched-shipments"))["items"] == []
 
 
-async def test_ambiguous_reference_waits_with_candidates(gw: GatewayUnderTest,
+async def test_ambiguous_reference_waits_with_candidates(gw: ShipStationGateway,
                                                          sandbox: Sandbox) -> None:
     a = await gw.create_fo([(SKU, 1)], order_number="7001", channel="web")
     b = await gw.create_fo([(SKU, 1)], order_number="7001", channel="wholesale")
@@ -184,7 +184,7 @@ async def test_ambiguous_reference_waits_with_candidates(gw: GatewayUnderTest,
     assert again["error"]["code"] == "conflict"
 
 
-async def test_manual_match_errors(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+async def test_manual_match_errors(gw: ShipStationGateway, sandbox: Sandbox) -> None:
     order = await sandbox.order("8001", [(SKU, 1)])
     await sandbox.ship(order["orderId"], notify=False)
     await gw.poll()
@@ -200,7 +200,7 @@ async def test_manual_match_errors(gw: GatewayUnderTest, sandbox: Sandbox) -> No
                   {"fulfillment_order_ids": ["x"]}, expect=404)
 
 
-async def test_marked_shipped_order_arrives_through_fulfillments(gw: GatewayUnderTest,
+async def test_marked_shipped_order_arrives_through_fulfillments(gw: ShipStationGateway,
                                                                  sandbox: Sandbox) -> None:
     fo = await gw.create_fo([(SKU, 3)], order_number="9001")
     order = await sandbox.order("9001", [(SKU, 3)], order_key=fo["id"])
@@ -212,7 +212,7 @@ async def test_marked_shipped_order_arrives_through_fulfillments(gw: GatewayUnde
     assert fo["shipments"][0]["external_id"].startswith("fulfillment:")
 
 
-async def test_poll_overlap_catches_late_shipment_once(gw: GatewayUnderTest,
+async def test_poll_overlap_catches_late_shipment_once(gw: ShipStationGateway,
                                                        sandbox: Sandbox) -> None:
     from datetime import UTC, datetime, timedelta
 
@@ -235,7 +235,7 @@ async def test_poll_overlap_catches_late_shipment_once(gw: GatewayUnderTest,
 
 # Moved from the API tests: what GET /connectors and the scheduler show for ShipStation.
 
-async def test_shipments_listing_by_fo(gw: GatewayUnderTest, sandbox: Sandbox) -> None:
+async def test_shipments_listing_by_fo(gw: ShipStationGateway, sandbox: Sandbox) -> None:
     fo = await gw.create_fo([("A", 2)], order_number="S1")
     order = await sandbox.order("S1", [("A", 2)], order_key=fo["id"])
     await sandbox.ship(order["orderId"], [("A", 1)], notify=False)
@@ -251,7 +251,7 @@ async def test_shipments_listing_by_fo(gw: GatewayUnderTest, sandbox: Sandbox) -
     assert len(everything["items"]) == 1 and everything["next_cursor"]
 
 
-async def test_connectors_listing(gw: GatewayUnderTest) -> None:
+async def test_connectors_listing(gw: ShipStationGateway) -> None:
     [item] = (await gw.call("GET", "/api/v1/connectors"))["items"]
     assert item["name"] == "shipstation" and item["enabled"]
     assert item["webhooks"] and item["operations"] == ["cancel_order", "push_order"]
@@ -279,7 +279,7 @@ async def test_scheduler_polls_by_itself(start_gateway, sandbox: Sandbox) -> Non
     assert item["feeds"][0]["last_poll_at"] is not None
 
 
-async def test_resource_url_elsewhere_is_refused(gw: GatewayUnderTest, aiohttp_server) -> None:
+async def test_resource_url_elsewhere_is_refused(gw: ShipStationGateway, aiohttp_server) -> None:
     """The body names another server: it is never fetched, no credentials leave, dead letter."""
     seen: list[str] = []
 
@@ -307,3 +307,17 @@ async def test_resource_url_elsewhere_is_refused(gw: GatewayUnderTest, aiohttp_s
     assert all("resource_url refused" in d["error"] for d in dead)
     assert all(d["attempts"] == 1 for d in dead)  # refused at once, not retried
     assert seen == []
+
+
+async def test_paging_follows_every_page(start_gateway, sandbox: Sandbox) -> None:
+    gw: ShipStationGateway = await start_gateway(page_size=2)
+    fo = await gw.create_fo([("A", 5)], order_number="PG1")
+    order = await sandbox.order("PG1", [("A", 5)], order_key=fo["id"])
+    for _ in range(5):
+        await sandbox.ship(order["orderId"], [("A", 1)], notify=False)
+    result = await gw.poll()
+    assert result["feeds"]["shipments"]["shipments_created"] == 5
+    pages = [r["query"].get("page") for r in sandbox.state.requests
+             if r["path"] == "/shipments" and "createDateStart" in r["query"]]
+    assert pages == ["1", "2", "3"]
+    await gw.wait_status(fo["id"], "fulfilled")

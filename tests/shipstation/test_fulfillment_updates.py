@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import PartnerUnavailable
-from tests.conftest import Sandbox, gateway_doc
 from tests.fake_partner import partner
+from tests.shipstation.conftest import Sandbox, gateway_doc
 
 SKU = "BOOT-42"
 

@@ -1,5 +1,6 @@
-"""The outbound half: channel pushes to the ShipStation sandbox, cancels, retries, dead letters,
-invoice flows and signed events to a subscriber, all over loopback HTTP and a real SQLite file."""
+"""ShipStation's outbound half: channel pushes to its sandbox (the createorder body, custom
+fields under its names, orderKey absorbing a resend), cancels, its 429s, 5xx and timeouts,
+dead letters, invoice flows and signed events, over loopback HTTP and a real SQLite file."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 from gateway.errors import OperationUnsupported
 from storage import OutboxMessage
-from tests.conftest import GatewayUnderTest, Receiver, Sandbox, gateway_doc
+from tests.conftest import Receiver, wait_events, wait_pushed
+from tests.shipstation.conftest import Sandbox, ShipStationGateway, gateway_doc
 
 SKU = "TSHIRT-BLK-M"
 
@@ -38,32 +40,13 @@ def outbound_doc(db: Path, sandbox: Sandbox, receiver: Receiver | None = None,
 
 
 async def start(start_gateway, tmp_path: Path, sandbox: Sandbox, receiver: Receiver | None = None,
-                **options: Any) -> GatewayUnderTest:
+                **options: Any) -> ShipStationGateway:
     return await start_gateway(outbound_doc(tmp_path / "gateway.sqlite3", sandbox, receiver,
                                             **options))
 
 
 def createorders(sandbox: Sandbox) -> list[dict[str, Any]]:
     return [r for r in sandbox.state.requests if r["path"] == "/orders/createorder"]
-
-
-async def wait_pushed(gw: GatewayUnderTest, fo_id: str, within: float = 10.0,
-                      kind: str = "push_order") -> dict[str, Any]:
-    async def check() -> dict[str, Any] | None:
-        fo = await gw.fo(fo_id)
-        done = [o for o in fo["outbound"] if o["kind"] == kind and o["status"] == "sent"]
-        return fo if done else None
-
-    return await gw.wait_for(check, within)
-
-
-async def wait_events(receiver: Receiver, count: int, event_type: str | None = None,
-                      within: float = 10.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + within
-    while len(receiver.events(event_type)) < count:
-        assert time.monotonic() < deadline, [e["type"] for e in receiver.events()]
-        await asyncio.sleep(0.05)
-    return receiver.events(event_type)
 
 
 async def test_immediate_push_carries_the_fo_and_custom_fields_verbatim(
@@ -175,7 +158,7 @@ async def test_cancel_after_the_push_sends_the_partners_cancel(
     assert len(createorders(sandbox)) == 2
 
 
-async def test_a_resent_push_is_absorbed_by_the_order_key(gw: GatewayUnderTest,
+async def test_a_resent_push_is_absorbed_by_the_order_key(gw: ShipStationGateway,
                                                           sandbox: Sandbox) -> None:
     """What a crash between ShipStation's 2xx and marking the message sent amounts to."""
     connector = gw.gateway.connectors["shipstation"]

@@ -1,0 +1,91 @@
+"""The gateway run as its own process, as a user runs it: `serve` until ready, one-off CLI
+commands, and a launcher that registers the scripted fake connector type first (as
+tests/conftest.py does in-process), so the core's process tests need no real partner."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = ("-m", "gateway.cli")
+FAKE_CLI = ("-c", "import sys, tests.fake_partner as fake; sys.modules['connectors.fake'] = fake;"
+            " from gateway.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read(log: Path) -> str:
+    return log.read_text()
+
+
+async def start(config: Path, port: int, log: Path, program: tuple[str, ...] = CLI,
+                env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    """`serve` as a process of its own, once it is ready; `program` is what python runs."""
+    with log.open("ab") as sink:  # noqa: ASYNC230 - opened once, handed to the child
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, *program, "--config", str(config), "serve",
+            cwd=ROOT, env={**os.environ, **(env or ENV)}, stdout=sink,
+            stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            assert process.returncode is None, read(log)
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    if resp.status == 200:
+                        return process
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    process.kill()
+    await process.wait()
+    raise AssertionError(f"gateway did not become ready:\n{read(log)}")
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None, seconds: float = 20,
+                  program: tuple[str, ...] = CLI) -> tuple[int, str]:
+    """A one-off command: its exit code and everything it printed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *program, *args, cwd=ROOT,
+        env={**os.environ, **(env if env is not None else ENV)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=seconds)
+    return process.returncode or 0, out.decode()
+
+
+def write_fake_config(path: Path, db: Path, port: int = 0, *names: str,
+                      **options: str | int | bool) -> None:
+    """A config.toml with fake connectors only (run it with `program=FAKE_CLI`)."""
+    extra = "".join(f"{key} = {str(value).lower() if isinstance(value, bool) else repr(value)}\n"
+                    .replace("'", '"') for key, value in options.items())
+    connectors = "".join(f"""
+[[connectors]]
+name = "{name}"
+type = "fake"
+base_url = "http://127.0.0.1:9"
+token_env = "FAKE_TOKEN"
+{extra}""" for name in names or ("fake",))
+    path.write_text(f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+[storage]
+path = "{db}"
+[retry]
+attempts = 5
+schedule_seconds = [0.2]
+{connectors}""")
