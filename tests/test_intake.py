@@ -172,3 +172,23 @@ async def test_repeat_after_its_event_was_purged_is_stored_again(gw: GatewayUnde
     assert inbox_rows(gw) == 0
     status, _ = await post(gw, HOOK, ignored)
     assert status == 200 and inbox_rows(gw) == 1
+
+
+def test_load_that_lasts_is_one_burst_even_when_it_hovers_at_the_threshold(monkeypatch) -> None:
+    """The worker yields to intake during a burst, at most BURST_MAX_SECONDS. 1,000 webhooks/s
+    is right at the threshold: windows that fall just short used to start a new burst each
+    time, and the worker kept pausing for as long as the load lasted."""
+    from gateway import intake
+
+    clock = [1000.0]
+    monkeypatch.setattr(intake.time, "monotonic", lambda: clock[0])
+    committer = intake.GroupCommitter(storage=None)  # type: ignore[arg-type]
+    seen = []
+    for tick in range(50):  # 5 s of windows, every third one a little short
+        committer._count(intake.BURST_EVENTS - (1 if tick % 3 == 2 else 0))
+        seen.append(committer.busy())
+        clock[0] += intake.BURST_WINDOW_SECONDS * 1.01
+    assert seen[0] and not any(seen[int(intake.BURST_MAX_SECONDS * 10) + 1:])
+    clock[0] += intake.BURST_QUIET_SECONDS * 2  # a quiet spell; then a new burst is one
+    committer._count(intake.BURST_EVENTS)
+    assert committer.busy()

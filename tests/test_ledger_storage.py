@@ -93,6 +93,32 @@ async def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
         await storage.close()
 
 
+async def test_concurrent_changes_fail_alone(tmp_path: Path) -> None:
+    """Changes made at once: the one that fails half-way leaves nothing, the others stand
+    (and another connection sees them: they were committed before run() returned)."""
+    storage = await open_storage(tmp_path)
+    try:
+        def create(fo_id: str, fail: bool = False):
+            async def change(tx):
+                await ledger.create_fulfillment_order(tx, new_fo(fo_id, 1))
+                if fail:
+                    raise RuntimeError(f"{fo_id} fails after its first write")
+                return fo_id
+            return change
+
+        results = await asyncio.gather(
+            storage.run(create("fo_a")), storage.run(create("fo_b", fail=True)),
+            storage.run(create("fo_c")), return_exceptions=True)
+        assert results[0] == "fo_a" and results[2] == "fo_c"
+        assert isinstance(results[1], RuntimeError) and "fo_b fails" in str(results[1])
+        with sqlite3.connect(tmp_path / "db.sqlite3") as other:  # what another reader sees
+            assert other.execute("SELECT id FROM fulfillment_orders ORDER BY id").fetchall() == [
+                ("fo_a",), ("fo_c",)]
+        assert await storage.fulfillment_order_view("fo_b") is None
+    finally:
+        await storage.close()
+
+
 async def test_rematch_moves_allocation_when_reference_appears(tmp_path: Path) -> None:
     storage = await open_storage(tmp_path)
     try:
