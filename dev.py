@@ -3,7 +3,8 @@
 
     python3 dev.py demo     create .venv if needed, install, run the demo
     python3 dev.py test     create .venv if needed, install, run the whole test suite
-    python3 dev.py bench [intake|outbox|pipeline]   run the benchmarks in bench/ (all by default)
+    python3 dev.py bench [intake|outbox|pipeline|pg_drivers]   run the benchmarks in bench/
+                                                    (all by default)
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def ensure_environment() -> None:
         stamp.touch()
 
 
-BENCHMARKS = ("intake", "outbox", "pipeline")
+BENCHMARKS = ("intake", "outbox", "pipeline", "pg_drivers")
 
 
 def main(argv: list[str]) -> int:
