@@ -1,6 +1,7 @@
 """ShipStation's outbound half: channel pushes to its sandbox (the createorder body, custom
-fields under its names, orderKey absorbing a resend), cancels, its 429s, 5xx and timeouts,
-dead letters, invoice flows and signed events, over loopback HTTP and a real SQLite file."""
+fields under its names, orderKey absorbing a resend), its cancel, its 429s, 5xx and timeouts,
+a dead letter replayed, one invoice per label however many webhooks tell of it. The core's
+outbound behaviour, on the fake type, is in tests/test_outbound.py and test_contract.py."""
 
 from __future__ import annotations
 
@@ -84,27 +85,6 @@ async def test_immediate_push_carries_the_fo_and_custom_fields_verbatim(
     await gw.wait_status(fo["id"], "fulfilled")
 
 
-async def test_channels_are_listed_and_an_unknown_channel_is_refused(
-        start_gateway, tmp_path: Path, sandbox: Sandbox) -> None:
-    gw = await start(start_gateway, tmp_path, sandbox, delay_minutes=15)
-    channels = (await gw.call("GET", "/api/v1/channels"))["items"]
-    assert channels[0] == {
-        "name": "wholesale", "warehouse_group": "east", "internal": True,
-        "description": "Wholesale reps", "tags": ["b2b"],
-        "oms": {"connector": "shipstation", "store_id": 42, "delay_minutes": 15.0},
-        "push_fulfillment_updates": True,
-        "custom_fields": {"shipping_notes": "internalNotes",
-                          "shipping_type": "advancedOptions.customField1"},
-        "invoice_timing": None, "source_connector": None}
-    error = await gw.call("POST", "/api/v1/fulfillment-orders", {
-        "channel": "wholesal", "lines": [{"sku": SKU, "quantity": 1}]}, expect=400)
-    assert "not a configured channel" in error["error"]["message"]
-    # A channel without an OMS push records the FO and pushes nothing.
-    fo = await gw.create_fo([(SKU, 1)], channel="showroom")
-    await asyncio.sleep(0.3)
-    assert (await gw.fo(fo["id"]))["outbound"] == [] and createorders(sandbox) == []
-
-
 async def test_delayed_push_waits_and_survives_a_restart(
         start_gateway, tmp_path: Path, sandbox: Sandbox) -> None:
     delay_minutes = 2.0 / 60  # 2 s here; 15 minutes in config.toml
@@ -122,21 +102,6 @@ async def test_delayed_push_waits_and_survives_a_restart(
     assert time.monotonic() - created >= 2.0
     await asyncio.sleep(0.5)
     assert len(createorders(sandbox)) == 1 and len(sandbox.state.orders) == 1
-
-
-async def test_cancel_before_the_push_sends_nothing(
-        start_gateway, tmp_path: Path, sandbox: Sandbox, receiver: Receiver) -> None:
-    gw = await start(start_gateway, tmp_path, sandbox, receiver, delay_minutes=1.0 / 60)
-    fo = await gw.create_fo([(SKU, 2)], channel="wholesale", order_number="C1")
-    cancelled = await gw.call("POST", f"/api/v1/fulfillment-orders/{fo['id']}/cancel")
-    assert cancelled["status"] == "cancelled"
-    assert [o["status"] for o in cancelled["outbound"]] == ["cancelled"]
-    assert "push_cancelled" in [t["kind"] for t in cancelled["timeline"]]
-    await asyncio.sleep(1.5)  # past the delay
-    assert sandbox.state.requests == []
-    types = [e["type"] for e in await wait_events(receiver, 3)]
-    assert types == ["fulfillment_order.created", "fulfillment_order.cancelled",
-                     "fulfillment_order.status_changed"]
 
 
 async def test_cancel_after_the_push_sends_the_partners_cancel(
@@ -259,22 +224,6 @@ async def test_400_is_a_dead_letter_at_once_and_replay_delivers_it(
     await gw.call("POST", f"/api/v1/dead-letters/{letter['id']}/replay", expect=404)
 
 
-async def test_invoice_on_order_created(start_gateway, tmp_path: Path, sandbox: Sandbox,
-                                        receiver: Receiver) -> None:
-    gw = await start(start_gateway, tmp_path, sandbox, receiver, invoice_timing="on_order_created")
-    fo = await gw.create_fo([(SKU, 10), ("CAP", 2)], channel="wholesale", order_number="I1")
-    await wait_pushed(gw, fo["id"])
-    [invoice] = await wait_events(receiver, 1, "invoice.requested")
-    assert invoice["data"] == {
-        "fulfillment_order_id": fo["id"], "channel": "wholesale", "order_number": "I1",
-        "shipment_id": None, "lines": [{"line_id": "1", "sku": SKU, "quantity": 10},
-                                       {"line_id": "2", "sku": "CAP", "quantity": 2}]}
-    # An FO of a channel without invoice timing asks for none.
-    await gw.create_fo([(SKU, 1)], channel="showroom")
-    await wait_events(receiver, 2, "fulfillment_order.created")
-    assert len(receiver.events("invoice.requested")) == 1
-
-
 async def test_invoice_once_per_shipment_not_per_webhook(
         start_gateway, tmp_path: Path, sandbox: Sandbox, receiver: Receiver) -> None:
     gw = await start(start_gateway, tmp_path, sandbox, receiver,
@@ -302,64 +251,6 @@ async def test_invoice_once_per_shipment_not_per_webhook(
             {"line_id": "1", "sku": SKU, "quantity": 6}],
         shipments[str(second["shipment"]["shipmentId"])]: [
             {"line_id": "1", "sku": SKU, "quantity": 4}]}
-
-
-async def test_invoice_first_creates_and_pushes_without_asking_for_an_invoice(
-        start_gateway, tmp_path: Path, sandbox: Sandbox, receiver: Receiver) -> None:
-    gw = await start(start_gateway, tmp_path, sandbox, receiver, invoice_timing="on_order_created")
-    body = {"invoice_id": "INV-77", "order_number": "1002",
-            "lines": [{"sku": SKU, "quantity": 5}], "ship_to": {"name": "B"}}
-    fo = await gw.call("POST", "/api/v1/channels/wholesale/orders", body, expect=201)
-    assert fo["channel"] == "wholesale" and fo["flow"] == "invoice_first"
-    assert fo["invoice_id"] == "INV-77"
-    again = await gw.call("POST", "/api/v1/channels/wholesale/orders",
-                          {**body, "id": fo["id"]}, expect=200)
-    assert again["id"] == fo["id"]
-    await wait_pushed(gw, fo["id"])
-    await wait_events(receiver, 1, "order.pushed")
-    assert receiver.events("invoice.requested") == []
-    await gw.call("POST", "/api/v1/channels/nope/orders", body, expect=404)
-    error = await gw.call("POST", "/api/v1/channels/wholesale/orders",
-                          {k: v for k, v in body.items() if k != "invoice_id"}, expect=400)
-    assert "invoice_id" in error["error"]["message"]
-
-
-async def test_each_change_is_one_signed_event_and_a_down_subscriber_catches_up_in_order(
-        start_gateway, tmp_path: Path, sandbox: Sandbox, receiver: Receiver) -> None:
-    gw = await start(start_gateway, tmp_path, sandbox, receiver,
-                     retry={"attempts": 50, "schedule_seconds": [0.1, 0.2], "jitter": 0.1})
-    await sandbox.subscribe(gw.webhook_url)
-    await receiver.stop()  # the internal service is down: connection refused
-    fo = await gw.create_fo([(SKU, 10)], channel="wholesale", order_number="1003")
-    fo = await wait_pushed(gw, fo["id"])
-    order_id = int(fo["outbound"][0]["result"]["partner_order_id"])
-    await sandbox.ship(order_id, [(SKU, 6)])
-    await gw.wait_status(fo["id"], "partially_fulfilled")
-    await sandbox.ship(order_id, [(SKU, 4)])
-    await gw.wait_status(fo["id"], "fulfilled")
-    await asyncio.sleep(0.5)
-    assert receiver.deliveries == []
-
-    await receiver.start()  # back on the same port
-    await wait_events(receiver, 6)
-    await asyncio.sleep(0.5)  # and nothing more arrives
-    events = receiver.events()
-    assert len(events) == 6
-    mine = [e for e in events if e["data"].get("fulfillment_order_id") == fo["id"]
-            or fo["id"] in e["data"].get("fulfillment_order_ids", [])]
-    assert [e["type"] for e in mine] == [
-        "fulfillment_order.created", "order.pushed",
-        "shipment.recorded", "fulfillment_order.status_changed",
-        "shipment.recorded", "fulfillment_order.status_changed"]
-    changes = [(e["data"]["old_status"], e["data"]["new_status"], e["data"]["lines"][0]["fulfilled"])
-               for e in mine if e["type"] == "fulfillment_order.status_changed"]
-    assert changes == [("unfulfilled", "partially_fulfilled", 6),
-                       ("partially_fulfilled", "fulfilled", 10)]
-    # Each event once: ids are unique, and the signature verified (events() checks it).
-    ids = [e["id"] for e in events]
-    assert len(ids) == len(set(ids))
-    headers = receiver.deliveries[-1][0]
-    assert headers["webhook-id"] == ids[-1] and headers["webhook-signature"].startswith("v1,")
 
 
 async def test_cancel_while_the_push_is_in_flight_sends_the_cancel_after_it(
@@ -391,22 +282,3 @@ async def test_injected_429_waits_for_the_reset(start_gateway, tmp_path: Path,
     assert time.monotonic() - started >= 1.0
     assert [r["status"] for r in createorders(sandbox)] == [429, 200]
     assert fo["outbound"][0]["attempts"] == 1  # waited inside the call, not retried later
-
-
-async def test_cancelling_an_fo_whose_push_was_refused_retires_the_dead_letter(
-        start_gateway, tmp_path: Path, sandbox: Sandbox) -> None:
-    gw = await start(start_gateway, tmp_path, sandbox)
-    await sandbox.control("/fail", {"count": 1, "status": 422, "message": "Unknown store",
-                                    "path_prefix": "/orders/createorder"})
-    fo = await gw.create_fo([(SKU, 1)], channel="wholesale", order_number="Z1")
-
-    async def dead() -> list[dict[str, Any]]:
-        return (await gw.call("GET", "/api/v1/dead-letters"))["items"]
-
-    [letter] = await gw.wait_for(dead)
-    fo = await gw.call("POST", f"/api/v1/fulfillment-orders/{fo['id']}/cancel")
-    assert [o["status"] for o in fo["outbound"]] == ["cancelled"]  # never placed: no cancel
-    assert await dead() == []
-    await gw.call("POST", f"/api/v1/dead-letters/{letter['id']}/replay", expect=404)
-    await asyncio.sleep(0.3)
-    assert [r["status"] for r in createorders(sandbox)] == [422]
