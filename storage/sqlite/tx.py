@@ -96,7 +96,8 @@ class SqliteTransaction:
             " VALUES (?,?,?,?,?)",
             [(fo.id, ln.line_id, i, ln.sku, ln.requested) for i, ln in enumerate(fo.lines)])
         await self.db.executemany(
-            "INSERT OR IGNORE INTO fulfillment_order_refs (fo_id, kind, value) VALUES (?,?,?)",
+            "INSERT INTO fulfillment_order_refs (fo_id, kind, value) VALUES (?,?,?)"
+            " ON CONFLICT DO NOTHING",
             [(fo.id, r.kind, r.value) for r in fo.refs])
         await self.add_timeline(fo.id, "created", new.created_at, {"status": fo.status})
 
@@ -192,7 +193,8 @@ class SqliteTransaction:
              for i, ln in enumerate(shipment.lines)])
         await self.db.execute("DELETE FROM shipment_refs WHERE shipment_id = ?", (shipment.id,))
         await self.db.executemany(
-            "INSERT OR IGNORE INTO shipment_refs (shipment_id, kind, value) VALUES (?,?,?)",
+            "INSERT INTO shipment_refs (shipment_id, kind, value) VALUES (?,?,?)"
+            " ON CONFLICT DO NOTHING",
             [(shipment.id, r.kind, r.value) for r in shipment.order_refs])
         return shipment.id
 
@@ -280,8 +282,8 @@ class SqliteTransaction:
             "INSERT INTO timeline (fo_id, at, kind, detail) VALUES (?,?,?,?)",
             (fo_id, at, kind, to_json(dict(detail))))
         await self.db.execute(
-            "UPDATE fulfillment_orders SET updated_at = MAX(updated_at, ?) WHERE id = ?",
-            (at, fo_id))
+            "UPDATE fulfillment_orders SET updated_at = ? WHERE id = ? AND updated_at < ?",
+            (at, fo_id, at))
 
     async def mark_inbox_processed(self, event_ids: Sequence[int], at: str) -> None:
         ids = list(event_ids)
@@ -316,7 +318,8 @@ class SqliteTransaction:
 
     async def add_fulfillment_order_ref(self, fo_id: str, kind: str, value: str) -> None:
         await self.db.execute(
-            "INSERT OR IGNORE INTO fulfillment_order_refs (fo_id, kind, value) VALUES (?,?,?)",
+            "INSERT INTO fulfillment_order_refs (fo_id, kind, value) VALUES (?,?,?)"
+            " ON CONFLICT DO NOTHING",
             (fo_id, kind, value))
 
     # partner orders, records, links
