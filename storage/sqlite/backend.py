@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import re
 import sqlite3
 from collections.abc import (
     AsyncIterator,
@@ -23,7 +22,6 @@ from collections.abc import (
 )
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +29,7 @@ import aiosqlite
 
 from gateway.domain.records import delivery_hash, now_iso, parse_iso
 from storage import INBOX, OUTBOX, InboxEvent, NewInboxEvent, OutboxMessage, Transaction
+from storage.migrations import numbered_migrations
 from storage.sqlite.coordination import SqliteCoordination, _Leases
 from storage.sqlite.tx import (
     SqliteTransaction,
@@ -41,18 +40,12 @@ from storage.sqlite.tx import (
 from storage.sqlite.views import SqliteViews, snapshot_connection
 
 T = TypeVar("T")
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 CHECKPOINT_SECONDS = 0.5
 MAX_CHECKPOINT_DEFER_SECONDS = 10.0
 
 
 def migrations() -> list[tuple[int, str, str]]:
-    found = []
-    for entry in resources.files("storage.sqlite").joinpath("migrations").iterdir():
-        m = _MIGRATION_NAME.match(entry.name)
-        if m:
-            found.append((int(m.group(1)), entry.name, entry.read_text()))
-    return sorted(found)
+    return numbered_migrations("storage.sqlite")
 
 
 class SqliteStorage(SqliteCoordination, SqliteViews):
