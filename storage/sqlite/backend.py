@@ -30,14 +30,14 @@ import aiosqlite
 from gateway.domain.records import delivery_hash, now_iso, parse_iso
 from storage import INBOX, OUTBOX, InboxEvent, NewInboxEvent, OutboxMessage, Transaction
 from storage.migrations import numbered_migrations
-from storage.sqlite.coordination import SqliteCoordination, _Leases
-from storage.sqlite.tx import (
-    SqliteTransaction,
+from storage.sql.tx import (
+    SqlTransaction,
     from_json,
     placeholders,
     to_json,
 )
-from storage.sqlite.views import SqliteViews, snapshot_connection
+from storage.sql.views import SqlViews, snapshot_connection
+from storage.sqlite.coordination import SqliteCoordination, _Leases
 
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 0.5
@@ -48,7 +48,7 @@ def migrations() -> list[tuple[int, str, str]]:
     return numbered_migrations("storage.sqlite")
 
 
-class SqliteStorage(SqliteCoordination, SqliteViews):
+class SqliteStorage(SqliteCoordination, SqlViews):
     """`storage.Storage` on one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
@@ -76,6 +76,9 @@ class SqliteStorage(SqliteCoordination, SqliteViews):
         return db
 
     async def open(self) -> None:
+        if sqlite3.sqlite_version_info < (3, 35):
+            raise RuntimeError("SQLite 3.35 or later is needed (RETURNING); this Python has"
+                               f" {sqlite3.sqlite_version}")
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
@@ -147,9 +150,9 @@ class SqliteStorage(SqliteCoordination, SqliteViews):
             await db.execute("COMMIT")
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
+    async def transaction(self) -> AsyncIterator[SqlTransaction]:
         async with self._write() as db:
-            yield SqliteTransaction(db)
+            yield SqlTransaction(db)
 
     async def run(self, change: Callable[[Transaction], Awaitable[T]]) -> T:
         """The whole change in one trip to the database's thread: there, the transaction's
@@ -163,12 +166,24 @@ class SqliteStorage(SqliteCoordination, SqliteViews):
         conn = self.writer._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            result = run_to_end(change(SqliteTransaction(DirectConnection(conn))))
+            result = run_to_end(change(SqlTransaction(DirectConnection(conn))))
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         return result
+
+    @asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The API's reads of several statements: one read transaction on their own
+        connection (see storage.sql.views.snapshot)."""
+        async with self._views_lock:
+            db = self.views
+            await db.execute("BEGIN")
+            try:
+                yield db
+            finally:
+                await db.execute("COMMIT")
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         db = snapshot_connection.get() or self.reader
@@ -459,7 +474,7 @@ def _dead_letter(dead_letter_id: str) -> tuple[str, int | None]:
 
 
 class DirectConnection:
-    """The calls SqliteTransaction makes, on the raw sqlite3 connection, for code already
+    """The calls SqlTransaction makes, on the raw sqlite3 connection, for code already
     running in the database's thread: each completes without suspending."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:

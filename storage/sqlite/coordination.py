@@ -15,7 +15,7 @@ import aiosqlite
 
 from gateway.domain.records import PartnerLink, now_iso
 from storage import INBOX, OUTBOX, FeedState, InboxEvent, OutboxMessage, StorageInUse
-from storage.sqlite.tx import from_json, link_from_row
+from storage.sql.tx import from_json, link_from_row
 
 T = TypeVar("T")
 

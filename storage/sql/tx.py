@@ -1,12 +1,11 @@
-"""The SQLite transaction: every write the ledger makes, inside one BEGIN IMMEDIATE."""
+"""The transaction every ledger write goes through, in SQL both backends run: on SQLite inside
+BEGIN IMMEDIATE, on PostgreSQL inside a transaction on one pooled connection."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-import aiosqlite
 import orjson
 
 from gateway.domain.reconcile import Match
@@ -24,6 +23,24 @@ from gateway.domain.records import (
 )
 from storage import NewFulfillmentOrder, NewOutboxMessage, StoredPartnerOrder
 
+Row = Mapping[str, Any]
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+
+class SqlConnection(Protocol):
+    """What the shared SQL needs of a backend's connection: `?` placeholders, rows that
+    read by column name, the row count of a write."""
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> Iterable[Row]: ...
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any: ...
+
 
 def to_json(value: Any) -> str:
     return orjson.dumps(value).decode()
@@ -35,7 +52,7 @@ def from_json(text: str | bytes | None) -> Any:
 def placeholders(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
-def _shipment_from_row(row: aiosqlite.Row) -> Shipment:
+def _shipment_from_row(row: Row) -> Shipment:
     return Shipment(
         id=row["id"], source=row["source"], external_id=row["external_id"],
         order_refs=tuple(OrderRef(**r) for r in from_json(row["order_refs"])),
@@ -47,7 +64,7 @@ def _shipment_from_row(row: aiosqlite.Row) -> Shipment:
     )
 
 
-def partner_order_from_row(row: aiosqlite.Row) -> StoredPartnerOrder:
+def partner_order_from_row(row: Row) -> StoredPartnerOrder:
     content = from_json(row["content"])
     order = PartnerOrder(
         source=row["connector"], external_id=row["external_id"], status=row["status"],
@@ -57,26 +74,26 @@ def partner_order_from_row(row: aiosqlite.Row) -> StoredPartnerOrder:
     return StoredPartnerOrder(order, row["fo_id"], row["recorded_at"])
 
 
-def partner_record_from_row(row: aiosqlite.Row) -> PartnerRecord:
+def partner_record_from_row(row: Row) -> PartnerRecord:
     return PartnerRecord(source=row["connector"], kind=row["kind"],
                          external_id=row["external_id"], fields=from_json(row["fields"]),
                          updated_at=row["updated_at"], archived=bool(row["archived"]))
 
 
-def link_from_row(row: aiosqlite.Row) -> PartnerLink:
+def link_from_row(row: Row) -> PartnerLink:
     return PartnerLink(fo_id=row["fo_id"], connector=row["connector"], role=row["role"],
                        partner_order_id=row["partner_order_id"], state=row["state"],
                        watch_until=row["watch_until"], pushed=from_json(row["pushed"]),
                        last_result=from_json(row["last_result"]), updated_at=row["updated_at"])
 
 
-class SqliteTransaction:
+class SqlTransaction:
     """The `storage.Transaction` protocol over the writer connection, inside BEGIN IMMEDIATE."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: SqlConnection) -> None:
         self.db = db
 
-    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(await self.db.execute_fetchall(sql, params))
 
     # fulfillment orders
@@ -430,8 +447,6 @@ class SqliteTransaction:
         ids = list(message_ids)
         if not ids:
             return set()
-        if sqlite3.sqlite_version_info < (3, 35):  # no RETURNING: one by one
-            return {i for i in ids if await self.mark_outbox_sent(i, at, {})}
         rows = await self._all(
             "UPDATE outbox_messages SET status = 'sent', attempts = attempts + 1,"
             " last_error = NULL, updated_at = ?"

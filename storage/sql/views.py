@@ -1,19 +1,19 @@
-"""The SQLite reads behind the HTTP API: FOs, shipments, the unmatched queue, dead letters.
+"""The reads behind the HTTP API, in SQL both backends run: FOs, shipments, the unmatched
+queue, dead letters, partner records and orders.
 
-Each read of several statements runs in one read transaction on its own connection
-(`snapshot`), so it shows one committed state.
+Each read of several statements runs in one read transaction (`snapshot`), so it shows one
+committed state; the backend says how (`_snapshot`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextvars
 import functools
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-import aiosqlite
 import orjson
 
 from gateway.domain.records import OrderRef, PartnerRecord
@@ -28,7 +28,9 @@ from storage.models import (
     ShipmentView,
     TimelineEntry,
 )
-from storage.sqlite.tx import (
+from storage.sql.tx import (
+    Row,
+    SqlConnection,
     from_json,
     link_from_row,
     partner_order_from_row,
@@ -52,53 +54,50 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
     return key
 
 
-snapshot_connection: contextvars.ContextVar[aiosqlite.Connection | None] = contextvars.ContextVar(
+snapshot_connection: contextvars.ContextVar[SqlConnection | None] = contextvars.ContextVar(
     "snapshot_db", default=None)
 
 
 def snapshot(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Run an API read of several statements in one read transaction on its own connection,
-    so it sees one committed state (an FO's outbound status and the refs written with it),
-    never half of a commit. The worker's and dispatcher's reads stay on the reader connection,
-    outside any snapshot, so they always see the latest commit."""
+    """Run an API read of several statements in one read transaction, so it sees one
+    committed state (an FO's outbound status and the refs written with it), never half of a
+    commit. The worker's and dispatcher's reads stay outside any snapshot, so they always see
+    the latest commit. `_read` reads from the snapshot's connection while one is open."""
 
     @functools.wraps(method)
-    async def read_in_snapshot(self: SqliteViews, *args: Any, **kwargs: Any) -> T:
-        async with self._views_lock:
-            db = self.views
-            await db.execute("BEGIN")
+    async def read_in_snapshot(self: SqlViews, *args: Any, **kwargs: Any) -> T:
+        if snapshot_connection.get() is not None:  # already inside one
+            return await method(self, *args, **kwargs)
+        async with self._snapshot() as db:
             token = snapshot_connection.set(db)
             try:
                 return await method(self, *args, **kwargs)
             finally:
                 snapshot_connection.reset(token)
-                await db.execute("COMMIT")
 
     return read_in_snapshot
 
 
-class SqliteViews:
-    """Mixed into SqliteStorage, which provides the connections."""
+class SqlViews:
+    """Mixed into a backend's storage class, which provides `_snapshot` (a read transaction
+    on a connection of its own, yielding that connection) and `_read`."""
 
-    _views_lock: asyncio.Lock
-
-    @property
-    def views(self) -> aiosqlite.Connection:
+    def _snapshot(self) -> AbstractAsyncContextManager[SqlConnection]:
         raise NotImplementedError
 
-    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         raise NotImplementedError
-
 
     async def _fo_lines_view(self, fo_id: str) -> list[LineProgress]:
         rows = await self._read(
             "SELECT l.line_id, l.sku, l.requested, COALESCE(SUM(a.quantity), 0) AS fulfilled"
             " FROM fulfillment_order_lines l LEFT JOIN allocations a"
             " ON a.fo_id = l.fo_id AND a.line_id = l.line_id"
-            " WHERE l.fo_id = ? GROUP BY l.line_id ORDER BY l.position", (fo_id,))
+            " WHERE l.fo_id = ? GROUP BY l.line_id, l.sku, l.requested, l.position"
+            " ORDER BY l.position", (fo_id,))
         return [LineProgress(**dict(r)) for r in rows]
 
-    async def _fo_summary(self, row: aiosqlite.Row) -> FulfillmentOrderSummary:
+    async def _fo_summary(self, row: Row) -> FulfillmentOrderSummary:
         return FulfillmentOrderSummary(
             id=row["id"], channel=row["channel"], order_number=row["order_number"],
             status=row["status"], ship_to=from_json(row["ship_to"]),
@@ -164,7 +163,7 @@ class SqliteViews:
             if len(rows) > limit else None
         return Page(items, nxt)
 
-    async def _shipment_view_row(self, row: aiosqlite.Row) -> ShipmentView:
+    async def _shipment_view_row(self, row: Row) -> ShipmentView:
         allocations = await self._read(
             "SELECT fo_id, line_id, sku, quantity FROM allocations WHERE shipment_id = ?"
             " ORDER BY fo_id, line_id", (row["id"],))
