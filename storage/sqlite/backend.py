@@ -27,9 +27,10 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from gateway.domain.records import delivery_hash, now_iso, parse_iso
+from gateway.domain.records import delivery_hash, now_iso
 from storage import INBOX, OUTBOX, InboxEvent, NewInboxEvent, OutboxMessage, Transaction
 from storage.migrations import numbered_migrations
+from storage.sql.queues import SqlQueues
 from storage.sql.tx import (
     SqlTransaction,
     from_json,
@@ -48,7 +49,7 @@ def migrations() -> list[tuple[int, str, str]]:
     return numbered_migrations("storage.sqlite")
 
 
-class SqliteStorage(SqliteCoordination, SqlViews):
+class SqliteStorage(SqliteCoordination, SqlQueues, SqlViews):
     """`storage.Storage` on one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
@@ -302,38 +303,6 @@ class SqliteStorage(SqliteCoordination, SqlViews):
                            attempts=r["attempts"], received_at=r["received_at"])
                 for r in rows]
 
-    async def retry_inbox_event(self, event_id: int, attempts: int, next_attempt_at: str,
-                                error: str) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "UPDATE inbox_events SET status = 'pending', attempts = ?, next_attempt_at = ?,"
-                " last_error = ? WHERE id = ? AND status = 'pending' AND attempts = ?",
-                (attempts, next_attempt_at, error, event_id, attempts - 1))
-
-    async def dead_letter_inbox_event(self, event_id: int, attempts: int, error: str,
-                                      at: str) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "UPDATE inbox_events SET status = 'dead', attempts = ?, last_error = ?,"
-                " processed_at = ? WHERE id = ? AND status = 'pending'",
-                (attempts, error, at, event_id))
-
-    async def next_inbox_due(self) -> str | None:
-        rows = await self._read(
-            "SELECT MIN(next_attempt_at) AS due FROM inbox_events WHERE status = 'pending'")
-        return rows[0]["due"]
-
-    async def inbox_stats(self) -> dict[str, Any]:
-        # Each query names one partial index's condition exactly, so neither scans history.
-        pending = (await self._read(
-            "SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM inbox_events"
-            " WHERE status = 'pending'"))[0]
-        dead = (await self._read(
-            "SELECT COUNT(*) AS n FROM inbox_events WHERE status = 'dead'"))[0]
-        oldest = pending["oldest"]
-        age = (datetime.now(UTC) - parse_iso(oldest)).total_seconds() if oldest else 0.0
-        return {"depth": pending["n"], "oldest_age_seconds": max(age, 0.0), "dead": dead["n"]}
-
     async def purge_processed_inbox(self, before: str, batch: int = 5000) -> int:
         """Delete processed events received before `before`, a batch per transaction so the
         writer is never held long; their delivery keys are forgotten with them."""
@@ -355,38 +324,6 @@ class SqliteStorage(SqliteCoordination, SqlViews):
             if len(rows) < batch:
                 return deleted
             await asyncio.sleep(0)
-
-    async def discard_dead_letter(self, dead_letter_id: str, at: str) -> bool:
-        source, number = _dead_letter(dead_letter_id)
-        if number is None:
-            return False
-        async with self._write() as db:
-            if source == "inbox":
-                cur = await db.execute(
-                    "UPDATE inbox_events SET status = 'discarded', processed_at = ?"
-                    " WHERE id = ? AND status = 'dead'", (at, number))
-            else:
-                cur = await db.execute(
-                    "UPDATE outbox_messages SET status = 'cancelled', updated_at = ?"
-                    " WHERE id = ? AND status = 'dead'", (at, number))
-            return cur.rowcount == 1
-
-    async def replay_dead_letter(self, dead_letter_id: str, at: str) -> bool:
-        """Queue a dead letter again from its first attempt; False if there is no such one."""
-        source, number = _dead_letter(dead_letter_id)
-        if number is None:
-            return False
-        async with self._write() as db:
-            if source == "inbox":
-                cur = await db.execute(
-                    "UPDATE inbox_events SET status = 'pending', attempts = 0,"
-                    " next_attempt_at = ?, processed_at = NULL WHERE id = ? AND status = 'dead'",
-                    (at, int(number)))
-            else:
-                cur = await db.execute(
-                    "UPDATE outbox_messages SET status = 'pending', attempts = 0, not_before = ?,"
-                    " updated_at = ? WHERE id = ? AND status = 'dead'", (at, at, int(number)))
-            return cur.rowcount == 1
 
     # the outbox dispatcher
 
@@ -412,31 +349,6 @@ class SqliteStorage(SqliteCoordination, SqlViews):
                               payload_json=r["payload"].encode())
                 for r in rows]
 
-    async def next_outbox_due(self) -> str | None:
-        rows = await self._read(
-            "SELECT MIN(not_before) AS due FROM outbox_messages WHERE status = 'pending'")
-        return rows[0]["due"]
-
-    async def outbox_stats(self) -> dict[str, Any]:
-        pending = (await self._read(
-            "SELECT COUNT(*) AS n, MIN(not_before) AS oldest FROM outbox_messages"
-            " WHERE status = 'pending'"))[0]
-        dead = (await self._read(
-            "SELECT COUNT(*) AS n FROM outbox_messages WHERE status = 'dead'"))[0]
-        return {"pending": pending["n"], "dead": dead["n"], "next_due": pending["oldest"]}
-
-    async def purge_finished_outbox(self, before: str, batch: int = 5000) -> int:
-        deleted = 0
-        while True:
-            async with self._write() as db:
-                cur = await db.execute(
-                    "DELETE FROM outbox_messages WHERE id IN (SELECT id FROM outbox_messages"
-                    " WHERE status IN ('sent', 'cancelled') AND updated_at < ? LIMIT ?)",
-                    (before, batch))
-            deleted += cur.rowcount
-            if cur.rowcount < batch:
-                return deleted
-            await asyncio.sleep(0)
 
 
 # Bound parameters a statement may carry: 32766 since SQLite 3.32, 999 before.
@@ -463,14 +375,6 @@ def _inbox_chunks(events: Sequence[NewInboxEvent], at: str) -> list[tuple[str, l
                        to_json(dict(e.headers)) if e.headers else "{}", e.body, at, at)
         chunks.append((_insert_inbox_sql(len(part)), params))
     return chunks
-
-
-def _dead_letter(dead_letter_id: str) -> tuple[str, int | None]:
-    """("inbox", 12) for "inbox-12"; a number of None when it is no dead letter id."""
-    source, _, number = dead_letter_id.partition("-")
-    if not number.isdigit() or source not in ("inbox", "outbox"):
-        return source, None
-    return source, int(number)
 
 
 class DirectConnection:

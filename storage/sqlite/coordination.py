@@ -13,9 +13,8 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from gateway.domain.records import PartnerLink, now_iso
-from storage import INBOX, OUTBOX, FeedState, InboxEvent, OutboxMessage, StorageInUse
-from storage.sql.tx import from_json, link_from_row
+from gateway.domain.records import now_iso
+from storage import INBOX, OUTBOX, InboxEvent, OutboxMessage, StorageInUse
 
 T = TypeVar("T")
 
@@ -126,95 +125,6 @@ class SqliteCoordination:
     async def release_claims(self, owner: str, queue: str, ids: Collection[int]) -> None:
         self._leases[queue].release(owner, ids)
 
-    # feed runs
-
-    async def claim_feed_run(self, connector: str, feed: str, owner: str, now: str,
-                             lease_until: str, started_before: str | None = None
-                             ) -> FeedState | None:
-        async with self._write() as db:
-            await db.execute("INSERT INTO feed_state (connector, feed) VALUES (?,?)"
-                             " ON CONFLICT DO NOTHING", (connector, feed))
-            cur = await db.execute(
-                "UPDATE feed_state SET owner = ?, lease_until = ?, last_started_at = ?"
-                " WHERE connector = ? AND feed = ?"
-                " AND (owner IS NULL OR owner = ? OR lease_until <= ?)"
-                " AND (? IS NULL OR last_started_at IS NULL OR last_started_at < ?)",
-                (owner, lease_until, now, connector, feed, owner, now, started_before,
-                 started_before))
-            if cur.rowcount != 1:
-                return None
-            rows = await db.execute_fetchall(
-                "SELECT * FROM feed_state WHERE connector = ? AND feed = ?", (connector, feed))
-            return _feed_state(rows[0])
-
-    async def extend_feed_lease(self, connector: str, feed: str, owner: str,
-                                lease_until: str) -> bool:
-        async with self._write() as db:
-            cur = await db.execute(
-                "UPDATE feed_state SET lease_until = ? WHERE connector = ? AND feed = ?"
-                " AND owner = ?", (lease_until, connector, feed, owner))
-            return cur.rowcount == 1
-
-    async def record_poll_error(self, connector: str, feed: str, owner: str, error: str,
-                                at: str) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "UPDATE feed_state SET last_error = ?, last_error_at = ?, owner = NULL,"
-                " lease_until = NULL WHERE connector = ? AND feed = ? AND owner = ?",
-                (error, at, connector, feed, owner))
-
-    async def feed_states(self, connector: str) -> list[FeedState]:
-        rows = await self._read("SELECT * FROM feed_state WHERE connector = ? ORDER BY feed",
-                                (connector,))
-        return [_feed_state(r) for r in rows]
-
-    # shared rate budgets
-
-    async def reserve_rate(self, key: str, want: int, limit: int,
-                           window_seconds: float) -> tuple[int, float]:
-        async with self._write() as db:
-            now = time.time()
-            paused = await db.execute_fetchall(
-                "SELECT until FROM rate_pauses WHERE key = ? AND until > ?", (key, now))
-            if paused:
-                return 0, paused[0]["until"] - now
-            await db.execute("DELETE FROM rate_reservations WHERE key = ? AND at <= ?",
-                             (key, now - window_seconds))
-            rows = await db.execute_fetchall(
-                "SELECT COALESCE(SUM(count), 0) AS used, MIN(at) AS oldest"
-                " FROM rate_reservations WHERE key = ?", (key,))
-            granted = max(0, min(want, limit - rows[0]["used"]))
-            if granted == 0:
-                return 0, max(rows[0]["oldest"] + window_seconds - now, 0.01)
-            await db.execute("INSERT INTO rate_reservations (key, at, count) VALUES (?,?,?)",
-                             (key, now, granted))
-            return granted, 0.0
-
-    async def pause_rate(self, key: str, seconds: float) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO rate_pauses (key, until) VALUES (?,?) ON CONFLICT (key) DO UPDATE"
-                " SET until = MAX(until, excluded.until)", (key, time.time() + seconds))
-
-    # links
-
-    async def links_to_watch(self, connector: str, role: str, now: str,
-                             after_fo_id: str | None, limit: int) -> list[PartnerLink]:
-        rows = await self._read(
-            "SELECT * FROM partner_links WHERE connector = ? AND role = ?"
-            " AND (state = 'open' OR (state = 'watching' AND watch_until > ?))"
-            " AND fo_id > ? ORDER BY fo_id LIMIT ?",
-            (connector, role, now, after_fo_id or "", limit))
-        return [link_from_row(r) for r in rows]
-
-    async def finish_watching_links(self, now: str) -> int:
-        async with self._write() as db:
-            cur = await db.execute(
-                "UPDATE partner_links SET state = 'complete', updated_at = ?"
-                " WHERE state = 'watching' AND watch_until <= ?", (now, now))
-            return cur.rowcount
-
-
 def _lock_exclusively(path: str, owner: str) -> Any:
     handle = Path(path + ".lock").open("a+")  # noqa: SIM115 - held open while serving
     try:
@@ -231,12 +141,3 @@ def _lock_exclusively(path: str, owner: str) -> Any:
     handle.write(owner)
     handle.flush()
     return handle
-
-
-def _feed_state(row: aiosqlite.Row) -> FeedState:
-    return FeedState(
-        connector=row["connector"], feed=row["feed"], cursor=row["cursor"],
-        last_poll_at=row["last_poll_at"], last_result=from_json(row["last_result"]) or {},
-        last_error=row["last_error"], last_error_at=row["last_error_at"],
-        last_started_at=row["last_started_at"], owner=row["owner"],
-        lease_until=row["lease_until"])
