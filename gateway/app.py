@@ -37,7 +37,7 @@ from gateway.ratelimit import RateBudget
 from gateway.scheduler import Poller, build_scheduler
 from gateway.subscribers import Subscribers
 from gateway.worker import InboxWorker
-from storage import OutboxMessage, open_backend
+from storage import OutboxMessage
 
 log = logs.get("gateway.app")
 USER_AGENT = "fulfillment-gateway/0.1"
@@ -48,7 +48,7 @@ class Gateway:
                  run_scheduler: bool = True, run_outbox: bool = True,
                  serving: bool = True) -> None:
         self.config = config
-        self.storage = open_backend(config.storage.backend, config.storage.path)
+        self.storage = config.open_storage()
         self.metrics = Metrics()
         self.connectors: dict[str, Connector] = {}
         self.first_poll_delay_seconds = first_poll_delay_seconds

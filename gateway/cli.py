@@ -10,7 +10,7 @@ import sys
 from gateway import config as config_mod
 from gateway import logs
 from gateway.errors import ConfigError, GatewayError
-from storage import DeadLetter, Storage, StorageInUse, open_backend
+from storage import DeadLetter, Storage, StorageInUse
 
 PROGRESS_FROM = 10  # replaying this many or more shows a progress bar
 
@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _migrate(cfg: config_mod.Config) -> None:
-    storage = open_backend(cfg.storage.backend, cfg.storage.path)
+    storage = cfg.open_storage()
     await storage.open()
     try:
         applied = await storage.migrate()
@@ -82,7 +82,7 @@ async def _dead_letters(cfg: config_mod.Config, action: str, ids: list[str],
     from gateway.commands import Commands
     from gateway.outbound import Outbound
 
-    storage = open_backend(cfg.storage.backend, cfg.storage.path)
+    storage = cfg.open_storage()
     commands = Commands(cfg, storage, Outbound(cfg), {})  # the same change the API makes
     await storage.open()
     try:

@@ -18,7 +18,7 @@ from typing import Any
 from gateway.connector import Option, parse_settings
 from gateway.errors import ConfigError
 from gateway.names import EVENT_TYPES, INVOICE_TIMINGS
-from storage import BACKENDS
+from storage import BACKENDS, Storage, open_backend
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_RETRY_ATTEMPTS = 8
@@ -37,7 +37,9 @@ class ServerConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     backend: str = "sqlite"
-    path: str = "data/gateway.sqlite3"
+    path: str = "data/gateway.sqlite3"  # sqlite
+    dsn_env: str = "GATEWAY_DATABASE_URL"  # postgresql: the variable holding the DSN
+    pool_size: int = 10  # postgresql: connections per process
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,12 @@ class Config:
         except KeyError:
             raise ConfigError(f"environment variable {env_name} is not set") from None
 
+    def open_storage(self) -> Storage:
+        """The storage [storage] names (not yet opened)."""
+        s = self.storage
+        dsn = self.secret(s.dsn_env) if s.backend == "postgresql" else ""
+        return open_backend(s.backend, s.path, dsn, s.pool_size)
+
     def api_tokens(self) -> tuple[str, ...]:
         raw = self.secret(self.api.tokens_env)
         return tuple(t.strip() for t in raw.split(",") if t.strip())
@@ -226,11 +234,15 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
 
     sto = _section(doc, "storage")
     storage = StorageConfig(backend=_take(sto, "backend", "storage", str, StorageConfig.backend),
-                            path=_take(sto, "path", "storage", str, StorageConfig.path))
+                            path=_take(sto, "path", "storage", str, StorageConfig.path),
+                            dsn_env=_take(sto, "dsn_env", "storage", str, StorageConfig.dsn_env),
+                            pool_size=_take(sto, "pool_size", "storage", int,
+                                            StorageConfig.pool_size))
     _no_leftovers(sto, "[storage]")
     if storage.backend not in BACKENDS:
         raise ConfigError(f"storage.backend: {storage.backend!r} is not one of: "
                           f"{', '.join(BACKENDS)}")
+    _positive(storage.pool_size, "storage.pool_size")
 
     api_t = _section(doc, "api")
     api = ApiConfig(tokens_env=_take(api_t, "tokens_env", "api", str, ApiConfig.tokens_env))
@@ -326,6 +338,8 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
     _no_leftovers(doc, "config")
 
     env_keys = [("api.tokens_env", api.tokens_env)]
+    if storage.backend == "postgresql":
+        env_keys.append(("storage.dsn_env", storage.dsn_env))
     env_keys += [(f"{s.key}.secret_env", s.secret_env) for s in subscribers]
     for c in connectors:
         if c.enabled:

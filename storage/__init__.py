@@ -298,13 +298,17 @@ class Storage(Protocol):
     async def discard_dead_letter(self, dead_letter_id: str, at: str) -> bool: ...
 
 
-BACKENDS = ("sqlite",)
+BACKENDS = ("sqlite", "postgresql")
 
 
-def open_backend(backend: str, path: str) -> Storage:
-    """The storage a config names; a PostgreSQL sibling is one more branch here."""
+def open_backend(backend: str, path: str = "", dsn: str = "", pool_size: int = 10) -> Storage:
+    """The storage a config names: a SQLite file (`path`) or a PostgreSQL database (`dsn`)."""
     if backend == "sqlite":
         from storage.sqlite import SqliteStorage
 
         return SqliteStorage(path)
+    if backend == "postgresql":
+        from storage.postgres import PostgresStorage
+
+        return PostgresStorage(dsn, pool_size)
     raise ValueError(f"unknown storage backend {backend!r}; known: {', '.join(BACKENDS)}")

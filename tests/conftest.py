@@ -231,3 +231,61 @@ async def wait_events(receiver: Receiver, count: int, event_type: str | None = N
         assert time.monotonic() < deadline, [e["type"] for e in receiver.events()]
         await asyncio.sleep(0.05)
     return receiver.events(event_type)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Any:
+    """One throwaway PostgreSQL server for the whole run (tests/pg_server.py)."""
+    from tests.pg_server import PgServer
+
+    server = PgServer().start()
+    yield server
+    server.stop()
+
+
+BACKEND_NAMES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKEND_NAMES)
+async def open_storage(request: Any, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """`await open_storage(tmp_path)`: a migrated, opened storage of the test's backend,
+    the same database each time for the same directory (a restart opens it again); on
+    PostgreSQL a fresh database on the run's server, dropped afterwards. Closing it is the
+    test's."""
+    import asyncpg
+
+    from storage.postgres import PostgresStorage
+    from storage.sqlite import SqliteStorage
+
+    databases: dict[Path, str] = {}
+    server = request.getfixturevalue("pg_server") if request.param == "postgresql" else None
+
+    async def open_(directory: Path) -> Any:
+        if server is None:
+            storage: Any = SqliteStorage(directory / "db.sqlite3")
+        else:
+            if directory not in databases:
+                name = f"test_{len(databases)}_{abs(hash((directory, time.time())))}"
+                admin = await asyncpg.connect(server.dsn)
+                await admin.execute(f'CREATE DATABASE "{name}"')
+                await admin.close()
+                databases[directory] = server.dsn.rsplit("/", 1)[0] + f"/{name}"
+            storage = PostgresStorage(databases[directory], pool_size=4)
+        await storage.open()
+        await storage.migrate()
+        return storage
+
+    open_.backend = request.param  # type: ignore[attr-defined]
+    yield open_
+    if server is not None and databases:
+        admin = await asyncpg.connect(server.dsn)
+        for dsn in databases.values():
+            await admin.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+        await admin.close()
+
+
+async def storage_sql(storage: Any, query: str, params: tuple[Any, ...] = ()) -> list[tuple]:
+    """A statement run on either backend as the shared SQL runs (`?` placeholders), in a
+    transaction of its own: what a test reads or arranges directly in the database."""
+    async with storage._write() as db:
+        return [tuple(r) for r in await db.execute_fetchall(query, params)]

@@ -16,6 +16,7 @@ from gateway.domain.records import (
 )
 from storage import NewFulfillmentOrder, NewOutboxMessage
 from storage.sqlite import SqliteStorage, migrations
+from tests.conftest import storage_sql
 
 
 def new_fo(fo_id: str, qty: int, number: str | None = None) -> NewFulfillmentOrder:
@@ -32,26 +33,30 @@ def version(at: str, status: str = "shipped", qty: int = 4, key: str = "fo_1") -
                     shipped_at="2026-01-01T00:00:00.000000Z")
 
 
-async def open_storage(tmp_path: Path) -> SqliteStorage:
+async def open_sqlite(tmp_path: Path) -> SqliteStorage:
     storage = SqliteStorage(tmp_path / "db.sqlite3")
     await storage.open()
     await storage.migrate()
     return storage
 
 
-async def test_migrations_are_numbered_and_idempotent(tmp_path: Path) -> None:
+async def test_migrations_are_numbered_and_idempotent(open_storage, tmp_path: Path) -> None:
+    from storage.postgres import migrations as pg_migrations
+
     storage = await open_storage(tmp_path)
+    numbered = migrations() if open_storage.backend == "sqlite" else pg_migrations()
     try:
-        assert await storage.schema_version() == len(migrations())
+        assert await storage.schema_version() == len(numbered)
         assert await storage.migrate() == 0
         assert await storage.pending_migrations() == 0
     finally:
         await storage.close()
-    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    if open_storage.backend == "sqlite":
+        with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_older_version_never_replaces_newer(tmp_path: Path) -> None:
+async def test_older_version_never_replaces_newer(open_storage, tmp_path: Path) -> None:
     storage = await open_storage(tmp_path)
     try:
         async with storage.transaction() as tx:
@@ -79,7 +84,7 @@ async def test_older_version_never_replaces_newer(tmp_path: Path) -> None:
         await storage.close()
 
 
-async def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
+async def test_failed_transaction_leaves_nothing(open_storage, tmp_path: Path) -> None:
     storage = await open_storage(tmp_path)
     try:
         try:
@@ -93,7 +98,7 @@ async def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
         await storage.close()
 
 
-async def test_concurrent_changes_fail_alone(tmp_path: Path) -> None:
+async def test_concurrent_changes_fail_alone(open_storage, tmp_path: Path) -> None:
     """Changes made at once: the one that fails half-way leaves nothing, the others stand
     (and another connection sees them: they were committed before run() returned)."""
     storage = await open_storage(tmp_path)
@@ -111,15 +116,19 @@ async def test_concurrent_changes_fail_alone(tmp_path: Path) -> None:
             storage.run(create("fo_c")), return_exceptions=True)
         assert results[0] == "fo_a" and results[2] == "fo_c"
         assert isinstance(results[1], RuntimeError) and "fo_b fails" in str(results[1])
-        with sqlite3.connect(tmp_path / "db.sqlite3") as other:  # what another reader sees
-            assert other.execute("SELECT id FROM fulfillment_orders ORDER BY id").fetchall() == [
+        other = await open_storage(tmp_path)  # what another process sees
+        try:
+            assert await storage_sql(other, "SELECT id FROM fulfillment_orders ORDER BY id") == [
                 ("fo_a",), ("fo_c",)]
+        finally:
+            await other.close()
         assert await storage.fulfillment_order_view("fo_b") is None
     finally:
         await storage.close()
 
 
-async def test_rematch_moves_allocation_when_reference_appears(tmp_path: Path) -> None:
+async def test_rematch_moves_allocation_when_reference_appears(
+        open_storage, tmp_path: Path) -> None:
     storage = await open_storage(tmp_path)
     try:
         s = Shipment(source="ss", external_id="1", order_refs=(OrderRef("order_number", "77-1"),),
@@ -138,7 +147,8 @@ async def test_rematch_moves_allocation_when_reference_appears(tmp_path: Path) -
         await storage.close()
 
 
-async def test_fo_created_later_finds_its_unmatched_shipments_by_index(tmp_path: Path) -> None:
+async def test_fo_created_later_finds_its_unmatched_shipments_by_index(
+        open_storage, tmp_path: Path) -> None:
     storage = await open_storage(tmp_path)
     try:
         def shipment(ext: str, *refs: OrderRef) -> Shipment:
@@ -171,7 +181,7 @@ async def test_checkpoints_run_beside_the_writer(tmp_path: Path) -> None:
 
     from storage import NewInboxEvent
 
-    storage = await open_storage(tmp_path)
+    storage = await open_sqlite(tmp_path)
     db_file, wal = tmp_path / "db.sqlite3", tmp_path / "db.sqlite3-wal"
     try:
         await asyncio.sleep(0.7)  # the schema itself is checkpointed first
@@ -187,7 +197,7 @@ async def test_checkpoints_run_beside_the_writer(tmp_path: Path) -> None:
     assert not wal.exists() or wal.stat().st_size == 0  # close() truncates the WAL
 
 
-async def test_late_outcomes_never_overwrite_newer_ones(tmp_path: Path) -> None:
+async def test_late_outcomes_never_overwrite_newer_ones(open_storage, tmp_path: Path) -> None:
     from storage import NewInboxEvent
 
     storage = await open_storage(tmp_path)
@@ -223,7 +233,7 @@ async def test_late_outcomes_never_overwrite_newer_ones(tmp_path: Path) -> None:
         await storage.close()
 
 
-async def test_purge_deletes_only_old_processed_events(tmp_path: Path) -> None:
+async def test_purge_deletes_only_old_processed_events(open_storage, tmp_path: Path) -> None:
     from gateway.scheduler import purge_inbox
     from storage import NewInboxEvent
 
@@ -235,9 +245,9 @@ async def test_purge_deletes_only_old_processed_events(tmp_path: Path) -> None:
         async with storage.transaction() as tx:
             await tx.mark_inbox_processed([e.id for e in events[:3]], "2000-01-01T00:00:00Z")
         await storage.dead_letter_inbox_event(events[3].id, 1, "x", "2000-01-01T00:00:00Z")
-        with sqlite3.connect(tmp_path / "db.sqlite3") as db:  # age two processed events
-            db.execute("UPDATE inbox_events SET received_at = '2000-01-01T00:00:00.000000Z'"
-                       " WHERE id IN (?, ?, ?)", (events[0].id, events[1].id, events[3].id))
+        await storage_sql(  # age two processed events
+            storage, "UPDATE inbox_events SET received_at = '2000-01-01T00:00:00.000000Z'"
+            " WHERE id IN (?, ?, ?)", (events[0].id, events[1].id, events[3].id))
         assert await purge_inbox(storage, 30) == 2
         # Their delivery keys went with them: a repeat of k0 is new now, of k2 still not.
         again = [NewInboxEvent("c", k, "webhook", b"{}") for k in ("k0", "k1", "k2")]
@@ -245,9 +255,8 @@ async def test_purge_deletes_only_old_processed_events(tmp_path: Path) -> None:
         await storage.close()
         storage = await open_storage(tmp_path)
         assert await storage.store_webhooks(again) == [False, False, False]
-        with sqlite3.connect(tmp_path / "db.sqlite3") as db:
-            left = db.execute("SELECT status, COUNT(*) FROM inbox_events GROUP BY status"
-                              " ORDER BY status").fetchall()
+        left = await storage_sql(storage, "SELECT status, COUNT(*) FROM inbox_events"
+                                          " GROUP BY status ORDER BY status")
         assert left == [("dead", 1), ("pending", 3), ("processed", 1)]
     finally:
         await storage.close()
@@ -288,7 +297,7 @@ async def test_migrations_carry_existing_shipment_lines(tmp_path: Path) -> None:
         await storage.close()
 
 
-async def test_batches_larger_than_one_statement(tmp_path: Path) -> None:
+async def test_batches_larger_than_one_statement(open_storage, tmp_path: Path) -> None:
     from storage import NewInboxEvent
     from storage.sqlite.backend import _ROWS_PER_STATEMENT
 
@@ -312,7 +321,8 @@ def message(key: str, fo_id: str | None, not_before: str = "2000-01-01T00:00:00.
                             sequence_key=fo_id)
 
 
-async def test_outbox_sequences_idempotent_keys_and_late_outcomes(tmp_path: Path) -> None:
+async def test_outbox_sequences_idempotent_keys_and_late_outcomes(
+        open_storage, tmp_path: Path) -> None:
     storage = await open_storage(tmp_path)
     t = "2000-01-01T00:00:0{}.000000Z".format
     try:
@@ -350,7 +360,8 @@ async def test_outbox_sequences_idempotent_keys_and_late_outcomes(tmp_path: Path
         await storage.close()
 
 
-async def test_claims_leave_out_what_is_in_hand_and_still_fill_the_limit(tmp_path: Path) -> None:
+async def test_claims_leave_out_what_is_in_hand_and_still_fill_the_limit(
+        open_storage, tmp_path: Path) -> None:
     from storage import NewInboxEvent
 
     storage = await open_storage(tmp_path)
@@ -374,7 +385,7 @@ async def test_claims_leave_out_what_is_in_hand_and_still_fill_the_limit(tmp_pat
         await storage.close()
 
 
-async def test_claims_are_leased_to_one_owner_and_taken_over_when_they_expire(
+async def test_claims_are_leased_to_one_owner_and_taken_over_when_they_expire(open_storage,
         tmp_path: Path) -> None:
     from storage import INBOX, OUTBOX, NewInboxEvent
 
@@ -409,15 +420,15 @@ async def test_claims_are_leased_to_one_owner_and_taken_over_when_they_expire(
         await storage.close()
 
 
-async def test_a_rate_budget_in_storage_is_shared_by_every_process(tmp_path: Path) -> None:
+async def test_a_rate_budget_in_storage_is_shared_by_every_process(
+        open_storage, tmp_path: Path) -> None:
     """Two processes' budgets (two storage connections to one file) together never exceed
     the partner's limit in any window, and a 429 seen by one pauses the other."""
     import time
 
     from gateway.ratelimit import RateBudget
 
-    first, second = await open_storage(tmp_path), SqliteStorage(tmp_path / "db.sqlite3")
-    await second.open()
+    first, second = await open_storage(tmp_path), await open_storage(tmp_path)
     try:
         budgets = [RateBudget(20, 1.0, key="connector:partner", reserve=s.reserve_rate,
                               pause_shared=s.pause_rate) for s in (first, second)]
@@ -470,7 +481,7 @@ async def test_migrations_carry_a_connectors_cursor_into_its_feed(tmp_path: Path
         assert db.execute("SELECT error_kind FROM outbox_messages").fetchall() == [("rejected",)]
 
 
-async def test_a_feed_run_is_leased_to_one_owner_and_its_cursor_moves_only_with_the_lease(
+async def test_a_feed_run_is_leased_to_one_owner_and_its_cursor_moves_only_with_the_lease(open_storage,
         tmp_path: Path) -> None:
     from storage import NewInboxEvent
 

@@ -137,7 +137,7 @@ class SqlQueues:
                 "UPDATE feed_state SET owner = ?, lease_until = ?, last_started_at = ?"
                 " WHERE connector = ? AND feed = ?"
                 " AND (owner IS NULL OR owner = ? OR lease_until <= ?)"
-                " AND (? IS NULL OR last_started_at IS NULL OR last_started_at < ?)",
+                " AND (CAST(? AS TEXT) IS NULL OR last_started_at IS NULL OR last_started_at < ?)",
                 (owner, lease_until, now, connector, feed, owner, now, started_before,
                  started_before))
             if cur.rowcount != 1:

@@ -50,7 +50,9 @@ def from_json(text: str | bytes | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 def placeholders(values: Sequence[Any]) -> str:
-    return ",".join("?" * len(values))
+    """For `IN (...)`: one `?` per value; `NULL` (matching nothing) for none, since
+    PostgreSQL has no empty `IN ()`."""
+    return ",".join("?" * len(values)) or "NULL"
 
 def _shipment_from_row(row: Row) -> Shipment:
     return Shipment(
@@ -88,7 +90,11 @@ def link_from_row(row: Row) -> PartnerLink:
 
 
 class SqlTransaction:
-    """The `storage.Transaction` protocol over the writer connection, inside BEGIN IMMEDIATE."""
+    """The `storage.Transaction` protocol over one connection inside a transaction. Where the
+    backends' SQL must differ, a backend subclasses it and changes the class attribute."""
+
+    # the next FO's creation number; one writer at a time on SQLite makes MAX + 1 safe
+    NEXT_FO_SEQ = "SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM fulfillment_orders"
 
     def __init__(self, db: SqlConnection) -> None:
         self.db = db
@@ -100,7 +106,7 @@ class SqlTransaction:
 
     async def create_fulfillment_order(self, new: NewFulfillmentOrder) -> None:
         fo = new.fo
-        rows = await self._all("SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM fulfillment_orders")
+        rows = await self._all(self.NEXT_FO_SEQ)
         await self.db.execute(
             "INSERT INTO fulfillment_orders (id, seq, channel, order_number, ship_to, custom_fields,"
             " request_hash, status, cancelled, created_at, updated_at, flow, invoice_id)"

@@ -5,6 +5,8 @@
 -- Timestamps stay ISO-8601 UTC text with microseconds, as in SQLite, so they compare and
 -- sort the same way in both backends; JSON stays text for the same reason.
 
+CREATE SEQUENCE fulfillment_order_seq;  -- creation order, across processes
+
 CREATE TABLE fulfillment_orders (
     id             TEXT PRIMARY KEY,
     seq            BIGINT NOT NULL UNIQUE,
