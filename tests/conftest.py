@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +29,41 @@ SUBSCRIBER_SECRET = "whsec_" + base64.b64encode(b"subscriber-secret-for-tests-32
 ENV["SUB_SECRET"] = SUBSCRIBER_SECRET
 
 logs.configure("WARNING")
+BACKEND_NAMES = ("sqlite", "postgresql")
+
+
+class Databases:
+    """Fresh databases on the run's PostgreSQL server, one per key, dropped at the end."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.dsns: dict[Any, str] = {}
+
+    async def dsn_for(self, key: Any) -> str:
+        import asyncpg
+
+        if key not in self.dsns:
+            name = f"test_{len(self.dsns)}_{abs(hash((key, time.time())))}"
+            admin = await asyncpg.connect(self.server.dsn)
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await admin.close()
+            self.dsns[key] = self.server.dsn.rsplit("/", 1)[0] + f"/{name}"
+        return self.dsns[key]
+
+    async def drop(self) -> None:
+        import asyncpg
+
+        if not self.dsns:
+            return
+        admin = await asyncpg.connect(self.server.dsn)
+        try:
+            for dsn in self.dsns.values():
+                name = dsn.rsplit("/", 1)[1]
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 # The scripted connector type of the core's tests: `type = "fake"` in a config.
 sys.modules.setdefault("connectors.fake", fake_partner)
 FAKE_TOKEN = "fake-hook-token"
@@ -120,9 +154,9 @@ class GatewayUnderTest:
 
         await self.wait_for(check, within)
 
-    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.db_path) as db:
-            return db.execute(query, params).fetchall()
+    async def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """A statement on the gateway's own database, whichever backend (`?` placeholders)."""
+        return await storage_sql(self.gateway.storage, query, params)
 
 
 @pytest.fixture
@@ -131,17 +165,35 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-@pytest.fixture
-def start_fake(aiohttp_server: Any, http: aiohttp.ClientSession, tmp_path: Path
-               ) -> Callable[..., Awaitable[GatewayUnderTest]]:
-    """A gateway on the fake connector type only; `doc` from fake_doc."""
+@pytest.fixture(params=BACKEND_NAMES)
+async def start_fake(request: Any, aiohttp_server: Any, http: aiohttp.ClientSession,
+                     tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[GatewayUnderTest]]]:
+    """A gateway on the fake connector type only; `doc` from fake_doc. Each test runs on
+    both backends: on PostgreSQL the doc's storage path names a fresh database on the run's
+    server (the same one again for a restart)."""
+    databases = Databases(request.getfixturevalue("pg_server")) \
+        if request.param == "postgresql" else None
+
     async def start(doc: dict[str, Any], first_poll_delay: float = 3600.0) -> GatewayUnderTest:
-        cfg = config_mod.parse(doc, ENV)
+        env = ENV
+        if databases is not None:
+            dsn = await databases.dsn_for(doc["storage"]["path"])
+            doc = {**doc, "storage": {"backend": "postgresql", "dsn_env": "TEST_DATABASE_URL",
+                                      "pool_size": 6}}
+            env = {**ENV, "TEST_DATABASE_URL": dsn}
+        cfg = config_mod.parse(doc, env)
         gateway = Gateway(cfg, first_poll_delay_seconds=first_poll_delay)
         server = await aiohttp_server(gateway.web_app())
+        servers.append(server)
         return GatewayUnderTest(server, gateway, http, Path(cfg.storage.path))
 
-    return start
+    servers: list[TestServer] = []
+    start.backend = request.param  # type: ignore[attr-defined]
+    yield start
+    if databases is not None:
+        for server in servers:  # stopped before their databases go
+            await server.close()
+        await databases.drop()
 
 
 class Receiver:
@@ -243,7 +295,6 @@ def pg_server() -> Any:
     server.stop()
 
 
-BACKEND_NAMES = ("sqlite", "postgresql")
 
 
 @pytest.fixture(params=BACKEND_NAMES)
@@ -252,36 +303,23 @@ async def open_storage(request: Any, tmp_path: Path) -> AsyncIterator[Callable[.
     the same database each time for the same directory (a restart opens it again); on
     PostgreSQL a fresh database on the run's server, dropped afterwards. Closing it is the
     test's."""
-    import asyncpg
-
     from storage.postgres import PostgresStorage
     from storage.sqlite import SqliteStorage
 
-    databases: dict[Path, str] = {}
-    server = request.getfixturevalue("pg_server") if request.param == "postgresql" else None
+    databases = Databases(request.getfixturevalue("pg_server")) \
+        if request.param == "postgresql" else None
 
     async def open_(directory: Path) -> Any:
-        if server is None:
-            storage: Any = SqliteStorage(directory / "db.sqlite3")
-        else:
-            if directory not in databases:
-                name = f"test_{len(databases)}_{abs(hash((directory, time.time())))}"
-                admin = await asyncpg.connect(server.dsn)
-                await admin.execute(f'CREATE DATABASE "{name}"')
-                await admin.close()
-                databases[directory] = server.dsn.rsplit("/", 1)[0] + f"/{name}"
-            storage = PostgresStorage(databases[directory], pool_size=4)
+        storage: Any = SqliteStorage(directory / "db.sqlite3") if databases is None else \
+            PostgresStorage(await databases.dsn_for(directory), pool_size=4)
         await storage.open()
         await storage.migrate()
         return storage
 
     open_.backend = request.param  # type: ignore[attr-defined]
     yield open_
-    if server is not None and databases:
-        admin = await asyncpg.connect(server.dsn)
-        for dsn in databases.values():
-            await admin.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
-        await admin.close()
+    if databases is not None:
+        await databases.drop()
 
 
 async def storage_sql(storage: Any, query: str, params: tuple[Any, ...] = ()) -> list[tuple]:

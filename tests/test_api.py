@@ -75,7 +75,7 @@ async def test_create_is_validated(gw: GatewayUnderTest) -> None:
     async with gw.session.post(f"{gw.url}/api/v1/fulfillment-orders", data=b"{oops",
                                headers=gw.headers) as resp:
         assert resp.status == 400
-    assert gw.sql("SELECT COUNT(*) FROM fulfillment_orders") == [(0,)]
+    assert await gw.sql("SELECT COUNT(*) FROM fulfillment_orders") == [(0,)]
 
 
 async def test_create_with_client_id_is_idempotent(gw: GatewayUnderTest) -> None:

@@ -405,19 +405,14 @@ async def test_a_message_for_an_operation_the_connector_does_not_do_is_a_dead_le
     """Written before the connector's type said it does not do this (or for a type that never
     did): not retried, and the dead letter names the operation and why."""
     from storage import NewOutboxMessage
-    from storage.sqlite import SqliteStorage
 
-    db = tmp_path / "g.sqlite3"
-    storage = SqliteStorage(db)
-    await storage.open()
-    await storage.migrate()
-    async with storage.transaction() as tx:
+    gw = await start_fake(fake_doc(tmp_path / "g.sqlite3", "wms"))
+    async with gw.gateway.storage.transaction() as tx:
         await tx.enqueue_outbox([NewOutboxMessage(
             key="inv-1", destination="connector:wms", kind="push_inventory",
             payload={"sku": "A", "available": 3}, not_before="2000-01-01T00:00:00.000000Z")],
             "2000-01-01T00:00:00.000000Z")
-    await storage.close()
-    gw = await start_fake(fake_doc(db, "wms"))
+    gw.gateway.dispatcher.wake()
 
     async def dead() -> list | None:
         return (await gw.call("GET", "/api/v1/dead-letters"))["items"] or None

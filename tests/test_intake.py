@@ -31,8 +31,8 @@ async def gw(start) -> GatewayUnderTest:
     return await start()
 
 
-def inbox_rows(gw: GatewayUnderTest) -> int:
-    return gw.sql("SELECT COUNT(*) FROM inbox_events")[0][0]
+async def inbox_rows(gw: GatewayUnderTest) -> int:
+    return (await gw.sql("SELECT COUNT(*) FROM inbox_events"))[0][0]
 
 
 async def post(gw: GatewayUnderTest, path: str, data: bytes, token: str | None = FAKE_TOKEN
@@ -58,21 +58,21 @@ GOOD = shipment(1)
 async def test_unknown_connector_is_404(gw: GatewayUnderTest) -> None:
     status, body = await post(gw, "/webhooks/nope", GOOD)
     assert status == 404 and body["error"]["code"] == "not_found"
-    assert inbox_rows(gw) == 0
+    assert await inbox_rows(gw) == 0
 
 
 async def test_disabled_connector_is_404(start) -> None:
     gw = await start(enabled=False)
     status, body = await post(gw, HOOK, GOOD)
     assert status == 404 and body["error"]["code"] == "not_found"
-    assert inbox_rows(gw) == 0
+    assert await inbox_rows(gw) == 0
 
 
 async def test_oversized_body_is_413_before_verification(gw: GatewayUnderTest) -> None:
     big = b'{"x": "' + b"a" * (70 * 1024) + b'"}'
     status, body = await post(gw, HOOK, big, token="wrong")
     assert status == 413 and body["error"]["code"] == "payload_too_large"
-    assert inbox_rows(gw) == 0
+    assert await inbox_rows(gw) == 0
 
 
 async def test_oversized_chunked_body_is_413(gw: GatewayUnderTest) -> None:
@@ -83,21 +83,21 @@ async def test_oversized_chunked_body_is_413(gw: GatewayUnderTest) -> None:
     async with gw.session.post(f"{gw.url}{HOOK}", data=chunks(),
                                headers={"X-Fake-Token": FAKE_TOKEN}) as resp:
         assert resp.status == 413
-    assert inbox_rows(gw) == 0
+    assert await inbox_rows(gw) == 0
 
 
 async def test_bad_token_is_401(gw: GatewayUnderTest) -> None:
     for token in (None, "wrong", FAKE_TOKEN + "x", ""):
         status, body = await post(gw, HOOK, GOOD, token=token)
         assert status == 401 and body["error"]["code"] == "webhook_unverified"
-    assert inbox_rows(gw) == 0
+    assert await inbox_rows(gw) == 0
 
 
 async def test_malformed_json_is_400(gw: GatewayUnderTest) -> None:
     for data in (b"{not json", b"", b"\xff\xfe"):
         status, body = await post(gw, HOOK, data)
         assert status == 400 and body["error"]["code"] == "bad_request"
-    assert inbox_rows(gw) == 0
+    assert await inbox_rows(gw) == 0
     assert (await gw.call("GET", "/healthz"))["status"] == "ok"
 
 
@@ -105,9 +105,9 @@ async def test_accepted_webhook_is_committed_before_the_2xx(gw: GatewayUnderTest
     status, body = await post(gw, HOOK, GOOD)
     assert status == 200 and body == {"status": "accepted"}
     # Read from the file by another connection: the row is already durable.
-    assert inbox_rows(gw) == 1
+    assert await inbox_rows(gw) == 1
     status, _ = await post(gw, HOOK, GOOD)
-    assert status == 200 and inbox_rows(gw) == 1
+    assert status == 200 and await inbox_rows(gw) == 1
 
 
 async def test_concurrent_repeats_store_one_event(gw: GatewayUnderTest) -> None:
@@ -116,7 +116,7 @@ async def test_concurrent_repeats_store_one_event(gw: GatewayUnderTest) -> None:
         return status
 
     assert await asyncio.gather(*(deliver() for _ in range(20))) == [200] * 20
-    assert inbox_rows(gw) == 1
+    assert await inbox_rows(gw) == 1
     async with gw.session.get(f"{gw.url}/metrics") as resp:
         text = await resp.text()
     assert 'gateway_webhooks_received_total{connector="fake",result="duplicate"} 19.0' in text
@@ -138,12 +138,12 @@ async def test_concurrent_webhooks_share_commits_and_a_lone_one_is_not_held(
     url = HOOK
     statuses = await asyncio.gather(*(post(gw, url, body(i)) for i in range(40)))
     assert [status for status, _ in statuses] == [200] * 40
-    assert inbox_rows(gw) == 40
+    assert await inbox_rows(gw) == 40
     commits, stored = await batches()
     assert stored == 40 and commits < 40  # group commit: fewer commits than webhooks
     started = time.perf_counter()
     status, _ = await post(gw, url, body(99))
-    assert status == 200 and inbox_rows(gw) == 41
+    assert status == 200 and await inbox_rows(gw) == 41
     assert time.perf_counter() - started < 1.0  # alone: committed without waiting for company
     assert await batches() == (commits + 1, 41)
 
@@ -151,14 +151,14 @@ async def test_concurrent_webhooks_share_commits_and_a_lone_one_is_not_held(
 async def test_repeat_after_a_restart_stores_nothing(start) -> None:
     first = await start()
     status, _ = await post(first, HOOK, GOOD)
-    assert status == 200 and inbox_rows(first) == 1
+    assert status == 200 and await inbox_rows(first) == 1
     await first.server.close()  # stops the gateway: storage closed, keys forgotten in memory
     second = await start()
     status, _ = await post(second, HOOK, GOOD)
-    assert status == 200 and inbox_rows(second) == 1
+    assert status == 200 and await inbox_rows(second) == 1
     other = shipment(2)
     status, _ = await post(second, HOOK, other)
-    assert status == 200 and inbox_rows(second) == 2
+    assert status == 200 and await inbox_rows(second) == 2
 
 
 async def test_repeat_after_its_event_was_purged_is_stored_again(gw: GatewayUnderTest) -> None:
@@ -167,11 +167,11 @@ async def test_repeat_after_its_event_was_purged_is_stored_again(gw: GatewayUnde
     ignored = GOOD
     status, _ = await post(gw, HOOK, ignored)
     await gw.wait_idle()
-    gw.sql("UPDATE inbox_events SET received_at = '2000-01-01T00:00:00.000000Z'")
+    await gw.sql("UPDATE inbox_events SET received_at = '2000-01-01T00:00:00.000000Z'")
     assert await purge_inbox(gw.gateway.storage, 30) == 1
-    assert inbox_rows(gw) == 0
+    assert await inbox_rows(gw) == 0
     status, _ = await post(gw, HOOK, ignored)
-    assert status == 200 and inbox_rows(gw) == 1
+    assert status == 200 and await inbox_rows(gw) == 1
 
 
 def test_load_that_lasts_is_one_burst_even_when_it_hovers_at_the_threshold(monkeypatch) -> None:

@@ -84,7 +84,7 @@ async def test_a_subscriber_that_is_back_gets_its_backlog_without_waiting_out_ba
     first = await gw.create_fo([(SKU, 1)], order_number="B1")
 
     async def waiting_a_minute() -> bool:
-        [row] = gw.sql("SELECT attempts FROM outbox_messages")
+        [row] = await gw.sql("SELECT attempts FROM outbox_messages")
         return row[0] >= 3
 
     await gw.wait_for(waiting_a_minute)  # three failures; the next try is a minute away
@@ -104,14 +104,14 @@ async def test_one_failing_message_keeps_its_backoff_while_others_go_through(
     await gw.create_fo([(SKU, 1)], order_number="POISON")
 
     async def two_attempts() -> bool:
-        return gw.sql("SELECT MAX(attempts) FROM outbox_messages")[0][0] == 2
+        return (await gw.sql("SELECT MAX(attempts) FROM outbox_messages"))[0][0] == 2
 
     await gw.wait_for(two_attempts)
     for i in range(5):
         await gw.create_fo([(SKU, 1)], order_number=f"OK{i}")
     await wait_events(receiver, 5)
     await asyncio.sleep(0.5)
-    assert gw.sql("SELECT MAX(attempts) FROM outbox_messages WHERE status = 'pending'"
+    assert await gw.sql("SELECT MAX(attempts) FROM outbox_messages WHERE status = 'pending'"
                   ) == [(2,)]
 
 

@@ -141,8 +141,8 @@ async def test_duplicate_webhook_does_not_double_count(gw: ShipStationGateway,
     fo = await gw.fo(fo["id"])
     assert fo["lines"][0]["fulfilled"] == 6
     assert len(fo["shipments"]) == 1
-    assert gw.sql("SELECT COUNT(*) FROM inbox_events WHERE kind = 'webhook'") == [(1,)]
-    assert gw.sql("SELECT COUNT(*) FROM shipments") == [(1,)]
+    assert await gw.sql("SELECT COUNT(*) FROM inbox_events WHERE kind = 'webhook'") == [(1,)]
+    assert await gw.sql("SELECT COUNT(*) FROM shipments") == [(1,)]
 
 
 async def test_unmatched_then_fo_created_later(gw: ShipStationGateway, sandbox: Sandbox) -> None:
