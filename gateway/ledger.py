@@ -77,7 +77,12 @@ async def refresh(tx: Transaction, fo_ids: Iterable[str], shipment_ids: Iterable
     """Recompute allocations and statuses for everything connected to these FOs and shipments."""
     fos, sids = set(fo_ids), set(shipment_ids)
     matches: dict[str, list[str]] = {}
+    locked: set[str] = set()
     for _ in range(_MAX_COMPONENT_ROUNDS):
+        # Locked before their shipments are read: another process reconciling them waits,
+        # then finds this one's shipments too (and no status changes twice).
+        await tx.lock_fulfillment_orders(fos - locked)
+        locked |= fos
         sids |= await tx.shipments_of_fulfillment_orders(fos)
         matches = await tx.matches_of_shipments(sids)
         grown = fos | {fo for fo_list in matches.values() for fo in fo_list}

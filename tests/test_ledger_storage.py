@@ -127,6 +127,50 @@ async def test_concurrent_changes_fail_alone(open_storage, tmp_path: Path) -> No
         await storage.close()
 
 
+async def test_two_processes_reconciling_one_fo_at_once_agree(open_storage, tmp_path: Path
+                                                              ) -> None:
+    """Two processes (two storages on one database) record the two halves of each FO at
+    the same moment: every FO ends fulfilled with both halves allocated, and each status
+    change is recorded once (FOs are locked while reconciled, a shipment recorded by one
+    process at a time)."""
+    first, second = await open_storage(tmp_path), await open_storage(tmp_path)
+    try:
+        fo_ids = [f"fo_{n}" for n in range(12)]
+        for fo_id in fo_ids:
+            await first.run(lambda tx, fo_id=fo_id: ledger.create_fulfillment_order(
+                tx, new_fo(fo_id, 2)))
+
+        def half(fo_id: str, n: int) -> Shipment:
+            return Shipment(source="ss", external_id=f"{fo_id}-{n}",
+                            order_refs=(OrderRef("order_key", fo_id),),
+                            lines=(ShipmentLine("A", 1),), status="shipped",
+                            partner_updated_at="2026-01-01T00:00:00.000000Z",
+                            shipped_at="2026-01-01T00:00:00.000000Z")
+
+        async def record(storage, shipment: Shipment) -> None:
+            await storage.run(lambda tx: ledger.record_shipments(
+                tx, [shipment], "2026-01-01T00:00:01.000000Z"))
+
+        await asyncio.gather(*(record(storage, half(fo_id, n)) for fo_id in fo_ids
+                               for n, storage in enumerate((first, second))),
+                             # and one shipment delivered to both at once
+                             record(first, half("fo_0", 9)), record(second, half("fo_0", 9)))
+        for fo_id in fo_ids:
+            view = await first.fulfillment_order_view(fo_id)
+            assert view is not None and view.status == "fulfilled", fo_id
+        changes = await storage_sql(
+            first, "SELECT fo_id, from_status, to_status FROM timeline"
+            " WHERE kind = 'status_changed' ORDER BY fo_id, id")
+        assert sorted(changes) == sorted(
+            (fo_id, *step) for fo_id in fo_ids for step in (
+                ("unfulfilled", "partially_fulfilled"), ("partially_fulfilled", "fulfilled")))
+        assert await storage_sql(first, "SELECT COUNT(*) FROM shipments") == [(25,)]
+        assert await storage_sql(first, "SELECT SUM(quantity) FROM allocations") == [(24,)]
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_rematch_moves_allocation_when_reference_appears(
         open_storage, tmp_path: Path) -> None:
     storage = await open_storage(tmp_path)

@@ -14,14 +14,22 @@ own transaction, with its row in schema_version) while the others wait, then fin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
 
-from gateway.domain.records import now_iso, utc_iso
+from gateway.domain.records import Shipment, now_iso, utc_iso
 from storage import INBOX, OUTBOX, InboxEvent, NewInboxEvent, OutboxMessage, Transaction
 from storage.migrations import numbered_migrations
 from storage.postgres.adapter import PgConnection, dollar_params
@@ -41,8 +49,26 @@ def migrations() -> list[tuple[int, str, str]]:
 
 
 class PgTransaction(SqlTransaction):
-    # transactions on several connections at once: numbers from a sequence, never MAX + 1
+    """Transactions of several processes at once: FO numbers from a sequence, never MAX + 1;
+    FO rows locked while they are reconciled; one shipment recorded by one at a time."""
+
     NEXT_FO_SEQ = "SELECT nextval('fulfillment_order_seq') AS seq"
+
+    async def lock_fulfillment_orders(self, fo_ids: Iterable[str]) -> None:
+        ids = sorted(set(fo_ids))  # in one order everywhere, so two lockers cannot deadlock
+        if ids:
+            await self.db.execute_fetchall(
+                "SELECT id FROM fulfillment_orders WHERE id = ANY(?::text[]) ORDER BY id"
+                # not FOR UPDATE: that would wait for the key-share locks which rows
+                # referencing the FO (a shipment's match being written) hold, and deadlock
+                " FOR NO KEY UPDATE", (ids,))
+
+    async def get_shipment(self, source: str, external_id: str) -> Shipment | None:
+        # The same shipment from two processes at once (a webhook here, a poll there): the
+        # second waits for the first's commit, then sees its version.
+        await self.db.execute("SELECT pg_advisory_xact_lock(hashtext(?))",
+                              (f"shipment:{source}:{external_id}",))
+        return await super().get_shipment(source, external_id)
 
 
 class PostgresStorage(SqlQueues, SqlViews):

@@ -128,6 +128,9 @@ class SqlTransaction:
         rows = await self._all("SELECT request_hash FROM fulfillment_orders WHERE id = ?", (fo_id,))
         return rows[0]["request_hash"] if rows else None
 
+    async def lock_fulfillment_orders(self, fo_ids: Iterable[str]) -> None:
+        """One writer at a time (SQLite): nothing more to hold."""
+
     async def get_fulfillment_orders(self, fo_ids: Iterable[str]) -> list[FulfillmentOrder]:
         ids = list(set(fo_ids))
         if not ids:
