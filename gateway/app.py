@@ -37,7 +37,7 @@ from gateway.ratelimit import RateBudget
 from gateway.scheduler import Poller, build_scheduler
 from gateway.subscribers import Subscribers
 from gateway.worker import InboxWorker
-from storage import OutboxMessage
+from storage import INBOX, OutboxMessage
 
 log = logs.get("gateway.app")
 USER_AGENT = "fulfillment-gateway/0.1"
@@ -76,6 +76,7 @@ class Gateway:
         self.commands.wake_worker = self.worker.wake
         self.committer.on_commit = self.worker.wake
         self.storage.busy = self.committer.busy
+        self.storage.on_work = self._wake_for
         self.poller = Poller(self.storage, self.connectors, self.metrics, self.owner,
                              on_records=self.worker.wake)
         self.scheduler: Any = None
@@ -113,6 +114,10 @@ class Gateway:
                 return
             after = page[-1].fo_id
 
+    def _wake_for(self, queue: str) -> None:
+        """Another process (or this one) committed new work on a shared database."""
+        (self.worker.wake if queue == INBOX else self.dispatcher.wake)()
+
     async def _send(self, message: OutboxMessage) -> Mapping[str, Any]:
         """The dispatcher's one way out: a subscriber delivery or a connector's operation."""
         kind, name = split_destination(message.destination)
@@ -140,7 +145,7 @@ class Gateway:
             await self.storage.join(self.owner)  # before anything is taken or claimed
         applied = await self.storage.migrate()
         if applied:
-            log.info("storage.migrated", applied=applied, path=self.config.storage.path)
+            log.info("storage.migrated", applied=applied, storage=self.config.storage.where)
         self.session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
         for cfg in self.config.connectors:
             if cfg.enabled:
@@ -148,7 +153,7 @@ class Gateway:
                     cfg, self.config, self.session, self.metrics, budgets=self._budget,
                     links=self._watched)
         if not self.serving:
-            log.info("gateway.started", role="command", storage=self.config.storage.path)
+            log.info("gateway.started", role="command", storage=self.config.storage.where)
             return  # a one-off command (poll): the serving process does the rest
         await self.committer.start()
         await self.worker.start()
@@ -160,7 +165,7 @@ class Gateway:
                 outbox_retention_days=self.config.outbox.retention_days)
             self.scheduler.start()
         log.info("gateway.started", connectors=sorted(self.connectors),
-                 storage=self.config.storage.path)
+                 storage=self.config.storage.where)
 
     async def stop(self) -> None:
         if self.scheduler and self.scheduler.running:

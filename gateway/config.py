@@ -41,6 +41,12 @@ class StorageConfig:
     dsn_env: str = "GATEWAY_DATABASE_URL"  # postgresql: the variable holding the DSN
     pool_size: int = 10  # postgresql: connections per process
 
+    @property
+    def where(self) -> str:
+        """What logs name: the file, or the database by the variable holding its DSN (the
+        DSN itself may carry a password)."""
+        return self.path if self.backend == "sqlite" else f"postgresql (${self.dsn_env})"
+
 
 @dataclass(frozen=True)
 class ApiConfig:

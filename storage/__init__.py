@@ -197,6 +197,9 @@ class Transaction(Protocol):
 class Storage(Protocol):
     # The owner sets this; while it returns True (a burst of writes), maintenance waits.
     busy: Callable[[], bool]
+    # The owner sets this; a backend shared by several processes calls it (INBOX or OUTBOX)
+    # when a process committed new work there, so idle claim loops wake without polling.
+    on_work: Callable[[str], None]
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

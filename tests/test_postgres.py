@@ -5,7 +5,7 @@ processes rely on. (The rest of the storage interface is still to come on this b
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -14,20 +14,14 @@ from storage.postgres import PostgresStorage, migrations
 from tests.pg_server import PgServer
 
 
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    with PgServer() as server:
-        yield server
-
-
 @pytest.fixture
-async def database(pg: PgServer) -> AsyncIterator[str]:
+async def database(pg_server: PgServer) -> AsyncIterator[str]:
     """A fresh database on the module's server: its DSN."""
     name = f"t{id(object())}"
-    admin = await asyncpg.connect(pg.dsn)
+    admin = await asyncpg.connect(pg_server.dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        yield pg.dsn.rsplit("/", 1)[0] + f"/{name}"
+        yield pg_server.dsn.rsplit("/", 1)[0] + f"/{name}"
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -75,3 +69,31 @@ async def test_a_delivery_is_stored_once_and_lines_read_in_order(database: str) 
             '{"sku":"B","quantity":2,"partner_line_id":null}]')
     finally:
         await store.close()
+
+
+async def test_new_work_committed_by_one_process_wakes_the_others(database: str) -> None:
+    from storage import INBOX, OUTBOX, NewInboxEvent, NewOutboxMessage
+
+    first, second = PostgresStorage(database), PostgresStorage(database)
+    await first.open()
+    await first.migrate()
+    await second.open()
+    heard: list[str] = []
+    second.on_work = heard.append
+    try:
+        await first.store_webhooks([NewInboxEvent("wms", "d-1", "webhook", b"{}")])
+        async with first.transaction() as tx:
+            await tx.enqueue_outbox([NewOutboxMessage(
+                key="k-1", destination="subscriber:erp", kind="event", payload={},
+                not_before="2000-01-01T00:00:00.000000Z")], "2000-01-01T00:00:00.000000Z")
+        for _ in range(100):
+            if len(heard) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert heard == [INBOX, OUTBOX]
+        await first.store_webhooks([NewInboxEvent("wms", "d-1", "webhook", b"{}")])
+        await asyncio.sleep(0.2)
+        assert heard == [INBOX, OUTBOX]  # a repeat stores nothing and announces nothing
+    finally:
+        await first.close()
+        await second.close()

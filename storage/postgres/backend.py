@@ -30,7 +30,15 @@ from typing import Any, TypeVar
 import asyncpg
 
 from gateway.domain.records import Shipment, now_iso, utc_iso
-from storage import INBOX, OUTBOX, InboxEvent, NewInboxEvent, OutboxMessage, Transaction
+from storage import (
+    INBOX,
+    OUTBOX,
+    InboxEvent,
+    NewInboxEvent,
+    NewOutboxMessage,
+    OutboxMessage,
+    Transaction,
+)
 from storage.migrations import numbered_migrations
 from storage.postgres.adapter import PgConnection, dollar_params
 from storage.sql.queues import SqlQueues
@@ -53,6 +61,12 @@ class PgTransaction(SqlTransaction):
     FO rows locked while they are reconciled; one shipment recorded by one at a time."""
 
     NEXT_FO_SEQ = "SELECT nextval('fulfillment_order_seq') AS seq"
+
+    async def enqueue_outbox(self, messages: Sequence[NewOutboxMessage], at: str) -> int:
+        inserted = await super().enqueue_outbox(messages, at)
+        if inserted:
+            await _notify(self.db, OUTBOX)
+        return inserted
 
     async def lock_fulfillment_orders(self, fo_ids: Iterable[str]) -> None:
         ids = sorted(set(fo_ids))  # in one order everywhere, so two lockers cannot deadlock
@@ -79,6 +93,8 @@ class PostgresStorage(SqlQueues, SqlViews):
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self.busy: Callable[[], bool] = lambda: False
+        self.on_work: Callable[[str], None] = lambda queue: None
+        self._listener: asyncpg.Connection | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -88,8 +104,18 @@ class PostgresStorage(SqlQueues, SqlViews):
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
+        # New work committed by any process is announced on one channel (NOTIFY is sent at
+        # commit); the claim loops' slow re-check stays as the backstop.
+        self._listener = await asyncpg.connect(self.dsn)
+        await self._listener.add_listener(WORK_CHANNEL, self._notified)
+
+    def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        self.on_work(payload)
 
     async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -179,6 +205,8 @@ class PostgresStorage(SqlQueues, SqlViews):
             return []
         async with self._write() as db:
             stored = await _insert_inbox(db.conn, events, now_iso())
+            if stored:
+                await _notify(db, INBOX)
         new, seen = [], set()
         for e in events:
             key = (e.connector, e.kind, e.delivery_key)
@@ -191,6 +219,8 @@ class PostgresStorage(SqlQueues, SqlViews):
                           result: Mapping[str, Any], at: str) -> int:
         async with self._write() as db:
             inserted = len(await _insert_inbox(db.conn, events, at)) if events else 0
+            if inserted:
+                await _notify(db, INBOX)
             await db.execute(
                 "UPDATE feed_state SET cursor = ?, last_poll_at = ?, last_result = ?,"
                 " owner = NULL, lease_until = NULL WHERE connector = ? AND feed = ?"
@@ -273,6 +303,13 @@ class PostgresStorage(SqlQueues, SqlViews):
 
 
 _QUEUE_TABLES = {INBOX: "inbox_events", OUTBOX: "outbox_messages"}
+WORK_CHANNEL = "gateway_work"
+
+
+async def _notify(db: PgConnection, queue: str) -> None:
+    """Sent when the transaction commits; repeats within one transaction are sent once."""
+    await db.execute("SELECT pg_notify(?, ?)", (WORK_CHANNEL, queue))
+
 # due, pending, and first of its sequence; `$3` is now (the claim's and the listing's)
 _DUE_OUTBOX = (
     "m.status = 'pending' AND m.not_before <= $3"

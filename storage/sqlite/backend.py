@@ -62,6 +62,7 @@ class SqliteStorage(SqliteCoordination, SqlQueues, SqlViews):
         self._checkpointer: asyncio.Task[None] | None = None
         # Set by the owner: while it says a write burst is under way, checkpoints wait.
         self.busy: Callable[[], bool] = lambda: False
+        self.on_work: Callable[[str], None] = lambda queue: None  # one process: never
         self._leases = {INBOX: _Leases(), OUTBOX: _Leases()}
         self._webhook_keys: set[int] = set()
         self._webhook_keys_loaded = False
