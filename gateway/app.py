@@ -74,6 +74,8 @@ class Gateway:
                                   intake_busy=self.committer.busy, commands=self.commands,
                                   owner=self.owner)
         self.commands.wake_worker = self.worker.wake
+        self.worker.claims.lease_seconds = config.worker.lease_seconds
+        self.dispatcher.claims.lease_seconds = config.worker.lease_seconds
         self.committer.on_commit = self.worker.wake
         self.storage.busy = self.committer.busy
         self.storage.on_work = self._wake_for

@@ -70,6 +70,10 @@ class WorkerConfig:
     # with them, so a duplicate older than this is stored again and, being idempotent,
     # reprocessed without effect. 0 keeps everything.
     inbox_retention_days: float = 30.0
+    # How long a claim on an inbox event or outbox message holds without being extended (a
+    # live process extends it every third of this): how soon a dead process's work is taken
+    # over by another sharing the database.
+    lease_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -275,7 +279,10 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
         batch_size=_take(wrk, "batch_size", "worker", int, WorkerConfig.batch_size),
         inbox_retention_days=float(_take(wrk, "inbox_retention_days", "worker", (int, float),
                                          WorkerConfig.inbox_retention_days)),
+        lease_seconds=float(_take(wrk, "lease_seconds", "worker", (int, float),
+                                  WorkerConfig.lease_seconds)),
     )
+    _positive(worker.lease_seconds, "worker.lease_seconds")
     _no_leftovers(wrk, "[worker]")
     if worker.inbox_retention_days < 0:
         raise ConfigError("worker.inbox_retention_days: must be 0 (keep all) or more")

@@ -1,10 +1,11 @@
 """A throwaway PostgreSQL server for tests and benchmarks: its own data directory in a fresh
 temporary directory, loopback only, on a free port, trust authentication for one role, and
-removed when it stops. Needs `initdb` and `pg_ctl` on PATH (PostgreSQL 15 here). PostgreSQL
+removed when it stops. Needs PostgreSQL's `initdb` and `pg_ctl` (on PATH or in /usr/lib/postgresql/*/bin). PostgreSQL
 refuses to run as root: as root, the server runs as the `postgres` user."""
 
 from __future__ import annotations
 
+import glob
 import os
 import pwd
 import shutil
@@ -22,6 +23,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _tool(name: str) -> str:
+    """A PostgreSQL program: on PATH, or where Debian's packages put it."""
+    found = shutil.which(name) or next(iter(sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    if found is None:
+        raise RuntimeError(f"{name} not found (PATH, /usr/lib/postgresql/*/bin): install"
+                           " PostgreSQL 15 (apt-get install postgresql)")
+    return found
+
+
 class PgServer:
     def __init__(self, *, durable: bool = False) -> None:
         """`durable=False` turns fsync off: fine for tests, never for a benchmark's figures."""
@@ -34,7 +45,7 @@ class PgServer:
         return f"postgresql://{ROLE}@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str) -> None:
-        command = list(args)
+        command = [_tool(args[0]), *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
@@ -43,8 +54,7 @@ class PgServer:
 
     def start(self) -> PgServer:
         for tool in ("initdb", "pg_ctl"):
-            if shutil.which(tool) is None:
-                raise RuntimeError(f"{tool} is not on PATH: install PostgreSQL 15")
+            _tool(tool)
         self.root = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
