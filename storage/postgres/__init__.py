@@ -1,6 +1,5 @@
-"""The PostgreSQL backend (several gateway processes on one database), in progress: its
-schema and numbered migrations, applied by one process at a time. The storage interface's
-operations are not implemented yet, so `[storage]` cannot select it; see the README."""
+"""The PostgreSQL backend: any number of gateway processes on one database (asyncpg), its
+own numbered migrations applied by one process at a time. See backend.py."""
 
 from storage.postgres.backend import PostgresStorage, migrations
 
