@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -178,27 +178,51 @@ async def finish_watching(storage: Storage) -> int:
     return finished
 
 
+MAINTENANCE = "@gateway"  # the feed_state rows of the gateway's own scheduled jobs
+MAINTENANCE_LEASE = timedelta(hours=1)
+
+
+async def once_per_interval(storage: Storage, owner: str, job: str, interval: timedelta,
+                            work: Callable[[], Awaitable[Any]]) -> Any:
+    """Run `work` unless another process sharing the storage started `job` within this
+    interval (or holds it now): each purge runs once per interval however many replicas
+    run. The job's run is leased and recorded like a feed run, under MAINTENANCE."""
+    now = datetime.now(UTC)
+    started_before = utc_iso(now - interval * SCHEDULED_SLACK)
+    if await storage.claim_feed_run(MAINTENANCE, job, owner, utc_iso(now),
+                                    utc_iso(now + MAINTENANCE_LEASE), started_before) is None:
+        log.info("maintenance.skipped", job=job, reason="run elsewhere within the interval")
+        return None
+    try:
+        result = await work()
+    except Exception as exc:
+        await storage.record_poll_error(MAINTENANCE, job, owner, repr(exc), now_iso())
+        raise
+    await storage.commit_poll(MAINTENANCE, job, owner, [], "", {"result": result}, now_iso())
+    return result
+
+
 def build_scheduler(poller: Poller, first_run_delay_seconds: float = 30.0,
                     inbox_retention_days: float = 0.0,
                     outbox_retention_days: float = 0.0) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=UTC)
+    storage, owner = poller.storage, poller.owner
+
+    def maintenance(job: str, every: timedelta, first_in: timedelta,
+                    work: Callable[[], Awaitable[Any]]) -> None:
+        scheduler.add_job(once_per_interval, IntervalTrigger(seconds=every.total_seconds()),
+                          args=[storage, owner, job, every, work], id=job, coalesce=True,
+                          max_instances=1, misfire_grace_time=MISFIRE_GRACE_SECONDS,
+                          next_run_time=datetime.now(UTC) + first_in)
+
     if outbox_retention_days > 0:
-        scheduler.add_job(purge_outbox, IntervalTrigger(hours=24),
-                          args=[poller.storage, outbox_retention_days], id="outbox:purge",
-                          coalesce=True, max_instances=1,
-                          misfire_grace_time=MISFIRE_GRACE_SECONDS,
-                          next_run_time=datetime.now(UTC) + timedelta(minutes=6))
+        maintenance("outbox:purge", timedelta(hours=24), timedelta(minutes=6),
+                    lambda: purge_outbox(storage, outbox_retention_days))
     if inbox_retention_days > 0:
-        scheduler.add_job(purge_inbox, IntervalTrigger(hours=24),
-                          args=[poller.storage, inbox_retention_days],
-                          id="inbox:purge",
-                          coalesce=True, max_instances=1,
-                          misfire_grace_time=MISFIRE_GRACE_SECONDS,
-                          next_run_time=datetime.now(UTC) + timedelta(minutes=5))
-    scheduler.add_job(finish_watching, IntervalTrigger(hours=1), args=[poller.storage],
-                      id="links:finish", coalesce=True, max_instances=1,
-                      misfire_grace_time=MISFIRE_GRACE_SECONDS,
-                      next_run_time=datetime.now(UTC) + timedelta(minutes=7))
+        maintenance("inbox:purge", timedelta(hours=24), timedelta(minutes=5),
+                    lambda: purge_inbox(storage, inbox_retention_days))
+    maintenance("links:finish", timedelta(hours=1), timedelta(minutes=7),
+                lambda: finish_watching(storage))
     first = datetime.now(UTC) + timedelta(seconds=first_run_delay_seconds)
     for name, feed, interval in poller.jobs():
         scheduler.add_job(poller.run_scheduled, IntervalTrigger(minutes=interval),

@@ -560,3 +560,35 @@ async def test_a_feed_run_is_leased_to_one_owner_and_its_cursor_moves_only_with_
         assert (state.cursor, state.last_error, state.owner) == ("cursor-2", None, None)
     finally:
         await storage.close()
+
+
+async def test_a_scheduled_purge_runs_once_per_interval_however_many_processes(
+        open_storage, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from gateway.scheduler import MAINTENANCE, once_per_interval
+
+    first, second = await open_storage(tmp_path), await open_storage(tmp_path)
+    runs: list[str] = []
+
+    async def purge() -> int:
+        runs.append("purge")
+        return 7
+
+    try:
+        day = timedelta(hours=24)
+        results = await asyncio.gather(
+            once_per_interval(first, "replica-a", "inbox:purge", day, purge),
+            once_per_interval(second, "replica-b", "inbox:purge", day, purge))
+        assert sorted(results, key=str) == [7, None] and runs == ["purge"]
+        assert await once_per_interval(first, "replica-a", "inbox:purge", day, purge) is None
+        assert await once_per_interval(second, "replica-b", "outbox:purge", day, purge) == 7
+        [state] = [s for s in await first.feed_states(MAINTENANCE) if s.feed == "inbox:purge"]
+        assert state.last_result["result"] == 7 and state.owner is None
+        # A job whose interval has passed runs again.
+        assert await once_per_interval(second, "replica-b", "inbox:purge",
+                                       timedelta(microseconds=1), purge) == 7
+        assert runs == ["purge"] * 3
+    finally:
+        await first.close()
+        await second.close()
