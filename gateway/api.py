@@ -33,7 +33,7 @@ from gateway.errors import (
     Unauthorized,
 )
 from gateway.openapi import document
-from storage import FeedState, InvalidCursor, NewFulfillmentOrder
+from storage import INBOX, OUTBOX, FeedState, InvalidCursor, NewFulfillmentOrder
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -336,7 +336,14 @@ def _feed_view(connector: Connector, feed: Feed, state: FeedState | None) -> dic
             "last_result": dict(state.last_result) if state and state.last_poll_at else None,
             "last_error": state.last_error if state else None,
             "last_error_at": state.last_error_at if state else None,
-            "running": bool(state and state.lease_until and state.lease_until > now_iso())}
+            "running": _leased(state),
+            # which process runs it (several replicas on one database: which one)
+            "lease_owner": state.owner if _leased(state) else None,
+            "lease_until": state.lease_until if _leased(state) else None}
+
+
+def _leased(state: FeedState | None) -> bool:
+    return bool(state and state.owner and state.lease_until and state.lease_until > now_iso())
 
 
 async def list_connectors(request: web.Request) -> web.Response:
@@ -505,6 +512,14 @@ async def metrics(request: web.Request) -> web.Response:
     outbox = await gw.storage.outbox_stats()
     gw.metrics.outbox_pending.set(outbox["pending"])
     gw.metrics.outbox_dead.set(outbox["dead"])
+    gw.metrics.replica.labels(gw.owner).set(1)
+    gw.metrics.claims_held.labels(INBOX).set(len(gw.worker.claims.in_hand))
+    gw.metrics.claims_held.labels(OUTBOX).set(len(gw.dispatcher.claims.in_hand))
+    held = 0
+    for connector in gw.connectors:
+        held += sum(1 for state in await gw.storage.feed_states(connector)
+                    if state.owner == gw.owner and _leased(state))
+    gw.metrics.feed_leases_held.set(held)
     return web.Response(body=gw.metrics.render(),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 

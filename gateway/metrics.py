@@ -38,6 +38,15 @@ class Metrics:
                                       "Webhook events stored by one durable commit",
                                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
                                       registry=r)
+        # Which replica this is, and what it holds: with several on one database, each one's
+        # /metrics says which leases are its own.
+        self.replica = Gauge("gateway_replica", "This process, by the owner id its claims carry",
+                             ["owner"], registry=r)
+        self.claims_held = Gauge("gateway_claims_held",
+                                 "Inbox events / outbox messages this process holds a lease on",
+                                 ["queue"], registry=r)
+        self.feed_leases_held = Gauge("gateway_feed_leases_held",
+                                      "Feed runs this process holds the lease of", registry=r)
         self.reconcile_seconds = Histogram("gateway_reconcile_duration_seconds",
                                            "Time to apply one inbox event's records", registry=r)
 

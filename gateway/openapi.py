@@ -146,7 +146,9 @@ def _schemas() -> dict[str, Any]:
             "cursor": nullable_str, "last_poll_at": nullable_str,
             "last_result": {"type": ["object", "null"]}, "last_error": nullable_str,
             "last_error_at": nullable_str,
-            "running": {"type": "boolean", "description": "a process holds this feed's lease"}}},
+            "running": {"type": "boolean", "description": "a process holds this feed's lease"},
+            "lease_owner": {**nullable_str, "description": "the process (replica) holding it"},
+            "lease_until": nullable_str}},
         "PartnerRecord": {"type": "object", "required": ["id", "connector", "kind", "fields"],
                           "properties": {
             "id": {"type": "string"}, "connector": {"type": "string"},

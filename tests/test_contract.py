@@ -436,7 +436,12 @@ async def test_a_poll_asked_for_while_another_process_runs_the_feed_waits_then_s
     assert "being polled by another process" in busy["error"]["message"]
     assert not any(feed == "orders" for feed, _ in partner("portal").polls)  # not doubled
     [item] = (await gw.call("GET", "/api/v1/connectors"))["items"]
-    assert next(f for f in item["feeds"] if f["name"] == "orders")["running"]
+    orders = next(f for f in item["feeds"] if f["name"] == "orders")
+    assert orders["running"] and orders["lease_owner"] == "another-process"  # which replica
+    metrics = await (await gw.session.get(f"{gw.url}/metrics")).text()
+    assert f'gateway_replica{{owner="{gw.gateway.owner}"}} 1.0' in metrics
+    assert "gateway_feed_leases_held 0.0" in metrics  # not this process's
+    assert 'gateway_claims_held{queue="inbox"} 0.0' in metrics
     await storage.commit_poll("portal", "orders", "another-process", [], "7", {}, "t")
     await gw.call("POST", "/api/v1/connectors/portal/poll?feed=orders")
     assert partner("portal").polls[-1] == ("orders", "7")  # from where the other left it
