@@ -2,6 +2,13 @@
 
     python bench/intake.py [--requests N] [--connections C] [--seconds S] [--rounds R]
                            [--warmup-rounds W] [--status-samples K]
+                           [--backend sqlite|postgresql] [--replicas N]
+
+With `--backend postgresql` the gateway runs on a throwaway PostgreSQL server (fsync and
+synchronous_commit on, pinned to the servers' core), `--replicas N` of them behind the load
+(its connections split among them); it prints besides the database server's CPU time per
+webhook and the raw insert ceiling of that server (batched inserts, each batch committed), and
+from them how far replicas could scale before the database saturates.
 
 Servers are pinned to core 0, the load generator to core 1. A first full round (by default)
 warms every server up and is not counted: the gateway's first burst also grows its WAL file
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -76,11 +84,20 @@ def webhook_request(i: int) -> bytes:
     return post(f"/webhooks/shipstation?token={HOOK}", body)
 
 
-async def load(port: int, args: argparse.Namespace, offset: int) -> Run:
-    await drive("127.0.0.1", port, lambda i: webhook_request(offset + 5_000_000 + i), 500,
-                min(args.connections, 16), 10)  # warm-up
-    return await drive("127.0.0.1", port, lambda i: webhook_request(offset + i), args.requests,
-                       args.connections, args.seconds)
+async def load(ports: list[int], args: argparse.Namespace, offset: int) -> Run:
+    """The burst, its connections and requests split evenly among the ports (replicas)."""
+    n = len(ports)
+    await asyncio.gather(*(drive(
+        "127.0.0.1", port, lambda i, k=k: webhook_request(offset + 5_000_000 + k * 1_000_000 + i),
+        500 // n, max(1, min(args.connections, 16) // n), 10) for k, port in enumerate(ports)))
+    runs = await asyncio.gather(*(drive(
+        "127.0.0.1", port, lambda i, k=k: webhook_request(offset + k * 1_000_000 + i),
+        args.requests // n, max(1, args.connections // n), args.seconds)
+        for k, port in enumerate(ports)))
+    return runs[0] if n == 1 else Run(
+        sent=sum(r.sent for r in runs), ok=sum(r.ok for r in runs),
+        failed=sum(r.failed for r in runs),
+        latencies=[x for r in runs for x in r.latencies], elapsed=max(r.elapsed for r in runs))
 
 
 def median(runs: list[Run]) -> Run:
@@ -102,13 +119,16 @@ def report(name: str, run: Run) -> None:
           f"{run.elapsed:.1f} s)")
 
 
-def write_config(path: Path, db: Path, port: int, sandbox_port: int) -> None:
+def write_config(path: Path, db: Path, port: int, sandbox_port: int,
+                 postgresql: bool = False) -> None:
+    storage = ('backend = "postgresql"\ndsn_env = "BENCH_DATABASE_URL"\npool_size = 8'
+               if postgresql else f'path = "{db}"')
     path.write_text(f"""
 [server]
 host = "127.0.0.1"
 port = {port}
 [storage]
-path = "{db}"
+{storage}
 [api]
 tokens_env = "GATEWAY_API_TOKENS"
 [retry]
@@ -228,6 +248,67 @@ def reconciler_throughput(fo_count: int = 20_000) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
+def process_tree(root: int) -> list[int]:
+    """A process and its children (Linux): the PostgreSQL server's postmaster and backends."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def tree_cpu_seconds(root: int) -> float:
+    return sum(cpu_seconds(pid) for pid in process_tree(root))
+
+
+def pin_tree(root: int, core: int) -> None:
+    """Backends forked later inherit the postmaster's affinity."""
+    for pid in process_tree(root):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, {core})
+
+
+async def raw_insert_ceiling(dsn: str, connections: int = 8, batch: int = 64,
+                             seconds: float = 5.0) -> float:
+    """Rows/s of a plain loop of batched inserts, each batch its own committed transaction
+    (synchronous_commit on): what the database alone takes, without a gateway."""
+    import asyncpg
+
+    setup = await asyncpg.connect(dsn)
+    await setup.execute("CREATE TABLE IF NOT EXISTS raw_inbox (id BIGSERIAL PRIMARY KEY,"
+                        " key TEXT UNIQUE, body BYTEA)")
+    await setup.close()
+    pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
+    inserted = 0
+    deadline = time.perf_counter() + seconds
+    body = b'{"resource_url":"http://127.0.0.1:1/orders?importBatch=1"}'
+
+    async def writer(k: int) -> None:
+        nonlocal inserted
+        n = 0
+        while time.perf_counter() < deadline:
+            keys = [f"{k}-{n}-{i}" for i in range(batch)]
+            n += 1
+            await pool.execute("INSERT INTO raw_inbox (key, body) SELECT * FROM"
+                               " unnest($1::text[], $2::bytea[]) ON CONFLICT DO NOTHING",
+                               keys, [body] * batch)
+            inserted += batch
+
+    started = time.perf_counter()
+    await asyncio.gather(*(writer(k) for k in range(connections)))
+    elapsed = time.perf_counter() - started
+    await pool.close()
+    return inserted / elapsed
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=30_000)
@@ -236,10 +317,17 @@ async def main() -> None:
     parser.add_argument("--status-samples", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup-rounds", type=int, default=1)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="gateway processes on the one database (postgresql only)")
     args = parser.parse_args()
+    if args.replicas > 1 and args.backend != "postgresql":
+        parser.error("--replicas needs --backend postgresql (one process serves a SQLite file)")
+    postgresql = args.backend == "postgresql"
     pin(LOAD_CORE)
     work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     processes: list[subprocess.Popen] = []
+    pg = None
     print(f"{os.cpu_count()} cores; servers on core {SERVER_CORE}, load on core {LOAD_CORE}; "
           f"up to {args.requests:,} requests or {args.seconds:.0f} s, "
           f"{args.connections} keep-alive connections")
@@ -250,16 +338,32 @@ async def main() -> None:
                                SERVER_CORE, work / "raw.log"))
         processes.append(spawn([sys.executable, "bench/noop.py", "aiohttp", str(noop_port), life],
                                SERVER_CORE, work / "noop.log"))
-        sandbox_port, gw_port = free_port(), free_port()
+        sandbox_port = free_port()
+        gw_ports = [free_port() for _ in range(args.replicas)]
+        gw_port = gw_ports[0]
         processes.append(spawn([sys.executable, "-m", "connectors.shipstation.sandbox",
                                 "--port", str(sandbox_port), "--rate-limit", "100000000"],
                                LOAD_CORE, work / "sandbox.log"))
-        config = work / "gateway.toml"
-        write_config(config, work / "gateway.sqlite3", gw_port, sandbox_port)
-        processes.append(spawn([sys.executable, "-m", "gateway.cli", "--config", str(config),
-                                "--log-level", "WARNING", "serve"], SERVER_CORE,
-                               work / "gateway.log"))
-        for port in (raw_port, noop_port, sandbox_port, gw_port):
+        if postgresql:
+            from tests.pg_server import PgServer
+
+            pg = PgServer(durable=True).start()
+            postmaster = int((pg.root / "data" / "postmaster.pid").read_text().split()[0])
+            pin_tree(postmaster, SERVER_CORE)
+            ENV["BENCH_DATABASE_URL"] = pg.dsn
+            print(f"PostgreSQL {pg.dsn} (fsync on, synchronous_commit on) on core {SERVER_CORE};"
+                  f" {args.replicas} gateway replica(s)")
+        gateways = []
+        for k, port in enumerate(gw_ports):
+            config = work / f"gateway{k}.toml"
+            write_config(config, work / "gateway.sqlite3", port, sandbox_port, postgresql)
+            gateways.append(spawn([sys.executable, "-m", "gateway.cli", "--config", str(config),
+                                   "--log-level", "WARNING", "serve"], SERVER_CORE,
+                                  work / f"gateway{k}.log"))
+            if k == 0:
+                await wait_listening(port)  # the first applies the migrations
+        processes += gateways
+        for port in (raw_port, noop_port, sandbox_port, *gw_ports):
             await wait_listening(port)
 
         # Rounds interleave the three servers, in alternating order, so a noisy neighbour hits
@@ -267,35 +371,42 @@ async def main() -> None:
         # round's ratio pairs two runs made seconds apart, and the ratios' median is the figure.
         runs: dict[str, list[Run]] = {"raw": [], "noop": [], "gateway": []}
         cpu: dict[str, list[float]] = {"noop": [], "gateway": []}
-        servers = {"raw": (raw_port, processes[0]), "noop": (noop_port, processes[1]),
-                   "gateway": (gw_port, processes[3])}
-        drains, syncs = [], []
+        servers = {"raw": ([raw_port], [processes[0]]), "noop": ([noop_port], [processes[1]]),
+                   "gateway": (gw_ports, gateways)}
+        drains, syncs, db_cpu = [], [], []
         for round_no in range(args.warmup_rounds + args.rounds):
             syncs.append(fsync_ms(work))
             order = ("raw", "noop", "gateway") if round_no % 2 else ("gateway", "noop", "raw")
             for name in order:
-                port, process = servers[name]
-                before = cpu_seconds(process.pid)
-                run = await load(port, args, offset=round_no * 10_000_000)
-                used = cpu_seconds(process.pid) - before
+                ports, procs = servers[name]
+                before = sum(cpu_seconds(p.pid) for p in procs)
+                db_before = tree_cpu_seconds(postmaster) if pg is not None else 0.0
+                run = await load(ports, args, offset=round_no * 10_000_000)
+                used = sum(cpu_seconds(p.pid) for p in procs) - before
+                db_used = tree_cpu_seconds(postmaster) - db_before if pg is not None else 0.0
                 if name == "gateway":
                     # The worker catches up after the burst and the WAL is copied into the
                     # database (deferred during a burst); let both finish, so they do not
                     # take the core from the next run.
                     drains.append(await drain(f"http://127.0.0.1:{gw_port}"))
-                    await settle(process.pid)
+                    for p in procs:
+                        await settle(p.pid)
                 if round_no >= args.warmup_rounds:
                     runs[name].append(run)
                     if name in cpu:
                         cpu[name].append(used / max(run.ok, 1))
+                    if name == "gateway" and pg is not None:
+                        db_cpu.append(db_used / max(run.ok, 1))
         ceiling, noop, gateway = (median(runs[n]) for n in ("raw", "noop", "gateway"))
         pairs = list(zip(runs["gateway"], runs["noop"], strict=True))
         rate_ratio = statistics.median([g.rate / n.rate for g, n in pairs])
         p99_ratio = statistics.median([g.percentile(99) / n.percentile(99) for g, n in pairs])
         cpu_ratio = statistics.median([g / n for g, n in zip(cpu["gateway"], cpu["noop"], strict=True)])
 
-        print(f"\nDurable webhook intake (2xx only after the event is committed, "
-              f"synchronous=FULL); median of {args.rounds} rounds")
+        where = (f"PostgreSQL, {args.replicas} replica(s)" if postgresql
+                 else "SQLite, synchronous=FULL")
+        print(f"\nDurable webhook intake (2xx only after the event is committed; {where});"
+              f" median of {args.rounds} rounds")
         report("generator ceiling (raw)", ceiling)
         report("no-op aiohttp", noop)
         report("gateway", gateway)
@@ -316,6 +427,21 @@ async def main() -> None:
               f"{args.connections} webhooks)")
         print(f"  backlog processed {max(drains):.1f} s after the burst at most "
               "(the worker yields to intake during a burst)")
+        if pg is not None:
+            per_webhook = statistics.median(db_cpu)
+            ceiling_rows = await raw_insert_ceiling(pg.dsn)
+            capacity = (os.cpu_count() or 1) / per_webhook if per_webhook else float("inf")
+            print(f"  database server CPU per accepted webhook: {per_webhook * 1e6:.0f} us"
+                  f" (all its processes; the gateway's own: "
+                  f"{statistics.median(cpu['gateway']) * 1e6:.0f} us)")
+            print(f"  raw insert ceiling of this PostgreSQL: {ceiling_rows:,.0f} rows/s (8"
+                  " connections, batches of 64, each committed)")
+            print(f"  projection: the database saturates near {capacity:,.0f} webhooks/s on"
+                  f" {os.cpu_count()} cores at this CPU per webhook (and below"
+                  f" {ceiling_rows:,.0f}/s, its raw ceiling); one replica here took"
+                  f" {gateway.rate:,.0f}/s, so about {min(capacity, ceiling_rows) / max(gateway.rate, 1):.1f}"
+                  " replicas' worth before it is the limit. On this 2-core machine the replicas"
+                  " share one core and cannot show scaling: these are the inputs.")
 
         samples = await status_latency(f"http://127.0.0.1:{gw_port}",
                                        f"http://127.0.0.1:{sandbox_port}", args.status_samples)
@@ -329,6 +455,8 @@ async def main() -> None:
         for process in processes:
             process.kill()
             process.wait()
+        if pg is not None:
+            pg.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     count, seconds = reconciler_throughput()
