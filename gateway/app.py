@@ -44,14 +44,15 @@ USER_AGENT = "fulfillment-gateway/0.1"
 
 
 class Gateway:
-    def __init__(self, config: Config, *, first_poll_delay_seconds: float = 30.0,
+    def __init__(self, config: Config, *, first_poll_delay_seconds: float | None = None,
                  run_scheduler: bool = True, run_outbox: bool = True,
                  serving: bool = True) -> None:
         self.config = config
         self.storage = config.open_storage()
         self.metrics = Metrics()
         self.connectors: dict[str, Connector] = {}
-        self.first_poll_delay_seconds = first_poll_delay_seconds
+        self.first_poll_delay_seconds = config.polling.first_run_delay_seconds \
+            if first_poll_delay_seconds is None else first_poll_delay_seconds
         self.run_scheduler = run_scheduler
         self.run_outbox = run_outbox
         # A serving gateway takes webhooks, runs the worker, the outbox and the scheduler; a
@@ -203,7 +204,7 @@ class Gateway:
         return app
 
 
-async def serve(config: Config, *, first_poll_delay_seconds: float = 30.0) -> None:
+async def serve(config: Config, *, first_poll_delay_seconds: float | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop in order: intake, worker, storage."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -91,6 +91,13 @@ class OutboxConfig:
 
 
 @dataclass(frozen=True)
+class PollingConfig:
+    # After `serve` starts, its feeds first run this many seconds later (then each at its
+    # interval); a manual poll runs at once.
+    first_run_delay_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class LinksConfig:
     # Once an FO is fulfilled or cancelled, its partner links stay watched this long for late
     # corrections (a relabel, a cancelled-then-refulfilled order) before they are complete.
@@ -168,6 +175,7 @@ class Config:
     connectors: tuple[ConnectorConfig, ...]
     outbox: OutboxConfig = OutboxConfig()
     links: LinksConfig = LinksConfig()
+    polling: PollingConfig = PollingConfig()
     channels: tuple[ChannelConfig, ...] = ()
     subscribers: tuple[SubscriberConfig, ...] = ()
     source: str = "<memory>"
@@ -332,6 +340,14 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
     _positive(outbox.batch_size, "outbox.batch_size")
     _positive(outbox.request_timeout_seconds, "outbox.request_timeout_seconds")
 
+    pol = _section(doc, "polling")
+    polling = PollingConfig(first_run_delay_seconds=float(_take(
+        pol, "first_run_delay_seconds", "polling", (int, float),
+        PollingConfig.first_run_delay_seconds)))
+    _no_leftovers(pol, "[polling]")
+    if polling.first_run_delay_seconds < 0:
+        raise ConfigError("polling.first_run_delay_seconds: must be 0 or more")
+
     lnk = _section(doc, "links")
     links = LinksConfig(watch_days=_take(lnk, "watch_days", "links", float,
                                          LinksConfig.watch_days))
@@ -367,7 +383,8 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
         secrets[var] = environ[var]
 
     return Config(server=server, storage=storage, api=api, retry=retry, worker=worker,
-                  connectors=tuple(connectors), outbox=outbox, links=links, channels=channels,
+                  connectors=tuple(connectors), outbox=outbox, links=links, polling=polling,
+                  channels=channels,
                   subscribers=subscribers, source=source, secrets=MappingProxyType(secrets))
 
 
