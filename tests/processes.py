@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import aiohttp
+import orjson
 
-from tests.conftest import ENV
+from tests.conftest import ENV, FAKE_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = ("-m", "gateway.cli")
@@ -89,3 +90,19 @@ path = "{db}"
 attempts = 5
 schedule_seconds = [0.2]
 {connectors}""")
+
+
+async def post_fake_shipment(session: aiohttp.ClientSession, api: str, n: int, fos: int,
+                             connector: str = "wms") -> int:
+    """Webhook n of a burst to a gateway on the fake type: shipment S<n>, one unit of
+    fo-<n % fos>, delivery key d<n>. Its status, or 0 when the connection failed."""
+    body = orjson.dumps({"kind": "shipment", "record": {
+        "id": f"S{n}", "order_refs": [["fulfillment_order_id", f"fo-{n % fos}"]],
+        "lines": [["A", 1]], "updated_at": "2026-12-01T10:00:00Z"}})
+    try:
+        async with session.post(f"{api}/webhooks/{connector}", data=body, headers={
+                "X-Fake-Token": FAKE_TOKEN, "X-Fake-Delivery": f"d{n}",
+                "Content-Type": "application/json"}) as resp:
+            return resp.status
+    except aiohttp.ClientError:
+        return 0

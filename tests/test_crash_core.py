@@ -11,10 +11,16 @@ import time
 from pathlib import Path
 
 import aiohttp
-import orjson
 
 from tests.conftest import API_TOKEN, FAKE_TOKEN
-from tests.processes import FAKE_CLI, free_port, read, start, write_fake_config
+from tests.processes import (
+    FAKE_CLI,
+    free_port,
+    post_fake_shipment,
+    read,
+    start,
+    write_fake_config,
+)
 
 FOS, PER_FO = 40, 100  # 4,000 webhooks: one unit each
 
@@ -45,16 +51,7 @@ async def test_sigkill_during_a_burst_loses_nothing_acknowledged_and_doubles_not
                     assert resp.status == 201
 
             async def deliver(n: int) -> int:
-                body = orjson.dumps({"kind": "shipment", "record": {
-                    "id": f"S{n}", "order_refs": [["fulfillment_order_id", f"fo-{n % FOS}"]],
-                    "lines": [["A", 1]], "updated_at": "2026-12-01T10:00:00Z"}})
-                try:
-                    async with session.post(f"{api}/webhooks/wms", data=body, headers={
-                            "X-Fake-Token": FAKE_TOKEN, "X-Fake-Delivery": f"d{n}",
-                            "Content-Type": "application/json"}) as resp:
-                        return resp.status
-                except aiohttp.ClientError:
-                    return 0
+                return await post_fake_shipment(session, api, n, FOS)
 
             sending = [asyncio.create_task(deliver(n)) for n in range(FOS * PER_FO)]
             await asyncio.sleep(0.4)  # some acknowledged, some processed, some on the way

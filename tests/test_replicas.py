@@ -14,10 +14,9 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-import orjson
 
-from tests.conftest import API_TOKEN, ENV, FAKE_TOKEN, Databases
-from tests.processes import FAKE_CLI, free_port, read, start
+from tests.conftest import API_TOKEN, ENV, Databases
+from tests.processes import FAKE_CLI, free_port, post_fake_shipment, read, start
 
 FOS, PER_FO = 30, 40  # 1,200 webhooks of one unit each
 REPLICAS = 3
@@ -68,16 +67,7 @@ async def test_three_replicas_one_killed_mid_burst_lose_nothing_and_double_nothi
                     assert resp.status == 201
 
             async def deliver(n: int, replica: int) -> int:
-                body = orjson.dumps({"kind": "shipment", "record": {
-                    "id": f"S{n}", "order_refs": [["fulfillment_order_id", f"fo-{n % FOS}"]],
-                    "lines": [["A", 1]], "updated_at": "2026-12-01T10:00:00Z"}})
-                try:
-                    async with session.post(f"{apis[replica]}/webhooks/wms", data=body, headers={
-                            "X-Fake-Token": FAKE_TOKEN, "X-Fake-Delivery": f"d{n}",
-                            "Content-Type": "application/json"}) as resp:
-                        return resp.status
-                except aiohttp.ClientError:
-                    return 0
+                return await post_fake_shipment(session, apis[replica], n, FOS)
 
             total = FOS * PER_FO
             # the first hundred each go to two replicas at once as well

@@ -13,7 +13,6 @@ own transaction, with its row in schema_version) while the others wait, then fin
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -287,19 +286,6 @@ class PostgresStorage(SqlQueues, SqlViews):
             " AND NOT (m.id = ANY($1::bigint[])) ORDER BY m.not_before, m.id LIMIT $2",
             list(skip), limit, now)
         return [_outbox_message(r) for r in rows]
-
-    async def purge_processed_inbox(self, before: str, batch: int = 5000) -> int:
-        deleted = 0
-        while True:
-            async with self._write() as db:
-                cur = await db.execute(
-                    "DELETE FROM inbox_events WHERE id IN (SELECT id FROM inbox_events"
-                    " WHERE status = 'processed' AND received_at < ? ORDER BY id LIMIT ?)",
-                    (before, batch))
-            deleted += cur.rowcount
-            if cur.rowcount < batch:
-                return deleted
-            await asyncio.sleep(0)
 
 
 _QUEUE_TABLES = {INBOX: "inbox_events", OUTBOX: "outbox_messages"}

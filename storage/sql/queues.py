@@ -113,13 +113,24 @@ class SqlQueues:
         return {"pending": pending["n"], "dead": dead["n"], "next_due": pending["oldest"]}
 
     async def purge_finished_outbox(self, before: str, batch: int = 5000) -> int:
+        return await self._delete_in_batches(
+            "DELETE FROM outbox_messages WHERE id IN (SELECT id FROM outbox_messages"
+            " WHERE status IN ('sent', 'cancelled') AND updated_at < ? LIMIT ?)", before, batch)
+
+    async def purge_processed_inbox(self, before: str, batch: int = 5000) -> int:
+        """Processed events received before `before` (a backend that also keeps their
+        delivery keys elsewhere forgets them with them)."""
+        return await self._delete_in_batches(
+            "DELETE FROM inbox_events WHERE id IN (SELECT id FROM inbox_events"
+            " WHERE status = 'processed' AND received_at < ? ORDER BY id LIMIT ?)",
+            before, batch)
+
+    async def _delete_in_batches(self, sql: str, before: str, batch: int) -> int:
+        """A batch per transaction, so the writer is never held long."""
         deleted = 0
         while True:
             async with self._write() as db:
-                cur = await db.execute(
-                    "DELETE FROM outbox_messages WHERE id IN (SELECT id FROM outbox_messages"
-                    " WHERE status IN ('sent', 'cancelled') AND updated_at < ? LIMIT ?)",
-                    (before, batch))
+                cur = await db.execute(sql, (before, batch))
             deleted += cur.rowcount
             if cur.rowcount < batch:
                 return deleted
