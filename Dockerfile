@@ -1,4 +1,5 @@
-# One container: the gateway, non-root, its SQLite database on a volume.
+# One container: the gateway, non-root, its SQLite database on a volume (or, with a config
+# naming [storage] backend = "postgresql", a shared PostgreSQL database: no volume needed).
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
