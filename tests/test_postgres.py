@@ -97,3 +97,33 @@ async def test_new_work_committed_by_one_process_wakes_the_others(database: str)
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_listener_that_drops_listens_again(database: str) -> None:
+    from storage import INBOX, NewInboxEvent
+
+    first, second = PostgresStorage(database), PostgresStorage(database)
+    await first.open()
+    await first.migrate()
+    await second.open()
+    heard: list[str] = []
+    second.on_work = heard.append
+    try:
+        pid = second._listener.get_server_pid()
+        await first.pool.execute("SELECT pg_terminate_backend($1)", pid)
+        for _ in range(100):  # reopened, and a look at the queues right away
+            if second._listener is not None and not second._listener.is_closed() \
+                    and second._listener.get_server_pid() != pid and heard:
+                break
+            await asyncio.sleep(0.05)
+        assert second._listener.get_server_pid() != pid
+        heard.clear()
+        await first.store_webhooks([NewInboxEvent("wms", "d-2", "webhook", b"{}")])
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.02)
+        assert heard == [INBOX]
+    finally:
+        await first.close()
+        await second.close()

@@ -13,6 +13,8 @@ own transaction, with its row in schema_version) while the others wait, then fin
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -94,6 +96,8 @@ class PostgresStorage(SqlQueues, SqlViews):
         self.busy: Callable[[], bool] = lambda: False
         self.on_work: Callable[[str], None] = lambda queue: None
         self._listener: asyncpg.Connection | None = None
+        self._relisten: asyncio.Future[None] | None = None
+        self._closing = False
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -103,15 +107,42 @@ class PostgresStorage(SqlQueues, SqlViews):
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
-        # New work committed by any process is announced on one channel (NOTIFY is sent at
-        # commit); the claim loops' slow re-check stays as the backstop.
+        self._closing = False
+        await self._listen()
+
+    async def _listen(self) -> None:
+        """New work committed by any process is announced on one channel (NOTIFY is sent at
+        commit). A listening connection that drops (a database restart, a terminated
+        backend) is opened again; meanwhile the claim loops' slow re-check is the backstop."""
         self._listener = await asyncpg.connect(self.dsn)
         await self._listener.add_listener(WORK_CHANNEL, self._notified)
+        self._listener.add_termination_listener(self._listener_lost)
 
     def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
         self.on_work(payload)
 
+    def _listener_lost(self, conn: Any) -> None:
+        if not self._closing:
+            self._relisten = asyncio.ensure_future(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        delay = 0.1
+        while not self._closing:
+            try:
+                await self._listen()
+                self.on_work(INBOX)  # what was announced meanwhile was missed: look now
+                self.on_work(OUTBOX)
+                return
+            except (OSError, asyncpg.PostgresError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     async def close(self) -> None:
+        self._closing = True
+        if self._relisten is not None and not self._relisten.done():
+            self._relisten.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relisten
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
