@@ -21,7 +21,6 @@ from collections.abc import (
     Callable,
     Collection,
     Iterable,
-    Mapping,
     Sequence,
 )
 from contextlib import asynccontextmanager
@@ -242,18 +241,8 @@ class PostgresStorage(SqlQueues, SqlViews):
             seen.add(key)
         return new
 
-    async def commit_poll(self, connector: str, feed: str, owner: str,
-                          events: Sequence[NewInboxEvent], cursor: str,
-                          result: Mapping[str, Any], at: str) -> int:
-        async with self._write() as db:
-            inserted = len(await _insert_inbox(db.conn, events, at)) if events else 0
-            await db.execute(
-                "UPDATE feed_state SET cursor = ?, last_poll_at = ?, last_result = ?,"
-                " owner = NULL, lease_until = NULL WHERE connector = ? AND feed = ?"
-                " AND owner = ?",
-                (cursor, at, to_json({**result, "new_events": inserted}), connector, feed,
-                 owner))
-            return inserted
+    async def _store_polled(self, db: Any, events: Sequence[NewInboxEvent], at: str) -> int:
+        return len(await _insert_inbox(db.conn, events, at))
 
     # claims: FOR UPDATE SKIP LOCKED, an owner and a lease on the row
 

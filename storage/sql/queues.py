@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.domain.records import PartnerLink, parse_iso
-from storage import FeedState
-from storage.sql.tx import Row, SqlConnection, from_json, link_from_row
+from storage import FeedState, NewInboxEvent
+from storage.sql.tx import Row, SqlConnection, from_json, link_from_row, to_json
 
 
 class SqlQueues:
@@ -137,6 +137,26 @@ class SqlQueues:
             await asyncio.sleep(0)
 
     # feed runs
+
+    async def commit_poll(self, connector: str, feed: str, owner: str,
+                          events: Sequence[NewInboxEvent], cursor: str,
+                          result: Mapping[str, Any], at: str) -> int:
+        async with self._write() as db:
+            inserted = await self._store_polled(db, events, at) if events else 0
+            # A lease lost meanwhile (another process took the feed over) keeps the records,
+            # which are unique anyway, but not this run's cursor.
+            await db.execute(
+                "UPDATE feed_state SET cursor = ?, last_poll_at = ?, last_result = ?,"
+                " owner = NULL, lease_until = NULL WHERE connector = ? AND feed = ?"
+                " AND owner = ?",
+                (cursor, at, to_json({**result, "new_events": inserted}), connector, feed,
+                 owner))
+            return inserted
+
+    async def _store_polled(self, db: SqlConnection, events: Sequence[NewInboxEvent],
+                            at: str) -> int:
+        """Polled records into the inbox inside the poll's transaction: how many were new."""
+        raise NotImplementedError
 
     async def claim_feed_run(self, connector: str, feed: str, owner: str, now: str,
                              lease_until: str, started_before: str | None = None

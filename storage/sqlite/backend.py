@@ -17,7 +17,6 @@ from collections.abc import (
     Collection,
     Coroutine,
     Iterable,
-    Mapping,
     Sequence,
 )
 from contextlib import asynccontextmanager
@@ -274,21 +273,8 @@ class SqliteStorage(SqliteCoordination, SqlQueues, SqlViews):
                 self._webhook_keys.add(delivery_hash(row["connector"], row["delivery_key"]))
         self._webhook_keys_loaded = True
 
-    async def commit_poll(self, connector: str, feed: str, owner: str,
-                          events: Sequence[NewInboxEvent], cursor: str,
-                          result: Mapping[str, Any], at: str) -> int:
-        async with self._write() as db:
-            inserted = sum([(await db.execute(*chunk)).rowcount
-                            for chunk in _inbox_chunks(events, at)])
-            # A lease lost meanwhile (another process took the feed over) keeps the records,
-            # which are unique anyway, but not this run's cursor.
-            await db.execute(
-                "UPDATE feed_state SET cursor = ?, last_poll_at = ?, last_result = ?,"
-                " owner = NULL, lease_until = NULL WHERE connector = ? AND feed = ?"
-                " AND owner = ?",
-                (cursor, at, to_json({**result, "new_events": inserted}), connector, feed,
-                 owner))
-            return inserted
+    async def _store_polled(self, db: Any, events: Sequence[NewInboxEvent], at: str) -> int:
+        return sum([(await db.execute(*chunk)).rowcount for chunk in _inbox_chunks(events, at)])
 
     # the inbox worker
 
