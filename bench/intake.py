@@ -59,9 +59,11 @@ def pin(core: int) -> None:
         os.sched_setaffinity(0, {core})
 
 
-def spawn(args: list[str], core: int, log: Path) -> subprocess.Popen:
+def spawn(args: list[str], core: int, log: Path,
+          env: dict[str, str] | None = None) -> subprocess.Popen:
     with log.open("ab") as sink:
-        return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **ENV}, stdout=sink,
+        return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **ENV, **(env or {})},
+                                stdout=sink,
                                 stderr=subprocess.STDOUT, preexec_fn=lambda: pin(core))
 
 
@@ -341,9 +343,9 @@ async def main() -> None:
         sandbox_port = free_port()
         gw_ports = [free_port() for _ in range(args.replicas)]
         gw_port = gw_ports[0]
-        processes.append(spawn([sys.executable, "-m", "connectors.shipstation.sandbox",
-                                "--port", str(sandbox_port), "--rate-limit", "100000000"],
-                               LOAD_CORE, work / "sandbox.log"))
+        processes.append(spawn([sys.executable, "-m", "gateway.cli", "sandbox", "shipstation",
+                                "--port", str(sandbox_port)], LOAD_CORE, work / "sandbox.log",
+                               {"SHIPSTATION_RATE_LIMIT": "100000000"}))
         if postgresql:
             from tests.pg_server import PgServer
 

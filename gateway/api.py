@@ -490,7 +490,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     gw = _gateway(request)
-    storage_ok = await gw.storage.ping()
+    problem = await gw.storage.probe()  # a write, so a full disk or read-only file shows
+    storage_ok = problem is None
     checks = {
         "storage": storage_ok,
         "migrations": storage_ok and await gw.storage.pending_migrations() == 0,
@@ -499,8 +500,10 @@ async def readyz(request: web.Request) -> web.Response:
         "outbox": gw.dispatcher.running,
     }
     ready = all(checks.values())
-    return json_response({"status": "ready" if ready else "not_ready", "checks": checks},
-                         200 if ready else 503)
+    body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks}
+    if problem is not None:
+        body["storage_error"] = problem
+    return json_response(body, 200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

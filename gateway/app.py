@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import signal
@@ -83,6 +84,7 @@ class Gateway:
         self.poller = Poller(self.storage, self.connectors, self.metrics, self.owner,
                              on_records=self.worker.wake)
         self.scheduler: Any = None
+        self.started = False
         self.tokens = config.api_tokens()
         # Connector classes are resolved now so a bad type fails before anything starts.
         self._classes = {c.name: connector_class(c) for c in config.connectors if c.enabled}
@@ -155,6 +157,7 @@ class Gateway:
                 self.connectors[cfg.name] = self._classes[cfg.name](
                     cfg, self.config, self.session, self.metrics, budgets=self._budget,
                     links=self._watched)
+        self.started = True
         if not self.serving:
             log.info("gateway.started", role="command", storage=self.config.storage.where)
             return  # a one-off command (poll): the serving process does the rest
@@ -180,7 +183,9 @@ class Gateway:
         if self.session:
             await self.session.close()
         await self.storage.close()
-        log.info("gateway.stopped")
+        if self.started:  # a start that failed says so once, where it failed
+            log.info("gateway.stopped")
+        self.started = False
 
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         await self.start()
@@ -204,29 +209,64 @@ class Gateway:
         return app
 
 
-async def serve(config: Config, *, first_poll_delay_seconds: float | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then stop in order: intake, worker, storage."""
+async def until_stopped() -> None:
+    """Wait for SIGTERM or SIGINT."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):  # not on every platform
             loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+
+
+async def serve(config: Config, *, first_poll_delay_seconds: float | None = None) -> None:
+    """Bind the port, then start (storage, worker, outbox, scheduler) and serve until SIGTERM
+    or SIGINT; then stop in order: intake, worker, storage. A port that cannot be had stops
+    the process before it has touched the database."""
     gateway = Gateway(config, first_poll_delay_seconds=first_poll_delay_seconds)
+    sock = bind(config.server.host, config.server.port, "server.port", "server.host")
     runner = web.AppRunner(gateway.web_app(), access_log=None)
-    await runner.setup()
     try:
-        await listen(runner, config.server.host, config.server.port, "server.port")
-        log.info("gateway.listening", host=config.server.host, port=config.server.port)
-        await stopping.wait()
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        log.info("gateway.listening", host=config.server.host, port=sock.getsockname()[1])
+        await until_stopped()
         log.info("gateway.stopping")
     finally:
         await runner.cleanup()
+        sock.close()
+
+
+def bind(host: str, port: int | None, port_key: str, host_key: str | None = None
+         ) -> socket.socket:
+    """A bound socket for host:port, or a ConfigError naming the key (or option) to change."""
+    host_key = host_key or port_key
+    try:
+        infos = socket.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise ConfigError(f"{host_key}: cannot listen on {host} ({reason}); use an address"
+                          " of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"{port_key}: {host}:{port} is in use by another process;"
+                              f" stop it or choose another port") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise ConfigError(f"{port_key}: not allowed to listen on {host}:{port}"
+                              f" ({exc.strerror}); choose a port above 1023") from None
+        raise ConfigError(f"{host_key}: cannot listen on {host}:{port} ({exc.strerror or exc});"
+                          " use an address of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
+    sock.setblocking(False)
+    return sock
 
 
 async def listen(runner: web.AppRunner, host: str, port: int | None, key: str) -> None:
-    """Start a site; a port already taken is a configuration problem, said as one."""
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc});"
-                          f" choose another port in {key}") from None
+    """Start a site on host:port, with the same clear refusals as `serve`."""
+    await web.SockSite(runner, bind(host, port, key)).start()

@@ -5,40 +5,120 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pkgutil
 import sys
+from importlib import metadata
 
 from gateway import config as config_mod
 from gateway import logs
+from gateway.connector import Connector, connector_type
 from gateway.errors import ConfigError, GatewayError
-from storage import DeadLetter, Storage, StorageInUse
+from storage import DeadLetter, Storage, StorageInUse, StorageUnavailable
 
 PROGRESS_FROM = 10  # replaying this many or more shows a progress bar
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("fulfillment-gateway")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _common(parser: argparse.ArgumentParser, top: bool) -> None:
+    """--config and --log-level, accepted before the subcommand and after it alike (a
+    subcommand's copy leaves the value alone unless given there)."""
+    default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
+    parser.add_argument("--config", default=default(os.environ.get("GATEWAY_CONFIG",
+                                                                   "config.toml")),
+                        help="path to config.toml (default: $GATEWAY_CONFIG or ./config.toml)")
+    parser.add_argument("--log-level", default=default("INFO"), type=str.upper,
+                        choices=LOG_LEVELS, metavar="{debug,info,warning,error}",
+                        help="least severe log lines written (default: info; any case)")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fulfillment-gateway",
                                      description="Keeps fulfillment status true across partners.")
-    parser.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", "config.toml"),
-                        help="path to config.toml (default: $GATEWAY_CONFIG or ./config.toml)")
-    parser.add_argument("--log-level", default="INFO")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the gateway")
-    sub.add_parser("demo", help="run the gateway with its sandboxes and a scripted order")
-    sub.add_parser("migrate", help="apply database migrations and exit")
-    poll = sub.add_parser("poll", help="poll one connector now (every feed, or --feed)")
-    poll.add_argument("connector")
-    poll.add_argument("--feed", help="only this feed")
-    dead = sub.add_parser("dead-letters", help="list, replay or discard dead letters")
-    dead_sub = dead.add_subparsers(dest="action", required=True)
-    dead_sub.add_parser("list")
-    replay = dead_sub.add_parser("replay", help="queue dead letters again (a running gateway"
-                                                " picks them up)")
-    replay.add_argument("ids", nargs="*", help="dead letter ids, e.g. inbox-12 outbox-7")
-    replay.add_argument("--all", action="store_true", help="every dead letter")
-    discard = dead_sub.add_parser("discard", help="give up on dead letters for good")
-    discard.add_argument("ids", nargs="*", help="dead letter ids, e.g. inbox-12 outbox-7")
-    discard.add_argument("--all", action="store_true", help="every dead letter")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    _common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def command(name: str, summary: str, description: str = "") -> argparse.ArgumentParser:
+        child = sub.add_parser(name, help=summary, description=description or summary)
+        _common(child, top=False)
+        return child
+
+    command("serve", "run the gateway", "Run the gateway: the HTTP API and webhooks on"
+            " server.host:server.port, the worker, the outbox and the scheduled polls, until"
+            " SIGTERM or SIGINT.")
+    command("demo", "run the gateway with its sandboxes and a scripted order",
+            "Start each enabled connector's sandbox and the gateway on the embedded SQLite"
+            " default, then play a scripted order through them.")
+    command("migrate", "apply database migrations and exit",
+            "Apply the storage backend's pending migrations and print the schema version.")
+    poll = command("poll", "poll one connector now (every feed, or --feed)",
+                   "Poll one connector's feeds once, now; a running gateway processes what"
+                   " they bring.")
+    poll.add_argument("connector", help="the connector's name in config.toml")
+    poll.add_argument("--feed", help="only this feed (default: every enabled feed)")
+    dead = command("dead-letters", "list, replay or discard dead letters",
+                   "Inbox events and outbound messages that ran out of attempts.")
+    dead_sub = dead.add_subparsers(dest="action", required=True, metavar="action")
+    listing = dead_sub.add_parser("list", help="print every dead letter, one per line",
+                                  description="Print every dead letter: id, kind, connector or"
+                                              " destination, attempts, last error.")
+    _common(listing, top=False)
+    for action, summary in (("replay", "queue dead letters again (a running gateway picks"
+                                       " them up)"),
+                            ("discard", "give up on dead letters for good")):
+        child = dead_sub.add_parser(action, help=summary, description=summary)
+        _common(child, top=False)
+        child.add_argument("ids", nargs="*", help="dead letter ids, e.g. inbox-12 outbox-7")
+        child.add_argument("--all", action="store_true", help="every dead letter")
+    sandbox = command("sandbox", "run a partner's sandbox on its own",
+                      "Run a connector type's stand-in server on loopback, for trying the"
+                      " gateway or a connector by hand. It needs no config file.")
+    kinds = sandbox.add_subparsers(dest="type", required=True, metavar="type")
+    for name, cls in sandbox_types().items():
+        child = kinds.add_parser(name, help=f"the {name} sandbox",
+                                 description=cls.sandbox_about,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        child.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+        child.add_argument("--port", type=int, default=cls.sandbox_port,
+                           help=f"default: {cls.sandbox_port}")
     return parser
+
+
+def sandbox_types() -> dict[str, type[Connector]]:
+    """Every connector package under connectors/ that has a sandbox."""
+    import connectors
+
+    found = {}
+    for module in pkgutil.iter_modules(connectors.__path__):
+        cls = connector_type(module.name, "sandbox")
+        if cls.sandbox_about:
+            found[module.name] = cls
+    return found
+
+
+async def _sandbox(type_name: str, host: str, port: int) -> None:
+    from aiohttp import web
+
+    from gateway.app import listen, until_stopped
+
+    cls = connector_type(type_name, "sandbox")
+    runner = web.AppRunner(cls.standalone_sandbox(), access_log=None)
+    await runner.setup()
+    try:
+        await listen(runner, host, port, "--port")
+        print(f"{type_name} sandbox on http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
+        await until_stopped()
+    finally:
+        await runner.cleanup()
 
 
 async def _migrate(cfg: config_mod.Config) -> None:
@@ -88,13 +168,19 @@ async def _dead_letters(cfg: config_mod.Config, action: str, ids: list[str],
     try:
         await storage.migrate()
         if action == "list":
-            for item in await _all_dead_letters(storage):
+            items = await _all_dead_letters(storage)
+            for item in items:
                 where = item.connector or item.destination
                 print(f"{item.id}\t{item.kind}\t{where}\t{item.attempts} attempt(s)\t"
                       f"{item.error}")
+            if not items:
+                print("no dead letters")
             return
         if replay_all:
             ids = [item.id for item in await _all_dead_letters(storage)]
+            if not ids:
+                print(f"nothing to {action}: there are no dead letters")
+                return
         if not ids:
             raise GatewayError(f"name the dead letters to {action}, or pass --all")
         missing = []
@@ -118,6 +204,14 @@ async def _dead_letters(cfg: config_mod.Config, action: str, ids: list[str],
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "sandbox":
+        logs.configure(args.log_level)
+        try:
+            asyncio.run(_sandbox(args.type, args.host, args.port))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "demo":
         from gateway.demo import main as demo_main
 
@@ -142,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    except StorageInUse as exc:
+    except (StorageInUse, StorageUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except GatewayError as exc:

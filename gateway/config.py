@@ -203,7 +203,8 @@ class Config:
         """The storage [storage] names (not yet opened)."""
         s = self.storage
         dsn = self.secret(s.dsn_env) if s.backend == "postgresql" else ""
-        return open_backend(s.backend, s.path, dsn, s.pool_size)
+        return open_backend(s.backend, s.path, dsn, s.pool_size,
+                            dsn_source=f"storage.dsn_env (${s.dsn_env})")
 
     def api_tokens(self) -> tuple[str, ...]:
         raw = self.secret(self.api.tokens_env)
@@ -374,13 +375,18 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
         if c.enabled:
             env_keys += [(f"{c.key}.{k}", v) for k, v in c.settings.items()
                          if k.endswith("_env") and v is not None]
-    secrets = {}
+    secrets, missing = {}, []
     for key, var in env_keys:
         if not isinstance(var, str) or not var:
             raise ConfigError(f"{key}: expected the name of an environment variable")
         if var not in environ or environ[var] == "":
-            raise ConfigError(f"{key}: environment variable {var} is not set")
-        secrets[var] = environ[var]
+            missing.append(f"{var} (named by {key})")
+        else:
+            secrets[var] = environ[var]
+    if missing:  # every one at once: an operator sets them in one go, not one per run
+        raise ConfigError(f"environment variable{'s' if len(missing) > 1 else ''} not set:"
+                          f" {', '.join(missing)}; export {'them' if len(missing) > 1 else 'it'}"
+                          " before starting")
 
     return Config(server=server, storage=storage, api=api, retry=retry, worker=worker,
                   connectors=tuple(connectors), outbox=outbox, links=links, polling=polling,

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from gateway.domain.records import PartnerLink, PartnerOrder, PartnerRecord, Shipment
-from gateway.errors import ConfigError, OperationUnsupported
+from gateway.errors import BadRequest, ConfigError, OperationUnsupported
 from gateway.metrics import Metrics
 from gateway.names import RECORD_WRITES, record_operation
 from gateway.ratelimit import RateBudget
@@ -135,13 +136,25 @@ class PollResult:
     stats: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
 class WebhookRequest:
     """What verification may look at: never more than the partner sent."""
 
-    headers: Mapping[str, str]
-    query: Mapping[str, str]
-    body: bytes
+    __slots__ = ("headers", "query", "body", "_json")
+    _UNPARSED: ClassVar[Any] = object()
+
+    def __init__(self, headers: Mapping[str, str], query: Mapping[str, str],
+                 body: bytes) -> None:
+        self.headers, self.query, self.body = headers, query, body
+        self._json: Any = self._UNPARSED
+
+    def json(self) -> Any:
+        """The body parsed (once); BadRequest when it is not JSON."""
+        if self._json is self._UNPARSED:
+            try:
+                self._json = orjson.loads(self.body)
+            except orjson.JSONDecodeError:
+                raise BadRequest("body is not valid JSON") from None
+        return self._json
 
 
 class Connector:
@@ -156,6 +169,10 @@ class Connector:
     unsupported: ClassVar[Mapping[str, str]] = {}
     # Request headers the normalizer needs later; only these are stored with the event.
     stored_headers: ClassVar[tuple[str, ...]] = ()
+    # `fulfillment-gateway sandbox TYPE`: its default port, and what --help says about it
+    # (the credentials it accepts and its control routes); a type without it has no sandbox.
+    sandbox_port: ClassVar[int] = 8081
+    sandbox_about: ClassVar[str] = ""
 
     def __init__(self, config: Any, app_config: Any, session: aiohttp.ClientSession,
                  metrics: Metrics, budgets: BudgetFactory | None = None,
@@ -232,10 +249,14 @@ class Connector:
 
     # the contract's calls
 
-    def verify(self, request: WebhookRequest) -> str:
-        """Check the delivery is the partner's; return its de-duplication key.
+    def verify(self, request: WebhookRequest) -> str | None:
+        """Check the delivery is the partner's and one this connector can act on; return its
+        de-duplication key, or None for a genuine delivery with nothing to do (acknowledged,
+        stored nowhere).
 
-        Raises WebhookRejected when it is not.
+        Raises WebhookRejected when it is not the partner's (401), and BadRequest when the
+        body is not one it could act on (400: valid JSON of the wrong shape, a reference it
+        would refuse to follow); either way nothing is stored.
         """
         raise NotImplementedError
 
@@ -273,6 +294,11 @@ class Connector:
     @classmethod
     def sandbox(cls, config: Any, app_config: Any) -> web.Application:
         """A stand-in server for this partner, accepting the credentials config names."""
+        raise NotImplementedError
+
+    @classmethod
+    def standalone_sandbox(cls) -> web.Application:
+        """The sandbox with no config file: the credentials `sandbox_about` names."""
         raise NotImplementedError
 
     @classmethod

@@ -24,7 +24,7 @@ from yarl import URL
 
 from gateway import config as config_mod
 from gateway import logs
-from gateway.app import Gateway, listen
+from gateway.app import Gateway, bind, listen
 from gateway.config import Config, SubscriberConfig
 from gateway.connector import DemoContext, connector_class
 
@@ -134,10 +134,15 @@ async def run_demo(cfg: Config) -> None:
                 await listen(runner, url.host, url.port, f"{c.key}.base_url")
                 say(f"{c.name} sandbox listening on {c.base_url}")
         gateway = Gateway(cfg)
+        sock = bind(cfg.server.host, cfg.server.port, "server.port", "server.host")
         runner = web.AppRunner(gateway.web_app(), access_log=None)
-        await runner.setup()
+        try:
+            await runner.setup()  # the gateway starts only once its port is had
+        except BaseException:
+            sock.close()
+            raise
         runners.append(runner)
-        await listen(runner, cfg.server.host, cfg.server.port, "server.port")
+        await web.SockSite(runner, sock).start()
         api_url = f"http://{cfg.server.host}:{cfg.server.port}"
         say(f"Gateway listening on {api_url} (database {db})")
         token = cfg.api_tokens()[0]

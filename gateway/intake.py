@@ -14,7 +14,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from gateway.connector import Connector, WebhookRequest
@@ -160,11 +159,9 @@ def webhook_handler(connectors: Mapping[str, Connector], committer: GroupCommitt
             raise NotFound(f"no enabled connector {name!r} takes webhooks")
         try:
             body = await read_limited(request, max_body_bytes)
-            key = connector.verify(WebhookRequest(request.headers, request.query, body))
-            try:
-                orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise BadRequest("body is not valid JSON") from None
+            delivery = WebhookRequest(request.headers, request.query, body)
+            key = connector.verify(delivery)
+            delivery.json()  # whatever the connector looked at, only JSON is stored
         except PayloadTooLarge:
             metrics.webhooks.labels(name, "too_large").inc()
             raise
@@ -174,6 +171,9 @@ def webhook_handler(connectors: Mapping[str, Connector], committer: GroupCommitt
         except BadRequest:
             metrics.webhooks.labels(name, "malformed").inc()
             raise
+        if key is None:  # the partner's, and nothing to act on
+            metrics.webhooks.labels(name, "ignored").inc()
+            return web.Response(body=ACCEPTED, content_type="application/json")
         headers = {h: request.headers[h] for h in connector.stored_headers if h in request.headers}
         stored = await committer.submit(NewInboxEvent(name, key, "webhook", body, headers))
         result = (name, "accepted" if stored else "duplicate")

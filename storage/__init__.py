@@ -36,6 +36,11 @@ class StorageInUse(Exception):
     """Another process serves this storage, and the backend cannot be shared."""
 
 
+class StorageUnavailable(Exception):
+    """The database cannot be opened, or read and written: the message is one line naming the
+    config key, the path or server, and what to do."""
+
+
 class InvalidCursor(ValueError):
     """A list was asked to continue from a cursor it did not hand out."""
 
@@ -206,7 +211,9 @@ class Storage(Protocol):
     async def migrate(self) -> int: ...
     async def schema_version(self) -> int: ...
     async def pending_migrations(self) -> int: ...
-    async def ping(self) -> bool: ...
+    # None when the database answers a read and takes a write (a cheap probe: `/readyz`);
+    # otherwise why not, in a line.
+    async def probe(self) -> str | None: ...
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
     # One atomic unit of work: `change` gets the transaction and may await only its methods
     # (a backend may run the whole change in one trip to the database).
@@ -307,8 +314,10 @@ class Storage(Protocol):
 BACKENDS = ("sqlite", "postgresql")
 
 
-def open_backend(backend: str, path: str = "", dsn: str = "", pool_size: int = 10) -> Storage:
-    """The storage a config names: a SQLite file (`path`) or a PostgreSQL database (`dsn`)."""
+def open_backend(backend: str, path: str = "", dsn: str = "", pool_size: int = 10,
+                 dsn_source: str = "the DSN") -> Storage:
+    """The storage a config names: a SQLite file (`path`) or a PostgreSQL database (`dsn`,
+    which came from `dsn_source`: what an error tells the operator to check)."""
     if backend == "sqlite":
         from storage.sqlite import SqliteStorage
 
@@ -316,5 +325,5 @@ def open_backend(backend: str, path: str = "", dsn: str = "", pool_size: int = 1
     if backend == "postgresql":
         from storage.postgres import PostgresStorage
 
-        return PostgresStorage(dsn, pool_size)
+        return PostgresStorage(dsn, pool_size, dsn_source)
     raise ValueError(f"unknown storage backend {backend!r}; known: {', '.join(BACKENDS)}")

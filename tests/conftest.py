@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import os
+import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -327,3 +330,36 @@ async def storage_sql(storage: Any, query: str, params: tuple[Any, ...] = ()) ->
     transaction of its own: what a test reads or arranges directly in the database."""
     async with storage._write() as db:
         return [tuple(r) for r in await db.execute_fetchall(query, params)]
+
+
+class Tmpfs:
+    """A small file system of its own, to be filled or made read-only (a tmpfs; needs root)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _mount(self, *options: str) -> None:
+        subprocess.run(["mount", *options, str(self.path)], check=True, capture_output=True)
+
+    def read_only(self) -> None:
+        self._mount("-o", "remount,ro")
+
+    def fill(self) -> Path:
+        """Every free byte taken by one file (returned, to be removed)."""
+        filler = self.path / "filler"
+        with filler.open("wb", buffering=0) as out, contextlib.suppress(OSError):
+            while True:
+                out.write(b"\0" * 65536)
+        return filler
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Tmpfs]:
+    where = tmp_path / "tmpfs"
+    where.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)],
+            capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    yield Tmpfs(where)
+    subprocess.run(["umount", "-l", str(where)], check=True)

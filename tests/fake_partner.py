@@ -45,7 +45,7 @@ from gateway.domain.records import (
     ShipmentLine,
     now_iso,
 )
-from gateway.errors import WebhookRejected
+from gateway.errors import BadRequest, WebhookRejected
 from gateway.names import CANCEL_FULFILLMENT, CANCEL_ORDER, PUSH_FULFILLMENT, PUSH_ORDER
 from storage import InboxEvent, NewInboxEvent, OutboxMessage
 
@@ -178,6 +178,13 @@ class FakeConnector(Connector):
         token = request.headers.get("X-Fake-Token", "")
         if not hmac.compare_digest(token.encode(), self._token.encode()):
             raise WebhookRejected("X-Fake-Token missing or wrong")
+        body = request.json()
+        items = body if isinstance(body, list) else [body]
+        if not items or not all(isinstance(i, dict) and isinstance(i.get("kind"), str)
+                                and isinstance(i.get("record"), dict) for i in items):
+            raise BadRequest("expected {kind, record} or a list of them")
+        if all(i["kind"] == "noise" for i in items):
+            return None  # the partner's, with nothing to act on
         return request.headers.get("X-Fake-Delivery") or \
             "sha256:" + hashlib.sha256(request.body).hexdigest()
 

@@ -12,7 +12,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from gateway.api import ROUTES
-from tests.conftest import GatewayUnderTest, fake_doc
+from tests.conftest import GatewayUnderTest, Tmpfs, fake_doc
 
 
 @pytest.fixture
@@ -132,6 +132,28 @@ async def test_list_filters_and_pages(gw: GatewayUnderTest) -> None:
     for query in ("status=done", "limit=0", "limit=abc", "cursor=%%%", "updated_since=yesterday"):
         answer = await gw.call("GET", f"/api/v1/fulfillment-orders?{query}", expect=400)
         assert answer["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("start_fake", ["sqlite"], indirect=True)
+async def test_readyz_fails_while_the_disk_is_full(start_fake, tmpfs: Tmpfs
+                                                                  ) -> None:
+    """A write probe, not a read: a full disk makes the gateway not ready (a load balancer
+    stops sending it webhooks it could not store), and it is ready again once there is room.
+    (A file system cannot be made read-only under an open database: the start-up test
+    covers that one.)"""
+    gw = await start_fake(fake_doc(tmpfs.path / "gateway.sqlite3"))
+
+    async def ready() -> tuple[int, dict]:
+        async with gw.session.get(f"{gw.url}/readyz") as resp:
+            return resp.status, await resp.json()
+
+    assert (await ready())[0] == 200
+    filler = tmpfs.fill()
+    status, body = await ready()
+    assert status == 503 and body["checks"]["storage"] is False
+    assert "is full" in body["storage_error"]
+    filler.unlink()
+    assert (await ready())[0] == 200
 
 
 async def test_health_readiness_metrics(gw: GatewayUnderTest) -> None:

@@ -4,8 +4,10 @@ command its own process, on the scripted fake connector type."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +67,14 @@ async def test_missing_secret_refuses_to_start(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     write_fake_config(config, tmp_path / "x.sqlite3", 0, "wms")
     env = {k: v for k, v in os.environ.items() if k not in ENV} | {
-        k: v for k, v in ENV.items() if k != "FAKE_TOKEN"}
+        k: v for k, v in ENV.items() if k not in ("FAKE_TOKEN", "GATEWAY_API_TOKENS")}
     code, out = await cli("--config", str(config), "serve", env=env, seconds=30)
     assert code == 2
-    assert "config error: connectors[0].token_env: environment variable FAKE_TOKEN" in out
+    # every missing variable in one line, each with the key that named it
+    assert out.strip() == (
+        "config error: environment variables not set: GATEWAY_API_TOKENS (named by"
+        " api.tokens_env), FAKE_TOKEN (named by connectors[0].token_env); export them before"
+        " starting")
     assert not (tmp_path / "x.sqlite3").exists()
 
 
@@ -110,8 +116,22 @@ async def test_taken_port_is_a_clear_config_error(tmp_path: Path) -> None:
         write_fake_config(config, tmp_path / "x.sqlite3", port, "wms")
         code, out = await cli("--config", str(config), "serve", seconds=30)
     assert code == 2
-    assert f"config error: cannot listen on 127.0.0.1:{port}" in out
-    assert "choose another port in server.port" in out
+    assert out.strip() == (f"config error: server.port: 127.0.0.1:{port} is in use by another"
+                           " process; stop it or choose another port")
+    assert not (tmp_path / "x.sqlite3").exists()  # refused before the database was touched
+
+
+@pytest.mark.parametrize("host", ["no-such-host.invalid", "192.0.2.1"])
+async def test_a_host_that_is_not_this_machine_names_server_host(tmp_path: Path,
+                                                                 host: str) -> None:
+    config = tmp_path / "c.toml"
+    write_fake_config(config, tmp_path / "x.sqlite3", free_port(), "wms")
+    config.write_text(config.read_text().replace('host = "127.0.0.1"', f'host = "{host}"'))
+    code, out = await cli("--config", str(config), "serve", seconds=30)
+    assert code == 2
+    [line] = out.strip().splitlines()
+    assert line.startswith(f"config error: server.host: cannot listen on {host}")
+    assert "port" not in line.split(";")[1]  # the host is what to fix, not the port
 
 
 async def test_replaying_many_dead_letters(tmp_path: Path) -> None:
@@ -140,7 +160,10 @@ async def test_replaying_many_dead_letters(tmp_path: Path) -> None:
                           "outbox-2", "outbox-3")
     assert code == 1 and "2 dead letter(s) discarded" in out and "outbox-3" in out, out
     code, out = await cli("--config", str(config), "dead-letters", "list")
-    assert code == 0 and out.strip() == ""
+    assert code == 0 and out.strip() == "no dead letters"
+    for action in ("replay", "discard"):
+        code, out = await cli("dead-letters", action, "--all", "--config", str(config))
+        assert code == 0 and out.strip() == f"nothing to {action}: there are no dead letters"
 
 
 async def test_a_second_serve_on_one_sqlite_file_refuses_to_start(tmp_path: Path) -> None:
@@ -167,3 +190,57 @@ async def test_a_second_serve_on_one_sqlite_file_refuses_to_start(tmp_path: Path
     second = await start(second_config, again_port, tmp_path / "b.log", program=FAKE_CLI)
     second.terminate()
     await second.wait()
+
+
+@pytest.mark.parametrize("case", ["not a database", "directory", "under a file",
+                                  "read-only file system"])
+async def test_a_database_path_that_cannot_be_used_stops_serve_with_one_line(
+        tmp_path: Path, case: str, request: pytest.FixtureRequest) -> None:
+    """Exits at once, non-zero, one line naming storage.path and what to do: no traceback,
+    and nothing left running (a half-opened connection's thread used to keep it alive)."""
+    db = tmp_path / "g.sqlite3"
+    if case == "not a database":
+        db.write_bytes(b"these bytes are no SQLite file" * 10)
+        expected = f"storage.path: {db} is not a SQLite database"
+    elif case == "directory":
+        db.mkdir()
+        expected = f"storage.path: {db} is a directory; name a database file in it"
+    elif case == "under a file":
+        (tmp_path / "file").write_text("x")
+        db = tmp_path / "file" / "g.sqlite3"
+        expected = f"storage.path: {tmp_path / 'file'} is a file, so {db} cannot be made"
+    else:
+        mount = request.getfixturevalue("tmpfs")
+        mount.read_only()
+        db = mount.path / "g.sqlite3"
+        expected = f"storage.path: {db} is on a read-only file system"
+    config = tmp_path / "c.toml"
+    write_fake_config(config, db, free_port(), "wms")
+    began = time.monotonic()
+    code, out = await cli("serve", "--config", str(config), seconds=15)
+    assert time.monotonic() - began < 10
+    assert code == 1
+    [line] = out.strip().splitlines()
+    assert line.startswith(f"error: {expected}"), line
+
+
+async def test_command_line_options_anywhere_version_and_help(tmp_path: Path) -> None:
+    db, config = tmp_path / "g.sqlite3", tmp_path / "c.toml"
+    write_fake_config(config, db, 0, "wms")
+    code, out = await cli("migrate", "--config", str(config), "--log-level", "debug")
+    assert code == 0 and "schema version" in out, out
+    code, out = await cli("--log-level", "Warning", "dead-letters", "list", "--config",
+                          str(config))
+    assert code == 0 and out.strip() == "no dead letters"
+    code, out = await cli("--log-level", "loud", "migrate")
+    assert code == 2 and "invalid choice: 'LOUD'" in out and "debug,info,warning,error" in out
+    code, out = await cli("--version")
+    assert code == 0 and re.fullmatch(r"fulfillment-gateway \d+\.\d+\.\d+\S*", out.strip())
+    code, out = await cli("--help")
+    for command in ("serve", "demo", "migrate", "poll", "dead-letters", "sandbox"):
+        assert command in out
+    for args, words in ((("serve",), ["--config", "--log-level", "SIGTERM"]),
+                        (("poll",), ["connector", "--feed", "every enabled feed"]),
+                        (("dead-letters", "replay"), ["ids", "--all", "inbox-12"])):
+        code, out = await cli(*args, "--help")
+        assert code == 0 and all(word in out for word in words), (args, out)

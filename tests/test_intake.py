@@ -101,6 +101,24 @@ async def test_malformed_json_is_400(gw: GatewayUnderTest) -> None:
     assert (await gw.call("GET", "/healthz"))["status"] == "ok"
 
 
+async def test_a_body_the_connector_cannot_act_on_is_400_and_stored_nowhere(
+        gw: GatewayUnderTest) -> None:
+    """The connector's verification looks at the body too: valid JSON of the wrong shape is
+    refused at intake (not stored, then retried for a day and dead-lettered)."""
+    for value in ([], "text", 3, None, {"kind": "shipment"}, [{"record": {}}],
+                  {"kind": 1, "record": {}}):
+        status, body = await post(gw, HOOK, orjson.dumps(value))
+        assert status == 400, value
+        assert body["error"]["message"] == "expected {kind, record} or a list of them"
+    status, _ = await post(gw, HOOK, orjson.dumps({"kind": "noise", "record": {}}))
+    assert status == 200  # the partner's, nothing to do: acknowledged, not stored
+    assert await inbox_rows(gw) == 0
+    async with gw.session.get(f"{gw.url}/metrics") as resp:
+        text = await resp.text()
+    assert 'gateway_webhooks_received_total{connector="fake",result="malformed"} 7.0' in text
+    assert 'gateway_webhooks_received_total{connector="fake",result="ignored"} 1.0' in text
+
+
 async def test_accepted_webhook_is_committed_before_the_2xx(gw: GatewayUnderTest) -> None:
     status, body = await post(gw, HOOK, GOOD)
     assert status == 200 and body == {"status": "accepted"}

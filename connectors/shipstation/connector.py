@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import time
 from collections import OrderedDict
@@ -34,7 +35,7 @@ from gateway.connector import (
     regex,
 )
 from gateway.domain.records import Shipment, parse_iso, utc_iso
-from gateway.errors import PartnerRejected, WebhookRejected
+from gateway.errors import BadRequest, PartnerRejected, WebhookRejected
 from gateway.metrics import Metrics
 from gateway.names import CANCEL_ORDER, PUSH_ORDER
 from storage import InboxEvent, NewInboxEvent, OutboxMessage
@@ -44,6 +45,28 @@ FULFILLMENT_EVENTS = {"FULFILLMENT_SHIPPED"}
 IGNORED_EVENTS = {"ORDER_NOTIFY", "ITEM_ORDER_NOTIFY", "FULFILLMENT_REJECTED"}
 RESOURCE_PATHS = ("/shipments", "/fulfillments")
 DEFAULT_ALLOWED_ORIGIN = r"https://ssapi\d*\.shipstation\.com"
+SANDBOX_KEY, SANDBOX_SECRET = "sandbox-key", "sandbox-secret"
+SANDBOX_ABOUT = f"""\
+A ShipStation v1 stand-in: /shipments, /fulfillments, /orders (with split and merged
+orders), /orders/createorder, /shipments/voidlabel and /webhooks, with ShipStation's
+paging, Pacific timestamps and its 40-a-minute limit (X-Rate-Limit-* headers, 429s).
+
+Credentials (HTTP Basic): $SHIPSTATION_API_KEY and $SHIPSTATION_API_SECRET, or
+{SANDBOX_KEY} / {SANDBOX_SECRET} when unset; $SHIPSTATION_RATE_LIMIT requests a
+minute (default 40).
+
+Control routes (no auth, no rate limit), JSON bodies:
+  POST /_sandbox/orders                         create an order
+  POST /_sandbox/orders/{{id}}/split              split it into child orders
+  POST /_sandbox/orders/merge                   merge orders into one
+  POST /_sandbox/orders/{{id}}/ship               create a label (a shipment)
+  POST /_sandbox/orders/{{id}}/mark-shipped       mark shipped outside ShipStation
+  POST /_sandbox/shipments/{{id}}/void            void a label (sends no webhook)
+  POST /_sandbox/shipments/{{id}}/relabel         void and label again
+  POST /_sandbox/rate-limit                     set the limit
+  POST /_sandbox/fail                           fail the next requests to a path
+  GET  /_sandbox/requests                       the request log, with POST bodies
+"""
 _ORDER_CACHE_SIZE = 2048
 ORDER_CACHE_SECONDS = 300.0
 
@@ -65,6 +88,8 @@ class ShipStationConnector(Connector):
         Option("max_rate_limit_waits", int, 10, minimum=0),
     )
     webhooks = True
+    sandbox_port = 8081
+    sandbox_about = SANDBOX_ABOUT
     feeds: ClassVar[tuple[Feed, ...]] = (
         Feed("shipments", 15.0, description="labels created or voided, and orders marked"
              " shipped outside ShipStation (/shipments, /fulfillments)"),)
@@ -99,23 +124,46 @@ class ShipStationConnector(Connector):
 
     # webhooks
 
-    def verify(self, request: WebhookRequest) -> str:
+    def verify(self, request: WebhookRequest) -> str | None:
+        """The URL's token, then the body: a JSON object whose resource_url this connector
+        would follow. An event type it does not act on is acknowledged and not stored."""
         token = request.query.get("token", "")
         if not hmac.compare_digest(token.encode(), self._webhook_token.encode()):
             raise WebhookRejected("webhook token missing or wrong")
+        body = request.json()
+        if not isinstance(body, dict):
+            raise BadRequest("body is not a JSON object (ShipStation sends {resource_url,"
+                             " resource_type})")
+        resource_type = body.get("resource_type")
+        if resource_type is not None and not isinstance(resource_type, str):
+            raise BadRequest("resource_type is not a string")
+        if resource_type in IGNORED_EVENTS:
+            return None
+        try:
+            self.resource_url(body.get("resource_url"))
+        except PartnerRejected as exc:
+            raise BadRequest(exc.message) from None
         return "sha256:" + hashlib.sha256(request.body).hexdigest()
 
     def resource_url(self, raw: Any) -> URL:
-        """The webhook's resource_url, if it is safe to send our credentials to."""
-        if not isinstance(raw, str) or len(raw) > 2048:
+        """The webhook's resource_url, if it is safe to send our credentials to: an allowed
+        origin and exactly one of the API paths a webhook names (no prefix match, no
+        encoded or dot segments)."""
+        if not isinstance(raw, str) or not raw or len(raw) > 2048:
             raise PartnerRejected("resource_url missing or not a string", 400)
-        url = URL(raw)
-        if not url.is_absolute() or url.user or url.password:
+        try:
+            url = URL(raw)
+            host = url.host
+        except (ValueError, UnicodeError):
+            raise PartnerRejected(f"resource_url is not a URL: {raw[:200]}", 400) from None
+        if not url.is_absolute() or url.user or url.password or url.fragment or not host:
             raise PartnerRejected(f"resource_url refused: {raw[:200]}", 400)
-        origin = f"{url.scheme}://{url.host}" + (f":{url.explicit_port}" if url.explicit_port else "")
-        if not self._allowed_origin.fullmatch(origin) or not url.path.startswith(RESOURCE_PATHS):
-            raise PartnerRejected(f"resource_url refused (origin {origin} or path {url.path}"
-                                  " not allowed)", 400)
+        origin = f"{url.scheme}://{host}" + (f":{url.explicit_port}" if url.explicit_port else "")
+        if not self._allowed_origin.fullmatch(origin):
+            raise PartnerRejected(f"resource_url refused: origin {origin} is not allowed", 400)
+        if url.raw_path not in RESOURCE_PATHS or url.path != url.raw_path:
+            raise PartnerRejected(f"resource_url refused: path {url.raw_path[:200]} is not one"
+                                  f" of {', '.join(RESOURCE_PATHS)}", 400)
         return url
 
     # normalizing
@@ -180,11 +228,11 @@ class ShipStationConnector(Connector):
         if resource_type in IGNORED_EVENTS:
             return []
         url = self.resource_url(body.get("resource_url"))
-        if resource_type in SHIPMENT_EVENTS or url.path.startswith("/shipments"):
+        if resource_type in SHIPMENT_EVENTS or url.path == "/shipments":
             # The URL asks for no items (includeShipmentItems=False); we need them.
             url = url.update_query(includeShipmentItems="true")
             return [await self._shipment(r) async for r in self.client.pages(url, {}, "shipments")]
-        if resource_type in FULFILLMENT_EVENTS or url.path.startswith("/fulfillments"):
+        if resource_type in FULFILLMENT_EVENTS or url.path == "/fulfillments":
             return [await self._fulfillment(r)
                     async for r in self.client.pages(url, {}, "fulfillments")]
         return []
@@ -244,6 +292,14 @@ class ShipStationConnector(Connector):
         return create_app(app_config.secret(config.settings["api_key_env"]),
                           app_config.secret(config.settings["api_secret_env"]),
                           rate_limit=config.settings["rate_limit_per_minute"])
+
+    @classmethod
+    def standalone_sandbox(cls) -> web.Application:
+        from connectors.shipstation.sandbox import create_app
+
+        return create_app(os.environ.get("SHIPSTATION_API_KEY", SANDBOX_KEY),
+                          os.environ.get("SHIPSTATION_API_SECRET", SANDBOX_SECRET),
+                          rate_limit=int(os.environ.get("SHIPSTATION_RATE_LIMIT", "40")))
 
     @classmethod
     async def demo(cls, ctx: DemoContext) -> None:

@@ -10,17 +10,15 @@ Scripting lives under /_sandbox/ (no auth, no rate limit): create, split, merge,
 shipped, void, relabel, set the rate limit, fail the next requests to a path (any status:
 429 with a chosen Reset, 5xx, 400 with a message; optionally after a delay, which makes a
 time-out; status 0 does the work at once and answers late), read the request log (with POST bodies).
-Run standalone: python -m connectors.shipstation.sandbox --port 8081
+Run standalone: fulfillment-gateway sandbox shipstation [--port 8081]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import itertools
 import math
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -553,19 +551,3 @@ def create_app(api_key: str = "sandbox-key", api_secret: str = "sandbox-secret",
 
 def sandbox_state(app: web.Application) -> SandboxState:
     return app[STATE_KEY]  # type: ignore[return-value]
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="ShipStation v1 sandbox")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8081)
-    parser.add_argument("--rate-limit", type=int, default=40)
-    args = parser.parse_args()
-    app = create_app(os.environ.get("SHIPSTATION_API_KEY", "sandbox-key"),
-                     os.environ.get("SHIPSTATION_API_SECRET", "sandbox-secret"),
-                     rate_limit=args.rate_limit)
-    web.run_app(app, host=args.host, port=args.port)
-
-
-if __name__ == "__main__":
-    main()

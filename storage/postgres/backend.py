@@ -26,6 +26,7 @@ from collections.abc import (
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -37,6 +38,7 @@ from storage import (
     NewInboxEvent,
     NewOutboxMessage,
     OutboxMessage,
+    StorageUnavailable,
     Transaction,
 )
 from storage.migrations import numbered_migrations
@@ -46,6 +48,7 @@ from storage.sql.tx import SqlTransaction, from_json, to_json
 from storage.sql.views import SqlViews, snapshot_connection
 
 T = TypeVar("T")
+CONNECT_TIMEOUT_SECONDS = 10.0  # a server that does not answer stops the start this soon
 
 # pg_advisory_lock key for "migrating the gateway's schema" (any constant, the same in every
 # process; this one spells "fgw-migr" in ASCII)
@@ -88,8 +91,9 @@ class PgTransaction(SqlTransaction):
 class PostgresStorage(SqlQueues, SqlViews):
     """`storage.Storage` on a PostgreSQL database shared by any number of processes."""
 
-    def __init__(self, dsn: str, pool_size: int = 10) -> None:
+    def __init__(self, dsn: str, pool_size: int = 10, dsn_source: str = "the DSN") -> None:
         self.dsn = dsn
+        self.dsn_key = dsn_source
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self.busy: Callable[[], bool] = lambda: False
@@ -105,15 +109,31 @@ class PostgresStorage(SqlQueues, SqlViews):
         return self._pool
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
         self._closing = False
-        await self._listen()
+        try:
+            self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size,
+                                                   timeout=CONNECT_TIMEOUT_SECONDS)
+            await self._listen()
+        except (OSError, TimeoutError, ValueError, asyncpg.PostgresError,
+                asyncpg.InterfaceError) as exc:
+            await self.close()
+            raise StorageUnavailable(f"{self.dsn_key}: cannot connect to PostgreSQL"
+                                     f" ({self._without_secrets(exc)}); check the server is"
+                                     " up and the DSN's host, port, user, password and"
+                                     " database") from None
+
+    def _without_secrets(self, exc: BaseException) -> str:
+        text = str(exc) or type(exc).__name__
+        password = urlsplit(self.dsn).password if "://" in self.dsn else None
+        for secret in filter(None, (self.dsn, password)):
+            text = text.replace(secret, "[redacted]")
+        return text.splitlines()[0] if text else type(exc).__name__
 
     async def _listen(self) -> None:
         """New work committed by any process is announced on one channel (NOTIFY is sent at
         commit). A listening connection that drops (a database restart, a terminated
         backend) is opened again; meanwhile the claim loops' slow re-check is the backstop."""
-        self._listener = await asyncpg.connect(self.dsn)
+        self._listener = await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT_SECONDS)
         await self._listener.add_listener(WORK_CHANNEL, self._notified)
         self._listener.add_termination_listener(self._listener_lost)
 
@@ -149,12 +169,14 @@ class PostgresStorage(SqlQueues, SqlViews):
             await self._pool.close()
             self._pool = None
 
-    async def ping(self) -> bool:
+    async def probe(self) -> str | None:
         try:
-            await self.pool.fetchval("SELECT 1")
-        except Exception:  # noqa: BLE001 - any failure means "not reachable"
-            return False
-        return True
+            await self.pool.execute(
+                "INSERT INTO write_probe (id, probed_at) VALUES (1, $1)"
+                " ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at", now_iso())
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            return f"PostgreSQL: {self._without_secrets(exc)}"
+        return None
 
     async def schema_version(self) -> int:
         exists = await self.pool.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")

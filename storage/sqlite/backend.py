@@ -27,7 +27,15 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from gateway.domain.records import delivery_hash, now_iso
-from storage import INBOX, OUTBOX, InboxEvent, NewInboxEvent, OutboxMessage, Transaction
+from storage import (
+    INBOX,
+    OUTBOX,
+    InboxEvent,
+    NewInboxEvent,
+    OutboxMessage,
+    StorageUnavailable,
+    Transaction,
+)
 from storage.migrations import numbered_migrations
 from storage.sql.queues import SqlQueues
 from storage.sql.tx import (
@@ -38,9 +46,13 @@ from storage.sql.tx import (
 )
 from storage.sql.views import SqlViews, snapshot_connection
 from storage.sqlite.coordination import SqliteCoordination, _Leases
+from storage.sqlite.files import free_bytes, prepare, unavailable
 
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 0.5
+MIN_FREE_BYTES = 1 << 20  # below this the next burst cannot be stored: not ready
+PROBE_SQL = ("INSERT INTO write_probe (id, probed_at) VALUES (1, ?)"
+             " ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at")
 MAX_CHECKPOINT_DEFER_SECONDS = 10.0
 
 
@@ -69,20 +81,36 @@ class SqliteStorage(SqliteCoordination, SqlQueues, SqlViews):
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None, iter_chunk_size=4096)
-        db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode = WAL")
-        await db.execute("PRAGMA synchronous = FULL")
-        await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute("PRAGMA busy_timeout = 10000")
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA busy_timeout = 10000")
+        except BaseException:
+            await db.close()  # its thread would keep the process alive
+            raise
         return db
 
     async def open(self) -> None:
         if sqlite3.sqlite_version_info < (3, 35):
             raise RuntimeError("SQLite 3.35 or later is needed (RETURNING); this Python has"
                                f" {sqlite3.sqlite_version}")
+        try:
+            await self._open()
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise StorageUnavailable(unavailable(self.path, exc)) from None
+            raise
+
+    async def _open(self) -> None:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(prepare, self.path)
         self._writer = await self._connect()
+        # A write now, so a database that can only be read stops the start, not a webhook.
+        version = (await self._writer.execute_fetchall("PRAGMA user_version"))[0][0]
+        await self._writer.execute(f"PRAGMA user_version = {int(version)}")
         self._reader = await self._connect()
         self._views = await self._connect()
         # Checkpoints copy the WAL into the database file. Left to SQLite they run inside
@@ -225,12 +253,17 @@ class SqliteStorage(SqliteCoordination, SqlQueues, SqlViews):
                 applied += 1
         return applied
 
-    async def ping(self) -> bool:
+    async def probe(self) -> str | None:
+        if self.path != ":memory:":
+            free = await asyncio.to_thread(free_bytes, self.path)
+            if free is not None and free < MIN_FREE_BYTES:
+                return f"the disk holding {self.path} is full ({free} bytes free)"
         try:
-            await self._read("SELECT 1")
-        except Exception:  # noqa: BLE001 - any failure means "not reachable"
-            return False
-        return True
+            async with self._write() as db:
+                await db.execute(PROBE_SQL, (now_iso(),))
+        except (sqlite3.Error, OSError, RuntimeError) as exc:
+            return unavailable(self.path, exc)
+        return None
 
     # intake and polling
 
@@ -395,3 +428,4 @@ def _split_sql(script: str) -> list[str]:
     """Statements of a migration file; ours hold no semicolons inside strings or triggers."""
     lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+

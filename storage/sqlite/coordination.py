@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from gateway.domain.records import now_iso
-from storage import INBOX, OUTBOX, InboxEvent, OutboxMessage, StorageInUse
+from storage import INBOX, OUTBOX, InboxEvent, OutboxMessage, StorageInUse, StorageUnavailable
+from storage.sqlite.files import unavailable
 
 T = TypeVar("T")
 
@@ -92,7 +93,10 @@ class SqliteCoordination:
         its memory. A second one is refused (fcntl lock beside the file, freed at exit)."""
         if self.path == ":memory:" or self._lock_file is not None:
             return
-        self._lock_file = await asyncio.to_thread(_lock_exclusively, self.path, owner)
+        try:
+            self._lock_file = await asyncio.to_thread(_lock_exclusively, self.path, owner)
+        except OSError as exc:
+            raise StorageUnavailable(unavailable(self.path + ".lock", exc)) from None
 
     # claims
 

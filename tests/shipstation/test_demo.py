@@ -9,9 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import aiohttp
-
-from connectors.shipstation.client import basic_auth
 from tests.processes import ROOT, free_port
 
 
@@ -54,29 +51,3 @@ async def test_demo_shows_the_split_reconcile(tmp_path: Path) -> None:
     assert text.count("unfulfilled -> partially_fulfilled  (signature ok)") == 1
     assert f"curl -H 'Authorization: Bearer demo-token' http://127.0.0.1:{gateway_port}" in text
     assert (tmp_path / "demo.sqlite3").exists()
-
-
-async def test_sandbox_runs_standalone(tmp_path: Path) -> None:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "connectors.shipstation.sandbox", "--port", str(port), cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    try:
-        async with aiohttp.ClientSession() as session:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/shipments",
-                                           headers={"Authorization": basic_auth(
-                                               "sandbox-key", "sandbox-secret")}) as resp:
-                        assert resp.status == 200
-                        assert resp.headers["X-Rate-Limit-Limit"] == "40"
-                        body = await resp.json()
-                        break
-                except aiohttp.ClientConnectionError:
-                    assert time.monotonic() < deadline
-                    await asyncio.sleep(0.1)
-        assert body == {"shipments": [], "total": 0, "page": 1, "pages": 1}
-    finally:
-        process.terminate()
-        await process.wait()

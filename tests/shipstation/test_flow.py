@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import aiohttp
+import orjson
 from aiohttp import web
 
 from connectors.shipstation.pacific import pacific_stamp
@@ -279,8 +279,10 @@ async def test_scheduler_polls_by_itself(start_gateway, sandbox: Sandbox) -> Non
     assert item["feeds"][0]["last_poll_at"] is not None
 
 
-async def test_resource_url_elsewhere_is_refused(gw: ShipStationGateway, aiohttp_server) -> None:
-    """The body names another server: it is never fetched, no credentials leave, dead letter."""
+async def test_webhooks_it_cannot_act_on_are_refused_at_intake(
+        gw: ShipStationGateway, sandbox: Sandbox, aiohttp_server) -> None:
+    """A body that names another server, another path, or no resource at all is answered
+    400 and stored nowhere: never fetched, no credentials leave, nothing retried for a day."""
     seen: list[str] = []
 
     async def trap(request: web.Request) -> web.Response:
@@ -290,23 +292,43 @@ async def test_resource_url_elsewhere_is_refused(gw: ShipStationGateway, aiohttp
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", trap)
     other = await aiohttp_server(app)
+    origin = sandbox.url
     hostile = [
         "https://evil.example.com/shipments?batchId=1",
         f"http://127.0.0.1:{other.port}/shipments?batchId=1".replace("127.0.0.1", "localhost"),
         f"http://user:pw@127.0.0.1:{other.port}/shipments",
         f"http://127.0.0.1:{other.port}/admin/export",
         "file:///etc/passwd",
+        f"{origin}/shipmentsXYZ?batchId=1",
+        f"{origin}/shipments/",
+        f"{origin}/shipments/%2E%2E/orders",
+        f"{origin}/shipments/..%2Forders",
+        f"{origin}/shipments/../orders",
+        f"{origin}/fulfillments%2F..%2Fusers",
+        f"{origin}/orders?storeID=1",
+        "",
+        "not a url",
     ]
-    for url in hostile:
-        body = aiohttp.JsonPayload({"resource_url": url, "resource_type": "SHIP_NOTIFY"})
-        async with gw.session.post(gw.webhook_url, data=body) as resp:
+    bodies = [{"resource_url": url, "resource_type": "SHIP_NOTIFY"} for url in hostile] + [
+        [], "text", 7, None, {"resource_type": "SHIP_NOTIFY"},
+        {"resource_url": 12, "resource_type": "SHIP_NOTIFY"},
+        {"resource_url": f"{origin}/shipments", "resource_type": ["SHIP_NOTIFY"]}]
+    for body in bodies:
+        async with gw.session.post(gw.webhook_url, data=orjson.dumps(body)) as resp:
+            answer = await resp.json()
+            assert resp.status == 400, (body, answer)
+            assert answer["error"]["code"] == "bad_request"
+    # ShipStation's own events the gateway does not act on: acknowledged, not stored
+    for kind in ("ORDER_NOTIFY", "ITEM_ORDER_NOTIFY"):
+        body = {"resource_url": f"{origin}/orders?storeID=1&importBatch=x", "resource_type": kind}
+        async with gw.session.post(gw.webhook_url, data=orjson.dumps(body)) as resp:
             assert resp.status == 200
-    await gw.wait_idle()
-    dead = (await gw.call("GET", "/api/v1/dead-letters"))["items"]
-    assert len(dead) == len(hostile)
-    assert all("resource_url refused" in d["error"] for d in dead)
-    assert all(d["attempts"] == 1 for d in dead)  # refused at once, not retried
+    assert await gw.sql("SELECT COUNT(*) FROM inbox_events") == [(0,)]
     assert seen == []
+    async with gw.session.get(f"{gw.url}/metrics") as resp:
+        text = await resp.text()
+    assert f'result="malformed"}} {len(bodies)}.0' in text
+    assert 'result="ignored"} 2.0' in text
 
 
 async def test_paging_follows_every_page(start_gateway, sandbox: Sandbox) -> None:
