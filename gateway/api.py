@@ -27,11 +27,14 @@ from gateway.domain.records import (
 )
 from gateway.errors import (
     BadRequest,
+    ClientGone,
     Conflict,
     GatewayError,
     NotFound,
+    RequestTimeout,
     Unauthorized,
 )
+from gateway.intake import read_limited
 from gateway.openapi import document
 from storage import INBOX, OUTBOX, FeedState, InvalidCursor, NewFulfillmentOrder
 
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 log = logs.get("gateway.api")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # whole value: fullmatch
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 GATEWAY_KEY = web.AppKey("gateway", object)
@@ -49,8 +52,16 @@ def json_response(payload: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return json_response({"error": {"code": code, "message": message}}, status)
+def error_response(status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    response = json_response({"error": {"code": code, "message": message}}, status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+# RFC 9110: a 401 names the scheme to use
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="fulfillment-gateway"'}
 
 
 def _check_token(request: web.Request, tokens: tuple[str, ...]) -> None:
@@ -74,8 +85,13 @@ def guard(handler: Handler, tokens: Callable[[], tuple[str, ...]] | None) -> Han
             if tokens is not None:
                 _check_token(request, tokens())
             return await handler(request)
+        except Unauthorized as exc:
+            return error_response(exc.status, exc.code, exc.message, CHALLENGE)
         except GatewayError as exc:
-            return error_response(exc.status, exc.code, exc.message)
+            response = error_response(exc.status, exc.code, exc.message)
+            if isinstance(exc, RequestTimeout | ClientGone):
+                response.force_close()  # what is left of that body is not read
+            return response
         except InvalidCursor as exc:
             return error_response(400, BadRequest.code, str(exc))
         except web.HTTPException as exc:
@@ -103,9 +119,10 @@ async def no_route(request: web.Request) -> web.Response:
         if match is None:
             allowed |= methods
     if allowed:
+        methods = ", ".join(sorted(allowed))
         return error_response(405, "method_not_allowed",
-                              f"{request.method} is not allowed here; use "
-                              + ", ".join(sorted(allowed)))
+                              f"{request.method} is not allowed here; use {methods}",
+                              {"Allow": methods})
     return error_response(404, "not_found", f"no route for {request.path}")
 
 
@@ -116,8 +133,15 @@ def _gateway(request: web.Request) -> Gateway:
     return request.app[GATEWAY_KEY]  # type: ignore[return-value]
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+async def _body(request: web.Request) -> bytes:
+    server = _gateway(request).config.server
+    return await read_limited(request, server.max_body_bytes, server.body_timeout_seconds)
+
+
+async def _json_body(request: web.Request, optional: bool = False) -> dict[str, Any]:
+    raw = await _body(request)
+    if optional and not raw:
+        return {}
     try:
         body = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:
@@ -177,7 +201,7 @@ def parse_fulfillment_order(body: dict[str, Any],
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
     fo_id = body.get("id")
-    if fo_id is not None and (not isinstance(fo_id, str) or not _ID.match(fo_id)):
+    if fo_id is not None and (not isinstance(fo_id, str) or not _ID.fullmatch(fo_id)):
         raise BadRequest("id: 1-128 characters of letters, digits, '.', '_', ':' or '-'")
     lines = body.get("lines")
     if not isinstance(lines, list) or not lines:
@@ -192,7 +216,7 @@ def parse_fulfillment_order(body: dict[str, Any],
         if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 < quantity <= 10**9:
             raise BadRequest(f"lines[{i}].quantity: a whole number greater than 0")
         line_id = line.get("line_id", str(i + 1))
-        if not isinstance(line_id, str) or not _ID.match(line_id) or line_id in line_ids:
+        if not isinstance(line_id, str) or not _ID.fullmatch(line_id) or line_id in line_ids:
             raise BadRequest(f"lines[{i}].line_id: a unique id string")
         line_ids.add(line_id)
         parsed_lines.append(FulfillmentOrderLine(line_id, sku, quantity))
@@ -455,8 +479,7 @@ async def update_partner_record(request: web.Request) -> web.Response:
 
 
 async def archive_partner_record(request: web.Request) -> web.Response:
-    raw = await request.read()
-    body = await _json_body(request) if raw else {}
+    body = await _json_body(request, optional=True)
     return await _write_record(request, "archive", request.match_info["id"], body)
 
 
@@ -511,17 +534,23 @@ async def metrics(request: web.Request) -> web.Response:
     stats = await gw.storage.inbox_stats()
     gw.metrics.inbox_depth.set(stats["depth"])
     gw.metrics.inbox_oldest_age.set(stats["oldest_age_seconds"])
-    gw.metrics.dead_letters.set(stats["dead"])
+    gw.metrics.dead_letters.labels(INBOX).set(stats["dead"])
     outbox = await gw.storage.outbox_stats()
     gw.metrics.outbox_pending.set(outbox["pending"])
-    gw.metrics.outbox_dead.set(outbox["dead"])
+    gw.metrics.dead_letters.labels(OUTBOX).set(outbox["dead"])
+    gw.metrics.outbox_oldest_pending_age.clear()  # a destination with nothing due has no sample
+    for destination, age in outbox["oldest_pending_age_seconds"].items():
+        gw.metrics.outbox_oldest_pending_age.labels(destination).set(age)
     gw.metrics.replica.labels(gw.owner).set(1)
     gw.metrics.claims_held.labels(INBOX).set(len(gw.worker.claims.in_hand))
     gw.metrics.claims_held.labels(OUTBOX).set(len(gw.dispatcher.claims.in_hand))
     held = 0
     for connector in gw.connectors:
-        held += sum(1 for state in await gw.storage.feed_states(connector)
-                    if state.owner == gw.owner and _leased(state))
+        for state in await gw.storage.feed_states(connector):
+            held += state.owner == gw.owner and _leased(state)
+            if state.last_poll_at:
+                gw.metrics.feed_last_success.labels(connector, state.feed).set(
+                    parse_iso(state.last_poll_at).timestamp())
     gw.metrics.feed_leases_held.set(held)
     return web.Response(body=gw.metrics.render(),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import secrets
 import signal
@@ -42,6 +43,7 @@ from storage import INBOX, OutboxMessage
 
 log = logs.get("gateway.app")
 USER_AGENT = "fulfillment-gateway/0.1"
+LINGER_SECONDS = 1.0
 
 
 class Gateway:
@@ -187,6 +189,17 @@ class Gateway:
             log.info("gateway.stopped")
         self.started = False
 
+    def runner(self) -> web.AppRunner:
+        """The web app with the server's connection limits and the JSON access log."""
+        server = self.config.server
+        return web.AppRunner(
+            self.web_app(), keepalive_timeout=server.idle_timeout_seconds,
+            # after an answer sent before the body was read (408, 413), the rest is read and
+            # dropped this long at most, then the connection closes
+            lingering_time=LINGER_SECONDS,
+            access_log=logging.getLogger("aiohttp.access") if server.access_log else None,
+            access_log_class=logs.AccessLog)
+
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         await self.start()
         try:
@@ -202,7 +215,8 @@ class Gateway:
             app.router.add_route(method, path, api.guard(
                 handler, tokens if path.startswith("/api/") else None))
         app.router.add_post("/webhooks/{connector}", api.guard(webhook_handler(
-            self.connectors, self.committer, self.config.server.max_body_bytes, self.metrics),
+            self.connectors, self.committer, self.config.server.max_body_bytes,
+            self.config.server.body_timeout_seconds, self.metrics),
             None))
         app.router.add_route("*", api.CATCH_ALL, api.guard(api.no_route, None))
         app.cleanup_ctx.append(self._lifecycle)
@@ -225,7 +239,7 @@ async def serve(config: Config, *, first_poll_delay_seconds: float | None = None
     the process before it has touched the database."""
     gateway = Gateway(config, first_poll_delay_seconds=first_poll_delay_seconds)
     sock = bind(config.server.host, config.server.port, "server.port", "server.host")
-    runner = web.AppRunner(gateway.web_app(), access_log=None)
+    runner = gateway.runner()
     try:
         await runner.setup()
         await web.SockSite(runner, sock).start()

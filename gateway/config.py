@@ -24,7 +24,7 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_RETRY_ATTEMPTS = 8
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 DEFAULT_RETRY_JITTER = 0.2
-_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,11 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # A connection idle this long (between requests, or before a request's headers have all
+    # arrived) is closed; keep it above a load balancer's own idle time-out.
+    idle_timeout_seconds: float = 60.0
+    body_timeout_seconds: float = 30.0  # a request body must arrive within this
+    access_log: bool = True  # one JSON line per request: method, path, status, duration
 
 
 @dataclass(frozen=True)
@@ -245,11 +250,18 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
         host=_take(srv, "host", "server", str, ServerConfig.host),
         port=_take(srv, "port", "server", int, ServerConfig.port),
         max_body_bytes=_take(srv, "max_body_bytes", "server", int, DEFAULT_MAX_BODY_BYTES),
+        idle_timeout_seconds=float(_take(srv, "idle_timeout_seconds", "server", (int, float),
+                                         ServerConfig.idle_timeout_seconds)),
+        body_timeout_seconds=float(_take(srv, "body_timeout_seconds", "server", (int, float),
+                                         ServerConfig.body_timeout_seconds)),
+        access_log=_take(srv, "access_log", "server", bool, ServerConfig.access_log),
     )
     _no_leftovers(srv, "[server]")
     if not 0 <= server.port <= 65535:
         raise ConfigError(f"server.port: must be 0..65535, got {server.port}")
     _positive(server.max_body_bytes, "server.max_body_bytes")
+    _positive(server.idle_timeout_seconds, "server.idle_timeout_seconds")
+    _positive(server.body_timeout_seconds, "server.body_timeout_seconds")
 
     sto = _section(doc, "storage")
     storage = StorageConfig(backend=_take(sto, "backend", "storage", str, StorageConfig.backend),
@@ -409,7 +421,7 @@ def _unique_name(table: dict[str, Any], where: str, seen: set[str], what: str) -
     name = _take(table, "name", where, str, None)
     if name is None:
         raise ConfigError(f"{where}.name: required")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ConfigError(f"{where}.name: {name!r} must be lowercase letters, digits, - or _")
     if name in seen:
         raise ConfigError(f"{where}.name: {name!r} is used by another {what}")

@@ -36,7 +36,7 @@ from gateway.names import RECORD_WRITES, record_operation
 from gateway.ratelimit import RateBudget
 from storage import InboxEvent, NewInboxEvent, OutboxMessage
 
-_TYPE = re.compile(r"^[a-z][a-z0-9_]*$")
+_TYPE = re.compile(r"[a-z][a-z0-9_]*")
 REQUIRED: Any = object()
 Record = Shipment | PartnerOrder | PartnerRecord
 BudgetFactory = Callable[[str, int, float], RateBudget]  # (connector, per window, window)
@@ -321,7 +321,7 @@ class DemoContext:
 
 
 def connector_type(type_name: str, where: str) -> type[Connector]:
-    if not _TYPE.match(type_name):
+    if not _TYPE.fullmatch(type_name):
         raise ConfigError(f"{where}.type: {type_name!r} is not a connector type name")
     try:
         module = importlib.import_module(f"connectors.{type_name}")

@@ -4,7 +4,9 @@ Event deliveries are the one high-volume outbound path (every change, to every s
 and aiohttp's client costs several times what a delivery needs (measured in bench/outbox.py).
 This sends a prepared request over a pooled asyncio connection and parses the answer with
 `httptools` (llhttp, the parser Node.js uses), so no HTTP parsing is written here. It does
-only what deliveries need: POST, no redirects, no proxies, a body read and kept to 1 KiB.
+only what deliveries need: POST, no redirects, no proxies, a body read and kept to 1 KiB;
+every HTTP/1.x framing of the answer (Content-Length, chunked, a body ended by closing the
+connection, interim 1xx answers before it, `Connection: close`).
 Partner APIs keep using aiohttp through their connectors.
 """
 
@@ -37,9 +39,12 @@ class _Connection(asyncio.Protocol):
         self.received_any = False
         self._waiter: asyncio.Future[Answer] | None = None
         self._parser: httptools.HttpResponseParser | None = None
-        self._header_name = b""
         self._retry_after = b""
         self._body = bytearray()
+        # Whether the answer in progress has its headers, and whether its length is framed
+        # (Content-Length or chunked) or runs until the server closes (HTTP/1.0 style).
+        self._headers_done = False
+        self._framed = False
         self.keep_alive = True
 
     # asyncio.Protocol
@@ -59,13 +64,32 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if exc is None and self._parser is not None and self._headers_done \
+                and not self._framed:
+            self.keep_alive = False  # a body delimited by the close: it is complete now
+            self.on_message_complete()
+            return
         self._fail(ConnectionError(f"connection closed before the answer ({exc or 'EOF'})"))
 
     # httptools callbacks
 
+    def on_message_begin(self) -> None:
+        self._retry_after, self._body = b"", bytearray()
+        self._headers_done = self._framed = False
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"retry-after":
+        name = name.lower()
+        if name == b"retry-after":
             self._retry_after = value
+        elif name in (b"content-length", b"transfer-encoding"):
+            self._framed = True
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+        assert self._parser is not None
+        status = self._parser.get_status_code()
+        if status in (204, 304) or 100 <= status < 200:
+            self._framed = True  # never a body
 
     def on_body(self, body: bytes) -> None:
         if len(self._body) < KEPT_BODY_BYTES:
@@ -74,7 +98,10 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         parser, waiter = self._parser, self._waiter
         assert parser is not None
-        self.keep_alive = parser.should_keep_alive()
+        if 100 <= parser.get_status_code() < 200:
+            return  # an interim answer (100 Continue, 103 Early Hints): the final one follows
+        if not self.closed:
+            self.keep_alive = parser.should_keep_alive()
         self._parser = None
         if waiter is not None and not waiter.done():
             waiter.set_result(Answer(parser.get_status_code(),

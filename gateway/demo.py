@@ -135,7 +135,7 @@ async def run_demo(cfg: Config) -> None:
                 say(f"{c.name} sandbox listening on {c.base_url}")
         gateway = Gateway(cfg)
         sock = bind(cfg.server.host, cfg.server.port, "server.port", "server.host")
-        runner = web.AppRunner(gateway.web_app(), access_log=None)
+        runner = gateway.runner()
         try:
             await runner.setup()  # the gateway starts only once its port is had
         except BaseException:

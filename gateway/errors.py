@@ -123,6 +123,19 @@ class Conflict(GatewayError):
     code = "conflict"
 
 
+class RequestTimeout(GatewayError):
+    """The body did not arrive within server.body_timeout_seconds; the connection closes."""
+
+    status = 408
+    code = "request_timeout"
+
+
+class ClientGone(BadRequest):
+    """The client closed its connection before the whole body arrived: nobody to answer."""
+
+    code = "client_gone"
+
+
 # What a failure means for the thing that failed: the one place it is decided.
 RETRY, WAIT, DEAD = "retry", "wait", "dead"
 

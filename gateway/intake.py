@@ -14,11 +14,19 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from gateway.connector import Connector, WebhookRequest
 from gateway.domain.records import delivery_hash
-from gateway.errors import BadRequest, NotFound, PayloadTooLarge, WebhookRejected
+from gateway.errors import (
+    BadRequest,
+    ClientGone,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    WebhookRejected,
+)
 from gateway.loops import gather_arrivals
 from gateway.metrics import Metrics
 from storage import NewInboxEvent, Storage
@@ -130,24 +138,33 @@ class GroupCommitter:
                 self.on_commit()
 
 
-async def read_limited(request: web.Request, limit: int) -> bytes:
-    """The body, refusing at its declared length, or as soon as a chunked body passes it."""
-    if request.content_length is not None:
-        if request.content_length > limit:
-            raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {limit}")
-        return await request.content.readexactly(request.content_length) \
-            if request.content_length else b""
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def read_limited(request: web.Request, limit: int, timeout_seconds: float) -> bytes:
+    """The body, refusing at its declared length, or as soon as a chunked body passes it;
+    one that does not arrive within the time is RequestTimeout, one cut off by the client
+    ClientGone (neither is the gateway's error)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {limit}")
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            if request.content_length is not None:
+                return await request.content.readexactly(request.content_length) \
+                    if request.content_length else b""
+            chunks, size = [], 0
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {timeout_seconds:g} s") from None
+    except (asyncio.IncompleteReadError, ConnectionError, aiohttp.ClientError) as exc:
+        raise ClientGone(f"the client closed the connection mid-body ({type(exc).__name__})"
+                         ) from None
 
 
 def webhook_handler(connectors: Mapping[str, Connector], committer: GroupCommitter,
-                    max_body_bytes: int, metrics: Metrics
+                    max_body_bytes: int, body_timeout_seconds: float, metrics: Metrics
                     ) -> Callable[[web.Request], Awaitable[web.Response]]:
     accepted: dict[tuple[str, str], Any] = {}
 
@@ -158,12 +175,15 @@ def webhook_handler(connectors: Mapping[str, Connector], committer: GroupCommitt
             metrics.webhooks.labels("unknown", "not_found").inc()
             raise NotFound(f"no enabled connector {name!r} takes webhooks")
         try:
-            body = await read_limited(request, max_body_bytes)
+            body = await read_limited(request, max_body_bytes, body_timeout_seconds)
             delivery = WebhookRequest(request.headers, request.query, body)
             key = connector.verify(delivery)
             delivery.json()  # whatever the connector looked at, only JSON is stored
         except PayloadTooLarge:
             metrics.webhooks.labels(name, "too_large").inc()
+            raise
+        except (ClientGone, RequestTimeout) as exc:
+            metrics.webhooks.labels(name, exc.code).inc()
             raise
         except WebhookRejected:
             metrics.webhooks.labels(name, "unverified").inc()

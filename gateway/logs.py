@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -9,6 +10,9 @@ from typing import Any
 
 import orjson
 import structlog
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web import BaseRequest, Request, StreamResponse
 
 _SECRET_KEYS = re.compile(r"(authorization|token|secret|password|api_key|signature)", re.I)
 _TOKEN_IN_TEXT = re.compile(r"((?:token|secret|password|api_key)=)[^&\s\"']+", re.I)
@@ -30,22 +34,69 @@ def _scrub_processor(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, A
     return scrub(event_dict)
 
 
+def _client_faults_are_not_errors(record: logging.LogRecord) -> bool:
+    """aiohttp logs a request it cannot parse as an ERROR with a traceback; it is the
+    client's fault: one INFO line saying what was wrong (scrubbed like any other)."""
+    if record.name == "aiohttp.server" and record.exc_info and \
+            isinstance(record.exc_info[1], HttpProcessingError):
+        exc = record.exc_info[1]
+        record.msg, record.args = f"{record.getMessage()}: {exc.message}", ()
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+    return True
+
+
+def _render(obj: Any, **_: Any) -> str:
+    return orjson.dumps(obj, default=str).decode()
+
+
 def configure(level: str = "INFO", stream: Any = None) -> None:
+    """Every log line one JSON object through the one scrubber: the gateway's own (structlog)
+    and the standard library's (aiohttp's server and access logs, asyncio, APScheduler)."""
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            stamp,
             structlog.processors.format_exc_info,
             _scrub_processor,
-            structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(
-                o, default=str).decode()),
+            structlog.processors.JSONRenderer(serializer=_render),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                           stamp],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, _scrub_processor,
+                    structlog.processors.JSONRenderer(serializer=_render)]))
+    handler.addFilter(_client_faults_are_not_errors)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.getLevelName(level))
 
 
 def get(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)
+
+
+class AccessLog(AbstractAccessLogger):
+    """aiohttp's access log as the gateway's JSON lines: method, path (never the query, which
+    may carry a webhook token), status, duration and the connector a webhook was for."""
+
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        self._log = get("gateway.access")
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        connector = None
+        if isinstance(request, Request):
+            with contextlib.suppress(AssertionError):  # a request no route was matched for
+                connector = request.match_info.get("connector")
+        self._log.info("http.request", method=request.method, path=request.path,
+                       status=response.status, duration_ms=round(time * 1000, 3),
+                       connector=connector)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # the client library's own: process_* (CPU, memory, open files), python_info, python_gc_*
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)
         self.webhooks = Counter("gateway_webhooks_received_total",
                                 "Webhook deliveries by connector and result",
                                 ["connector", "result"], registry=r)
@@ -16,7 +28,10 @@ class Metrics:
                                  registry=r)
         self.inbox_oldest_age = Gauge("gateway_inbox_oldest_age_seconds",
                                       "Age of the oldest unprocessed inbox event", registry=r)
-        self.dead_letters = Gauge("gateway_dead_letters", "Inbox events that gave up", registry=r)
+        self.dead_letters = Gauge("gateway_dead_letters",
+                                  "Dead letters waiting for a person, by source (inbox: events"
+                                  " that could not be applied; outbox: messages that could not"
+                                  " be delivered)", ["source"], registry=r)
         self.inbox_processed = Counter("gateway_inbox_events_total",
                                        "Inbox events handled by connector and result",
                                        ["connector", "result"], registry=r)
@@ -32,8 +47,15 @@ class Metrics:
                                    ["destination", "result"], registry=r)
         self.outbox_pending = Gauge("gateway_outbox_pending", "Outbound messages not yet sent",
                                     registry=r)
-        self.outbox_dead = Gauge("gateway_outbox_dead_letters", "Outbound messages that gave up",
-                                 registry=r)
+        self.outbox_oldest_pending_age = Gauge(
+            "gateway_outbox_oldest_pending_age_seconds",
+            "Age of the oldest unsent message to each destination that is due or retrying"
+            " (a push delayed by design counts once its time has come)",
+            ["destination"], registry=r)
+        self.feed_last_success = Gauge(
+            "gateway_feed_last_success_timestamp_seconds",
+            "When each feed last polled successfully (Unix time; absent: never)",
+            ["connector", "feed"], registry=r)
         self.intake_batch = Histogram("gateway_intake_commit_batch_size",
                                       "Webhook events stored by one durable commit",
                                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),

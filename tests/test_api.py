@@ -29,6 +29,7 @@ async def test_every_api_route_needs_a_token(gw: GatewayUnderTest) -> None:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}):
             async with gw.session.request(method, url, headers=headers, json={}) as resp:
                 assert resp.status == 401, (method, path, headers)
+                assert resp.headers["WWW-Authenticate"].startswith("Bearer ")
                 body = await resp.json()
                 assert body["error"]["code"] == "unauthorized"
 
@@ -103,7 +104,15 @@ async def test_get_unknown_is_404_in_the_error_shape(gw: GatewayUnderTest) -> No
     async with gw.session.get(f"{gw.url}/api/v1/no-such-route") as resp:
         assert resp.status == 401  # without a token, nothing about what exists
     async with gw.session.get(f"{gw.url}/webhooks/fake") as resp:
-        assert resp.status == 405
+        assert resp.status == 405 and resp.headers["Allow"] == "POST"
+    async with gw.session.delete(f"{gw.url}/api/v1/channels", headers=gw.headers) as resp:
+        assert resp.status == 405 and resp.headers["Allow"] == "GET"
+    async with gw.session.put(f"{gw.url}/api/v1/fulfillment-orders", headers=gw.headers) as resp:
+        assert resp.status == 405 and resp.headers["Allow"] == "GET, POST"
+    for bad in ("fo-1\n", "fo-1%0A", "fo 1", "-fo"):  # a trailing newline is not an id
+        answer = await gw.call("POST", "/api/v1/fulfillment-orders", expect=400, body={
+            "id": bad.replace("%0A", "\n"), "lines": [{"sku": "A", "quantity": 1}]})
+        assert answer["error"]["code"] == "bad_request"
 
 
 async def test_list_filters_and_pages(gw: GatewayUnderTest) -> None:

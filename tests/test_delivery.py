@@ -4,8 +4,11 @@ way servers do: answering one request, then closing when the next one arrives.""
 from __future__ import annotations
 
 import asyncio
+import http.server
+import threading
 
 import pytest
+from aiohttp import web
 from yarl import URL
 
 from gateway.delivery import DeliveryClient
@@ -66,3 +69,124 @@ async def test_nothing_listening_is_a_connection_error() -> None:
     with pytest.raises(OSError):
         await client.post(URL("http://127.0.0.1:9/events"), {}, b"{}")
     client.close()
+
+
+class Scripted(asyncio.Protocol):
+    """Reads one whole request, then writes `answer` in pieces; closes after if `close`."""
+
+    def __init__(self, answer: bytes, close: bool) -> None:
+        self.answer, self.close, self.buffer = answer, close, b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        head, sep, body = self.buffer.partition(b"\r\n\r\n")
+        length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length")), b"0"))
+        if not sep or len(body) < length:
+            return
+        self.buffer = b""
+        for i in range(0, len(self.answer), 7):  # in small pieces, as a slow network would
+            self.transport.write(self.answer[i:i + 7])  # type: ignore[attr-defined]
+        if self.close:
+            self.transport.close()
+
+
+FRAMINGS = {
+    "content-length": (b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"ok\": true}", False),
+    "chunked": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"5\r\n{\"ok\"\r\n7\r\n: true}\r\n0\r\n\r\n", False),
+    "close-delimited, HTTP/1.0": (b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n"
+                                  b"{\"ok\": true}", True),
+    "close-delimited, HTTP/1.1": (b"HTTP/1.1 202 Accepted\r\nConnection: close\r\n\r\nthanks",
+                                  True),
+    "1xx first": (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                  b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", False),
+    "connection: close with a length": (b"HTTP/1.1 201 Created\r\nConnection: close\r\n"
+                                        b"Content-Length: 4\r\n\r\ndone", True),
+    "204, then closed": (b"HTTP/1.1 204 No Content\r\n\r\n", True),
+}
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+async def test_every_http_1_framing_of_the_answer_is_read(framing: str) -> None:
+    answer, close = FRAMINGS[framing]
+    server = await asyncio.get_running_loop().create_server(
+        lambda: Scripted(answer, close), "127.0.0.1", 0)
+    url = URL(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/events")
+    client = DeliveryClient(timeout_seconds=5, user_agent="test")
+    try:
+        for _ in range(3):  # and again: on the kept connection, or on a new one after a close
+            got = await client.post(url, {"webhook-id": "evt_1"}, b"{}")
+            assert 200 <= got.status < 300
+        expected_body = answer.rsplit(b"\r\n\r\n", 1)[1]
+        if framing == "chunked":
+            expected_body = b'{"ok": true}'
+        assert got.body == expected_body
+    finally:
+        client.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"ok\"",  # shorter than it said
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"ok\"",  # no last chunk
+    b"HTTP/1.1 200 OK\r\nContent-",  # headers cut
+])
+async def test_an_answer_cut_short_is_a_connection_error(answer: bytes) -> None:
+    server = await asyncio.get_running_loop().create_server(
+        lambda: Scripted(answer, True), "127.0.0.1", 0)
+    url = URL(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/events")
+    client = DeliveryClient(timeout_seconds=5, user_agent="test")
+    try:
+        with pytest.raises(ConnectionError, match="closed before the answer"):
+            await client.post(url, {}, b"{}")
+    finally:
+        client.close()
+        server.close()
+        await server.wait_closed()
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Python's http.server as a subscriber writes it: HTTP/1.0, a body, then the close."""
+
+    received: list[bytes] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - the library's name
+        _Receiver.received.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"received": true}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_pythons_http_server_and_aiohttp_are_answered_every_time(aiohttp_server) -> None:
+    _Receiver.received = []
+    threaded = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=threaded.serve_forever, daemon=True)
+    thread.start()
+
+    async def receive(request: web.Request) -> web.Response:
+        return web.json_response({"received": len(await request.read())})
+
+    app = web.Application()
+    app.router.add_post("/events", receive)
+    served = await aiohttp_server(app)
+    client = DeliveryClient(timeout_seconds=5, user_agent="test")
+    try:
+        for url in (f"http://127.0.0.1:{threaded.server_address[1]}/events",
+                    f"http://127.0.0.1:{served.port}/events"):
+            for n in range(3):
+                got = await client.post(URL(url), {"webhook-id": f"evt_{n}"}, b'{"n": 1}')
+                assert got.status == 200 and b"received" in got.body, got
+        assert _Receiver.received == [b'{"n": 1}'] * 3
+    finally:
+        client.close()
+        threaded.shutdown()
+        threaded.server_close()

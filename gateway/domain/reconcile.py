@@ -15,7 +15,7 @@ from gateway.domain.records import Allocation, FulfillmentOrder, OrderRef, Shipm
 
 ID_KINDS = ("fulfillment_order_id", "order_key")
 REFERENCE_KINDS = ("order_number", "partner_order_id")
-_SPLIT_SUFFIX = re.compile(r"^(.+?)-\d{1,3}$")
+_SPLIT_SUFFIX = re.compile(r"(.+?)-\d{1,3}")
 _STATUS_RANK = {"shipped": 0, "delivered": 1, "voided": 2}
 
 
@@ -35,7 +35,7 @@ class Match:
 
 def strip_split_suffix(value: str) -> str | None:
     """`1001-2` -> `1001`; None when there is no split suffix to strip."""
-    m = _SPLIT_SUFFIX.match(value)
+    m = _SPLIT_SUFFIX.fullmatch(value)
     return m.group(1) if m else None
 
 

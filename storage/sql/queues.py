@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.domain.records import PartnerLink, parse_iso
+from gateway.domain.records import PartnerLink, parse_iso, utc_iso
 from storage import FeedState, NewInboxEvent
 from storage.sql.tx import Row, SqlConnection, from_json, link_from_row, to_json
 
@@ -110,7 +110,17 @@ class SqlQueues:
             " WHERE status = 'pending'"))[0]
         dead = (await self._read(
             "SELECT COUNT(*) AS n FROM outbox_messages WHERE status = 'dead'"))[0]
-        return {"pending": pending["n"], "dead": dead["n"], "next_due": pending["oldest"]}
+        now = datetime.now(UTC)
+        # Waiting: due now, or tried and failing (a push delayed by design is not waiting
+        # until its time comes). Only pending rows, through the pending index.
+        due = await self._read(
+            "SELECT destination, MIN(created_at) AS oldest FROM outbox_messages"
+            " WHERE status = 'pending' AND (not_before <= ? OR attempts > 0)"
+            " GROUP BY destination", (utc_iso(now),))
+        return {"pending": pending["n"], "dead": dead["n"], "next_due": pending["oldest"],
+                "oldest_pending_age_seconds": {
+                    row["destination"]: max((now - parse_iso(row["oldest"])).total_seconds(), 0.0)
+                    for row in due}}
 
     async def purge_finished_outbox(self, before: str, batch: int = 5000) -> int:
         return await self._delete_in_batches(
