@@ -142,13 +142,20 @@ async def read_limited(request: web.Request, limit: int, timeout_seconds: float)
     """The body, refusing at its declared length, or as soon as a chunked body passes it;
     one that does not arrive within the time is RequestTimeout, one cut off by the client
     ClientGone (neither is the gateway's error)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {limit}")
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"body is {length} bytes; the limit is {limit}")
+    if length is not None:
+        # Nearly always the whole body came with the headers: no waiting, so no timer.
+        arrived = request.content.read_nowait(length) if length else b""
+        if len(arrived) == length:
+            return arrived
+    else:
+        arrived = b""
     try:
         async with asyncio.timeout(timeout_seconds):
-            if request.content_length is not None:
-                return await request.content.readexactly(request.content_length) \
-                    if request.content_length else b""
+            if length is not None:
+                return arrived + await request.content.readexactly(length - len(arrived))
             chunks, size = [], 0
             async for chunk in request.content.iter_chunked(64 * 1024):
                 size += len(chunk)
