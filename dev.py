@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
+LOCK = "requirements-test.lock"  # pip-compile --generate-hashes --extra test (README)
 PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
@@ -34,12 +35,16 @@ def ensure_environment() -> None:
             venv.create(VENV, with_pip=False, clear=True)
             subprocess.run([sys.executable, "-m", "pip", "--python", str(PYTHON), "install",
                             "--quiet", "pip"], check=True)
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()
+                            + (ROOT / LOCK).read_bytes()).hexdigest()[:16]
     stamp = VENV / f".installed-{digest}"
     if not stamp.exists():
         print("Installing the gateway and its test tools into .venv ...", flush=True)
-        subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "-e", f"{ROOT}[test]"], check=True)
+        pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        # Exactly the locked versions, each checked against its hash (the Dockerfile installs
+        # requirements.lock, the runtime subset, the same way); then the project itself.
+        subprocess.run([*pip, "--require-hashes", "-r", str(ROOT / LOCK)], check=True)
+        subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True)
         for old in VENV.glob(".installed-*"):
             old.unlink()
         stamp.touch()

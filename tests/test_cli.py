@@ -244,3 +244,17 @@ async def test_command_line_options_anywhere_version_and_help(tmp_path: Path) ->
                         (("dead-letters", "replay"), ["ids", "--all", "inbox-12"])):
         code, out = await cli(*args, "--help")
         assert code == 0 and all(word in out for word in words), (args, out)
+
+
+async def test_healthcheck_says_whether_the_configured_port_is_ready(tmp_path: Path) -> None:
+    config, port = tmp_path / "c.toml", free_port()
+    write_fake_config(config, tmp_path / "g.sqlite3", port, "wms")
+    code, out = await cli("healthcheck", "--config", str(config))
+    assert code == 1 and out.startswith(f"not ready: http://127.0.0.1:{port}/readyz")
+    gateway = await start(config, port, tmp_path / "g.log", program=FAKE_CLI)
+    try:
+        code, out = await cli("healthcheck", "--config", str(config))
+        assert code == 0 and out.strip() == f"ready: http://127.0.0.1:{port}/readyz"
+    finally:
+        gateway.terminate()
+        await gateway.wait()
