@@ -1,21 +1,25 @@
-"""The HTTP API for internal services: bearer tokens, one error shape, cursor pagination."""
+"""The HTTP API for internal services: bearer tokens, one error shape, cursor pagination.
+
+Each route is declared once in ROUTES: its query and body (gateway/shapes.py models), what it
+answers, and its handler. The declaration checks the request before the handler runs (every
+problem at once) and is what the OpenAPI document is made from.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 from gateway import logs
 from gateway.connector import Connector, Feed
 from gateway.domain.records import (
-    FO_STATUSES,
     FulfillmentOrder,
     FulfillmentOrderLine,
     OrderRef,
@@ -23,7 +27,6 @@ from gateway.domain.records import (
     new_id,
     now_iso,
     parse_iso,
-    utc_iso,
 )
 from gateway.errors import (
     BadRequest,
@@ -35,17 +38,85 @@ from gateway.errors import (
     Unauthorized,
 )
 from gateway.intake import read_limited
-from gateway.openapi import document
+from gateway.openapi import PageOf, document
+from gateway.shapes import (
+    ArchiveRequest,
+    ChannelOrderRequest,
+    ChannelView,
+    ConnectorView,
+    DeadLetterAction,
+    FeedView,
+    FulfillmentOrderQuery,
+    FulfillmentOrderRequest,
+    Health,
+    Id,
+    MatchRequest,
+    Name,
+    NoQuery,
+    Paging,
+    PartnerOrderQuery,
+    PartnerOrderView,
+    PollQuery,
+    PollResultView,
+    Problem,
+    Queued,
+    Readiness,
+    RecordQuery,
+    RecordView,
+    RecordWrite,
+    ShipmentQuery,
+    problems,
+)
 from storage import INBOX, OUTBOX, FeedState, InvalidCursor, NewFulfillmentOrder
+from storage.models import DeadLetter, FulfillmentOrderSummary, FulfillmentOrderView, ShipmentView
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
 log = logs.get("gateway.api")
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # whole value: fullmatch
-DEFAULT_LIMIT, MAX_LIMIT = 50, 200
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 GATEWAY_KEY = web.AppKey("gateway", object)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# RFC 9110: a 401 names the scheme to use
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="fulfillment-gateway"'}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a route declared, checked: its query and (when it takes one) its body."""
+
+    query: Any
+    body: Any = None
+
+
+RouteHandler = Callable[[web.Request, Inputs], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: RouteHandler
+    operation_id: str
+    summary: str
+    responses: Mapping[int, tuple[Any, str]]  # status -> (what it answers, description)
+    query: type[BaseModel] | None = NoQuery  # None: the handler reads the request itself
+    body: type[BaseModel] | None = None
+    body_schema: Any = None  # documented body of a handler that reads its own (webhooks)
+    body_required: bool = True
+    path_params: Mapping[str, Any] = field(default_factory=dict)
+    secured: bool = True  # a bearer token (every /api/ route)
+    also: tuple[int, ...] = ()  # other error statuses it answers (409, 501, ...)
+    description: str = ""
+
+    def errors(self) -> set[int]:
+        found = {400, *self.also}
+        if self.secured:
+            found.add(401)
+        if self.path_params:
+            found.add(404)
+        if self.body is not None:
+            found |= {408, 413}
+        return found
 
 
 def json_response(payload: Any, status: int = 200) -> web.Response:
@@ -53,15 +124,15 @@ def json_response(payload: Any, status: int = 200) -> web.Response:
 
 
 def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> web.Response:
-    response = json_response({"error": {"code": code, "message": message}}, status)
+                   headers: dict[str, str] | None = None,
+                   found: list[Problem] | None = None) -> web.Response:
+    detail: dict[str, Any] = {"code": code, "message": message}
+    if found:
+        detail["problems"] = found
+    response = json_response({"error": detail}, status)
     if headers:
         response.headers.update(headers)
     return response
-
-
-# RFC 9110: a 401 names the scheme to use
-CHALLENGE = {"WWW-Authenticate": 'Bearer realm="fulfillment-gateway"'}
 
 
 def _check_token(request: web.Request, tokens: tuple[str, ...]) -> None:
@@ -72,9 +143,51 @@ def _check_token(request: web.Request, tokens: tuple[str, ...]) -> None:
         raise Unauthorized("bearer token not recognised")
 
 
-def guard(handler: Handler, tokens: Callable[[], tuple[str, ...]] | None) -> Handler:
-    """Wrap one route: its bearer tokens (when `tokens` is given), and the one place errors
-    become `{"error": {code, message}}`.
+def _refused(found: list[Problem]) -> BadRequest:
+    listed = "; ".join(f"{p['field']}: {p['message']}" for p in found[:5])
+    more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
+    return BadRequest(f"{len(found)} problem(s): {listed}{more}", list(found))  # type: ignore[arg-type]
+
+
+def _query(request: web.Request, model: type[BaseModel]) -> Any:
+    repeated = sorted({k for k in request.query if len(request.query.getall(k)) > 1})
+    found: list[Problem] = [{"field": k, "code": "repeated",
+                             "message": "given more than once"} for k in repeated]
+    try:
+        value = model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        found += problems(exc)
+    if found:
+        raise _refused(found)
+    return value
+
+
+async def _body(request: web.Request) -> bytes:
+    server = _gateway(request).config.server
+    return await read_limited(request, server.max_body_bytes, server.body_timeout_seconds)
+
+
+async def _inputs(request: web.Request, route: Route) -> Inputs:
+    if route.query is None:
+        return Inputs(None)
+    query = _query(request, route.query)
+    if route.body is None:
+        return Inputs(query)
+    raw = await _body(request)
+    if not raw.strip():
+        if route.body_required:
+            raise _refused([{"field": "body", "code": "missing_field",
+                             "message": "a JSON object is required"}])
+        raw = b"{}"
+    try:
+        return Inputs(query, route.body.model_validate_json(raw))
+    except ValidationError as exc:
+        raise _refused(problems(exc)) from None
+
+
+def guard(route: Route, tokens: Callable[[], tuple[str, ...]] | None) -> Handler:
+    """Wrap one route: its bearer tokens (when `tokens` is given), its declared inputs, and
+    the one place errors become `{"error": {code, message, problems?}}`.
 
     A wrapper per route rather than an aiohttp middleware: a middleware runs on every
     request, webhooks included, and costs there (measured by bench/intake.py).
@@ -84,16 +197,23 @@ def guard(handler: Handler, tokens: Callable[[], tuple[str, ...]] | None) -> Han
         try:
             if tokens is not None:
                 _check_token(request, tokens())
-            return await handler(request)
+            return await route.handler(request, await _inputs(request, route))
         except Unauthorized as exc:
             return error_response(exc.status, exc.code, exc.message, CHALLENGE)
+        except BadRequest as exc:
+            response = error_response(exc.status, exc.code, exc.message,
+                                      found=exc.problems)  # type: ignore[arg-type]
+            if isinstance(exc, ClientGone):
+                response.force_close()
+            return response
         except GatewayError as exc:
             response = error_response(exc.status, exc.code, exc.message)
-            if isinstance(exc, RequestTimeout | ClientGone):
+            if isinstance(exc, RequestTimeout):
                 response.force_close()  # what is left of that body is not read
             return response
         except InvalidCursor as exc:
-            return error_response(400, BadRequest.code, str(exc))
+            return error_response(400, BadRequest.code, str(exc), found=[
+                {"field": "cursor", "code": "invalid_value", "message": str(exc)}])
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -105,6 +225,15 @@ def guard(handler: Handler, tokens: Callable[[], tuple[str, ...]] | None) -> Han
             return error_response(500, "internal_error", "internal error; see the gateway's log")
 
     return guarded
+
+
+def plain(handler: Handler) -> RouteHandler:
+    """A handler that needs nothing declared (the webhook intake checks its own)."""
+
+    async def call(request: web.Request, inputs: Inputs) -> web.StreamResponse:
+        return await handler(request)
+
+    return call
 
 
 async def no_route(request: web.Request) -> web.Response:
@@ -133,120 +262,37 @@ def _gateway(request: web.Request) -> Gateway:
     return request.app[GATEWAY_KEY]  # type: ignore[return-value]
 
 
-async def _body(request: web.Request) -> bytes:
-    server = _gateway(request).config.server
-    return await read_limited(request, server.max_body_bytes, server.body_timeout_seconds)
-
-
-async def _json_body(request: web.Request, optional: bool = False) -> dict[str, Any]:
-    raw = await _body(request)
-    if optional and not raw:
-        return {}
-    try:
-        body = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        raise BadRequest("body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
-    return body
-
-
-def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(f"limit: a whole number from 1 to {MAX_LIMIT}")
-    return int(raw)
-
-
-def _since(request: web.Request) -> str | None:
-    since = request.query.get("updated_since") or None
-    if since:
-        try:
-            return utc_iso(parse_iso(since))
-        except ValueError:
-            raise BadRequest("updated_since: an ISO 8601 timestamp with an offset") from None
-    return None
-
-
-def _only_query(request: web.Request, known: set[str]) -> None:
-    unknown = sorted(set(request.query) - known)
-    if unknown:
-        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
-
-
-def _page(items: list[dict[str, Any]], next_cursor: str | None) -> web.Response:
+def _page(items: list[Any], next_cursor: str | None) -> web.Response:
     return json_response({"items": items, "next_cursor": next_cursor})
 
 
-def _optional_str(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and (not isinstance(value, str) or not value or len(value) > 256):
-        raise BadRequest(f"{key}: a non-empty string of at most 256 characters")
-    return value
+def _invalid(field_path: str, message: str) -> BadRequest:
+    return _refused([{"field": field_path, "code": "invalid_value", "message": message}])
 
 
-def _optional_object(body: dict[str, Any], key: str) -> dict[str, Any]:
-    value = body.get(key, {})
-    if not isinstance(value, dict):
-        raise BadRequest(f"{key}: must be an object")
-    return value
+# fulfillment orders
 
-
-FO_FIELDS = {"id", "channel", "order_number", "lines", "ship_to", "custom_fields", "external_refs"}
-
-
-def parse_fulfillment_order(body: dict[str, Any],
-                            extra_hash: dict[str, Any] | None = None) -> NewFulfillmentOrder:
-    unknown = sorted(set(body) - FO_FIELDS)
-    if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
-    fo_id = body.get("id")
-    if fo_id is not None and (not isinstance(fo_id, str) or not _ID.fullmatch(fo_id)):
-        raise BadRequest("id: 1-128 characters of letters, digits, '.', '_', ':' or '-'")
-    lines = body.get("lines")
-    if not isinstance(lines, list) or not lines:
-        raise BadRequest("lines: a non-empty list of {sku, quantity}")
-    parsed_lines, line_ids = [], set()
-    for i, line in enumerate(lines):
-        if not isinstance(line, dict) or set(line) - {"sku", "quantity", "line_id"}:
-            raise BadRequest(f"lines[{i}]: an object with sku, quantity and optional line_id")
-        sku, quantity = line.get("sku"), line.get("quantity")
-        if not isinstance(sku, str) or not sku.strip() or len(sku) > 128:
-            raise BadRequest(f"lines[{i}].sku: a non-empty string")
-        if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 < quantity <= 10**9:
-            raise BadRequest(f"lines[{i}].quantity: a whole number greater than 0")
-        line_id = line.get("line_id", str(i + 1))
-        if not isinstance(line_id, str) or not _ID.fullmatch(line_id) or line_id in line_ids:
-            raise BadRequest(f"lines[{i}].line_id: a unique id string")
-        line_ids.add(line_id)
-        parsed_lines.append(FulfillmentOrderLine(line_id, sku, quantity))
-    order_number = _optional_str(body, "order_number")
-    refs = [OrderRef("order_number", order_number)] if order_number else []
-    raw_refs = body.get("external_refs", [])
-    if not isinstance(raw_refs, list):
-        raise BadRequest("external_refs: a list of {kind, value}")
-    for i, ref in enumerate(raw_refs):
-        if (not isinstance(ref, dict) or ref.get("kind") not in ("order_number", "partner_order_id")
-                or not isinstance(ref.get("value"), str) or not ref["value"]):
-            raise BadRequest(f"external_refs[{i}]: kind order_number or partner_order_id,"
-                             " and a string value")
-        refs.append(OrderRef(ref["kind"], ref["value"]))
-    canonical = {**{k: v for k, v in body.items() if k != "id"}, **(extra_hash or {})}
+def new_fulfillment_order(body: FulfillmentOrderRequest,
+                          extra_hash: dict[str, Any] | None = None) -> NewFulfillmentOrder:
+    """The FO a checked request asks for; the request's hash makes a repeat recognisable."""
+    lines = tuple(FulfillmentOrderLine(line.line_id or str(i + 1), line.sku, line.quantity)
+                  for i, line in enumerate(body.lines))
+    refs = [OrderRef("order_number", body.order_number)] if body.order_number else []
+    refs += [OrderRef(ref.kind, ref.value) for ref in body.external_refs]
+    canonical = {**body.model_dump(exclude={"id"}, exclude_defaults=True), **(extra_hash or {})}
     request_hash = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    fo = FulfillmentOrder(id=fo_id or new_id("fo"), seq=0, lines=tuple(parsed_lines),
-                          order_number=order_number, channel=_optional_str(body, "channel"),
-                          refs=tuple(refs))
-    return NewFulfillmentOrder(fo=fo, request_hash=request_hash,
-                               ship_to=_optional_object(body, "ship_to"),
-                               custom_fields=_optional_object(body, "custom_fields"),
-                               created_at=now_iso())
+    fo = FulfillmentOrder(id=body.id or new_id("fo"), seq=0, lines=lines,
+                          order_number=body.order_number, channel=body.channel, refs=tuple(refs))
+    ship_to = body.ship_to.model_dump(exclude_none=True) if body.ship_to else {}
+    return NewFulfillmentOrder(fo=fo, request_hash=request_hash, ship_to=ship_to,
+                               custom_fields=dict(body.custom_fields), created_at=now_iso())
 
 
 def _check_channel(gw: Gateway, name: str | None) -> None:
     """With channels configured, an FO names one of them: a typo must not skip its push."""
     if gw.config.channels and name is not None and gw.config.channel(name) is None:
-        raise BadRequest(f"channel: {name!r} is not a configured channel; known: "
-                         + ", ".join(c.name for c in gw.config.channels))
+        raise _invalid("channel", f"{name!r} is not a configured channel; known: "
+                       + ", ".join(c.name for c in gw.config.channels))
 
 
 async def _create(gw: Gateway, new: NewFulfillmentOrder) -> web.Response:
@@ -256,32 +302,30 @@ async def _create(gw: Gateway, new: NewFulfillmentOrder) -> web.Response:
     return json_response(view, 201 if created else 200)
 
 
-async def create_fulfillment_order(request: web.Request) -> web.Response:
-    return await _create(_gateway(request), parse_fulfillment_order(await _json_body(request)))
+async def create_fulfillment_order(request: web.Request, inputs: Inputs) -> web.Response:
+    return await _create(_gateway(request), new_fulfillment_order(inputs.body))
 
 
-async def list_channels(request: web.Request) -> web.Response:
-    return json_response({"items": [c.describe() for c in _gateway(request).config.channels],
-                          "next_cursor": None})
+async def list_channels(request: web.Request, inputs: Inputs) -> web.Response:
+    return _page([c.describe() for c in _gateway(request).config.channels], None)
 
 
-async def create_channel_order(request: web.Request) -> web.Response:
+async def create_channel_order(request: web.Request, inputs: Inputs) -> web.Response:
     """Invoice first: an internal service posts an invoiced order; it becomes an FO of this
     channel (pushed as the channel says) and no invoice is requested for it."""
     gw, name = _gateway(request), request.match_info["name"]
     if gw.config.channel(name) is None:
         raise NotFound(f"channel {name} is not configured")
-    body = await _json_body(request)
-    invoice_id = body.pop("invoice_id", None)
-    if not isinstance(invoice_id, str) or not invoice_id or len(invoice_id) > 256:
-        raise BadRequest("invoice_id: the invoice's id, a non-empty string")
-    if body.get("channel", name) != name:
-        raise BadRequest(f"channel: this endpoint creates orders of channel {name!r}")
-    new = parse_fulfillment_order({**body, "channel": name}, extra_hash={"invoice_id": invoice_id})
-    return await _create(gw, replace(new, flow="invoice_first", invoice_id=invoice_id))
+    body: ChannelOrderRequest = inputs.body
+    if body.channel not in (None, name):
+        raise _invalid("channel", f"this endpoint creates orders of channel {name!r}")
+    order = FulfillmentOrderRequest.model_validate(
+        {**body.model_dump(exclude={"invoice_id"}), "channel": name})
+    new = new_fulfillment_order(order, extra_hash={"invoice_id": body.invoice_id})
+    return await _create(gw, replace(new, flow="invoice_first", invoice_id=body.invoice_id))
 
 
-async def get_fulfillment_order(request: web.Request) -> web.Response:
+async def get_fulfillment_order(request: web.Request, inputs: Inputs) -> web.Response:
     fo_id = request.match_info["id"]
     view = await _gateway(request).storage.fulfillment_order_view(fo_id)
     if view is None:
@@ -289,22 +333,22 @@ async def get_fulfillment_order(request: web.Request) -> web.Response:
     return json_response(view)
 
 
-async def list_fulfillment_orders(request: web.Request) -> web.Response:
-    status = request.query.get("status") or None
-    if status and status not in FO_STATUSES:
-        raise BadRequest(f"status: one of {', '.join(FO_STATUSES)}")
+async def list_fulfillment_orders(request: web.Request, inputs: Inputs) -> web.Response:
+    q: FulfillmentOrderQuery = inputs.query
     page = await _gateway(request).storage.list_fulfillment_orders(
-        status, _since(request), request.query.get("cursor") or None, _limit(request))
+        q.status, q.updated_since, q.cursor, q.limit)
     return _page(page.items, page.next_cursor)
 
 
-async def cancel_fulfillment_order(request: web.Request) -> web.Response:
+async def cancel_fulfillment_order(request: web.Request, inputs: Inputs) -> web.Response:
     gw, fo_id = _gateway(request), request.match_info["id"]
     await gw.commands.cancel_fulfillment_order(fo_id)
     return json_response(await gw.storage.fulfillment_order_view(fo_id))
 
 
-async def get_shipment(request: web.Request) -> web.Response:
+# shipments
+
+async def get_shipment(request: web.Request, inputs: Inputs) -> web.Response:
     shipment_id = request.match_info["id"]
     view = await _gateway(request).storage.shipment_view(shipment_id)
     if view is None:
@@ -312,28 +356,22 @@ async def get_shipment(request: web.Request) -> web.Response:
     return json_response(view)
 
 
-async def list_shipments(request: web.Request) -> web.Response:
-    page = await _gateway(request).storage.list_shipments(
-        request.query.get("fulfillment_order_id") or None, request.query.get("cursor") or None,
-        _limit(request))
+async def list_shipments(request: web.Request, inputs: Inputs) -> web.Response:
+    q: ShipmentQuery = inputs.query
+    page = await _gateway(request).storage.list_shipments(q.fulfillment_order_id, q.cursor,
+                                                          q.limit)
     return _page(page.items, page.next_cursor)
 
 
-async def list_unmatched(request: web.Request) -> web.Response:
-    page = await _gateway(request).storage.list_unmatched(request.query.get("cursor") or None,
-                                                          _limit(request))
+async def list_unmatched(request: web.Request, inputs: Inputs) -> web.Response:
+    q: Paging = inputs.query
+    page = await _gateway(request).storage.list_unmatched(q.cursor, q.limit)
     return _page(page.items, page.next_cursor)
 
 
-async def match_unmatched(request: web.Request) -> web.Response:
+async def match_unmatched(request: web.Request, inputs: Inputs) -> web.Response:
     gw, shipment_id = _gateway(request), request.match_info["id"]
-    body = await _json_body(request)
-    fo_ids = body.get("fulfillment_order_ids")
-    if fo_ids is None and isinstance(body.get("fulfillment_order_id"), str):
-        fo_ids = [body["fulfillment_order_id"]]
-    if (not isinstance(fo_ids, list) or not fo_ids
-            or not all(isinstance(i, str) and i for i in fo_ids)):
-        raise BadRequest("fulfillment_order_ids: a non-empty list of FO ids")
+    fo_ids = list(inputs.body.fulfillment_order_ids)
     view = await gw.storage.shipment_view(shipment_id)
     if view is None:
         raise NotFound(f"shipment {shipment_id} does not exist")
@@ -344,39 +382,40 @@ async def match_unmatched(request: web.Request) -> web.Response:
     return json_response(await gw.storage.shipment_view(shipment_id))
 
 
-async def unmatch_shipment(request: web.Request) -> web.Response:
+async def unmatch_shipment(request: web.Request, inputs: Inputs) -> web.Response:
     """Undo a manual match: the rules match the shipment again, or it waits unmatched."""
     gw, shipment_id = _gateway(request), request.match_info["id"]
     await gw.commands.unmatch(shipment_id)
     return json_response(await gw.storage.shipment_view(shipment_id))
 
 
-def _feed_view(connector: Connector, feed: Feed, state: FeedState | None) -> dict[str, Any]:
-    return {"name": feed.name, "description": feed.description,
-            "enabled": connector.feed_enabled(feed),
-            "interval_minutes": connector.feed_interval(feed),
-            "cursor": state.cursor if state else None,
-            "last_poll_at": state.last_poll_at if state else None,
-            "last_result": dict(state.last_result) if state and state.last_poll_at else None,
-            "last_error": state.last_error if state else None,
-            "last_error_at": state.last_error_at if state else None,
-            "running": _leased(state),
-            # which process runs it (several replicas on one database: which one)
-            "lease_owner": state.owner if _leased(state) else None,
-            "lease_until": state.lease_until if _leased(state) else None}
+# connectors
+
+def _feed_view(connector: Connector, feed: Feed, state: FeedState | None) -> FeedView:
+    return FeedView(
+        name=feed.name, description=feed.description, enabled=connector.feed_enabled(feed),
+        interval_minutes=connector.feed_interval(feed),
+        cursor=state.cursor if state else None,
+        last_poll_at=state.last_poll_at if state else None,
+        last_result=dict(state.last_result) if state and state.last_poll_at else None,
+        last_error=state.last_error if state else None,
+        last_error_at=state.last_error_at if state else None,
+        running=_leased(state),
+        # which process runs it (several replicas on one database: which one)
+        lease_owner=state.owner if state and _leased(state) else None,
+        lease_until=state.lease_until if state and _leased(state) else None)
 
 
 def _leased(state: FeedState | None) -> bool:
     return bool(state and state.owner and state.lease_until and state.lease_until > now_iso())
 
 
-async def list_connectors(request: web.Request) -> web.Response:
+async def list_connectors(request: web.Request, inputs: Inputs) -> web.Response:
     gw = _gateway(request)
     items = []
     for config in gw.config.connectors:
         connector = gw.connectors.get(config.name)
-        item: dict[str, Any] = {"name": config.name, "type": config.type,
-                                "enabled": config.enabled}
+        item = ConnectorView(name=config.name, type=config.type, enabled=config.enabled)
         if connector is not None:
             states = {s.feed: s for s in await gw.storage.feed_states(config.name)}
             item |= {
@@ -390,41 +429,42 @@ async def list_connectors(request: web.Request) -> web.Response:
                                  for k in connector.record_kinds],
                 **connector.status()}
         items.append(item)
-    return json_response({"items": items, "next_cursor": None})
+    return _page(items, None)
 
 
-async def poll_connector(request: web.Request) -> web.Response:
-    _only_query(request, {"feed"})
+async def poll_connector(request: web.Request, inputs: Inputs) -> web.Response:
     return json_response(await _gateway(request).poller.poll(
-        request.match_info["name"], request.query.get("feed") or None))
+        request.match_info["name"], inputs.query.feed))
 
 
-async def list_dead_letters(request: web.Request) -> web.Response:
-    page = await _gateway(request).storage.list_dead_letters(request.query.get("cursor") or None,
-                                                             _limit(request))
+# dead letters
+
+async def list_dead_letters(request: web.Request, inputs: Inputs) -> web.Response:
+    q: Paging = inputs.query
+    page = await _gateway(request).storage.list_dead_letters(q.cursor, q.limit)
     return _page(page.items, page.next_cursor)
 
 
-async def replay_dead_letter(request: web.Request) -> web.Response:
+async def replay_dead_letter(request: web.Request, inputs: Inputs) -> web.Response:
     gw, raw = _gateway(request), request.match_info["id"]
     if not await gw.commands.replay_dead_letter(raw):
         raise NotFound(f"dead letter {raw} does not exist")
-    return json_response({"id": raw, "status": "replaying"}, 202)
+    return json_response(DeadLetterAction(id=raw, status="replaying"), 202)
 
 
-async def discard_dead_letter(request: web.Request) -> web.Response:
+async def discard_dead_letter(request: web.Request, inputs: Inputs) -> web.Response:
     gw, raw = _gateway(request), request.match_info["id"]
     if not await gw.commands.discard_dead_letter(raw):
         raise NotFound(f"dead letter {raw} does not exist")
-    return json_response({"id": raw, "status": "discarded"})
+    return json_response(DeadLetterAction(id=raw, status="discarded"))
 
 
 # partner records and orders
 
-def _record_view(record: PartnerRecord) -> dict[str, Any]:
-    return {"id": record.external_id, "connector": record.source, "kind": record.kind,
-            "fields": record.fields, "updated_at": record.updated_at,
-            "archived": record.archived}
+def _record_view(record: PartnerRecord) -> RecordView:
+    return RecordView(id=record.external_id, connector=record.source, kind=record.kind,
+                      fields=dict(record.fields), updated_at=record.updated_at,
+                      archived=record.archived)
 
 
 def _record_kind(gw: Gateway, request: web.Request) -> tuple[str, str]:
@@ -438,16 +478,15 @@ def _record_kind(gw: Gateway, request: web.Request) -> tuple[str, str]:
     return name, kind
 
 
-async def list_partner_records(request: web.Request) -> web.Response:
+async def list_partner_records(request: web.Request, inputs: Inputs) -> web.Response:
     gw = _gateway(request)
     name, kind = _record_kind(gw, request)
-    _only_query(request, {"cursor", "limit", "updated_since"})
-    page = await gw.storage.list_partner_records(
-        name, kind, _since(request), request.query.get("cursor") or None, _limit(request))
+    q: RecordQuery = inputs.query
+    page = await gw.storage.list_partner_records(name, kind, q.updated_since, q.cursor, q.limit)
     return _page([_record_view(r) for r in page.items], page.next_cursor)
 
 
-async def get_partner_record(request: web.Request) -> web.Response:
+async def get_partner_record(request: web.Request, inputs: Inputs) -> web.Response:
     gw = _gateway(request)
     name, kind = _record_kind(gw, request)
     record = await gw.storage.partner_record(name, kind, request.match_info["id"])
@@ -457,61 +496,64 @@ async def get_partner_record(request: web.Request) -> web.Response:
 
 
 async def _write_record(request: web.Request, write: str, external_id: str | None,
-                        body: dict[str, Any]) -> web.Response:
+                        fields: dict[str, Any]) -> web.Response:
     gw = _gateway(request)
     name, kind = _record_kind(gw, request)
-    fields = body.get("fields", {})
-    if set(body) - {"fields"} or not isinstance(fields, dict) or (write != "archive"
-                                                                 and not fields):
-        raise BadRequest("body: {\"fields\": {...}}, the partner's fields to write")
+    if write != "archive" and not fields:
+        raise _invalid("fields", "the partner's fields to write; at least one")
     message_id = await gw.commands.write_partner_record(name, kind, write, external_id, fields)
-    return json_response({"id": f"outbox-{message_id}", "status": "pending",
-                          "operation": f"{write}:{kind}"}, 202)
+    return json_response(Queued(id=f"outbox-{message_id}", status="pending",
+                                operation=f"{write}:{kind}"), 202)
 
 
-async def create_partner_record(request: web.Request) -> web.Response:
-    return await _write_record(request, "create", None, await _json_body(request))
+async def create_partner_record(request: web.Request, inputs: Inputs) -> web.Response:
+    return await _write_record(request, "create", None, inputs.body.fields)
 
 
-async def update_partner_record(request: web.Request) -> web.Response:
-    return await _write_record(request, "update", request.match_info["id"],
-                               await _json_body(request))
+async def update_partner_record(request: web.Request, inputs: Inputs) -> web.Response:
+    return await _write_record(request, "update", request.match_info["id"], inputs.body.fields)
 
 
-async def archive_partner_record(request: web.Request) -> web.Response:
-    body = await _json_body(request, optional=True)
-    return await _write_record(request, "archive", request.match_info["id"], body)
+async def archive_partner_record(request: web.Request, inputs: Inputs) -> web.Response:
+    return await _write_record(request, "archive", request.match_info["id"], inputs.body.fields)
 
 
-async def list_partner_orders(request: web.Request) -> web.Response:
+async def list_partner_orders(request: web.Request, inputs: Inputs) -> web.Response:
     """Orders placed at partners, with the FO each became; `unclaimed=true`: those no
     channel takes (kept, not dropped)."""
-    _only_query(request, {"cursor", "limit", "connector", "unclaimed"})
-    unclaimed = request.query.get("unclaimed", "false")
-    if unclaimed not in ("true", "false"):
-        raise BadRequest("unclaimed: true or false")
-    page = await _gateway(request).storage.list_partner_orders(
-        request.query.get("connector") or None, unclaimed == "true",
-        request.query.get("cursor") or None, _limit(request))
-    return _page([{"connector": o.order.source, "id": o.order.external_id,
-                   "order_number": o.order.order_number, "status": o.order.status,
-                   "lines": [{"sku": ln.sku, "quantity": ln.quantity,
-                              "partner_line_id": ln.partner_line_id} for ln in o.order.lines],
-                   "ship_to": o.order.ship_to, "customer_ref": o.order.customer_ref,
-                   "partner_updated_at": o.order.partner_updated_at,
-                   "fulfillment_order_id": o.fo_id, "recorded_at": o.recorded_at,
-                   "raw": o.order.raw} for o in page.items], page.next_cursor)
+    q: PartnerOrderQuery = inputs.query
+    page = await _gateway(request).storage.list_partner_orders(q.connector, q.unclaimed,
+                                                               q.cursor, q.limit)
+    return _page([PartnerOrderView(
+        connector=o.order.source, id=o.order.external_id, order_number=o.order.order_number,
+        status=o.order.status,  # type: ignore[typeddict-item]
+        lines=[{"sku": ln.sku, "quantity": ln.quantity, "partner_line_id": ln.partner_line_id}
+               for ln in o.order.lines],
+        ship_to=dict(o.order.ship_to), customer_ref=o.order.customer_ref,
+        partner_updated_at=o.order.partner_updated_at, fulfillment_order_id=o.fo_id,
+        recorded_at=o.recorded_at, raw=dict(o.order.raw)) for o in page.items],
+        page.next_cursor)
 
 
-async def openapi(request: web.Request) -> web.Response:
-    return json_response(document())
+# webhooks, the document, health, metrics
+
+async def receive_webhook(request: web.Request, inputs: Inputs) -> web.Response:
+    """Verified by the connector (its own token, signature and body checks), not a bearer
+    token; stored durably before the 2xx."""
+    return await _gateway(request).receive_webhook(request)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+async def openapi(request: web.Request, inputs: Inputs) -> web.Response:
+    gw = _gateway(request)
+    parameters = {p.name: p for c in gw.connectors.values() for p in c.webhook_parameters}
+    return json_response(document(ROUTES, parameters))
 
 
-async def readyz(request: web.Request) -> web.Response:
+async def healthz(request: web.Request, inputs: Inputs) -> web.Response:
+    return json_response(Health(status="ok"))
+
+
+async def readyz(request: web.Request, inputs: Inputs) -> web.Response:
     gw = _gateway(request)
     problem = await gw.storage.probe()  # a write, so a full disk or read-only file shows
     storage_ok = problem is None
@@ -523,13 +565,13 @@ async def readyz(request: web.Request) -> web.Response:
         "outbox": gw.dispatcher.running,
     }
     ready = all(checks.values())
-    body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks}
+    body = Readiness(status="ready" if ready else "not_ready", checks=checks)
     if problem is not None:
         body["storage_error"] = problem
     return json_response(body, 200 if ready else 503)
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def metrics(request: web.Request, inputs: Inputs) -> web.Response:
     gw = _gateway(request)
     stats = await gw.storage.inbox_stats()
     gw.metrics.inbox_depth.set(stats["depth"])
@@ -538,7 +580,7 @@ async def metrics(request: web.Request) -> web.Response:
     outbox = await gw.storage.outbox_stats()
     gw.metrics.outbox_pending.set(outbox["pending"])
     gw.metrics.dead_letters.labels(OUTBOX).set(outbox["dead"])
-    gw.metrics.outbox_oldest_pending_age.clear()  # a destination with nothing due has no sample
+    gw.metrics.outbox_oldest_pending_age.clear()  # a destination with nothing due: no sample
     for destination, age in outbox["oldest_pending_age_seconds"].items():
         gw.metrics.outbox_oldest_pending_age.labels(destination).set(age)
     gw.metrics.replica.labels(gw.owner).set(1)
@@ -556,32 +598,98 @@ async def metrics(request: web.Request) -> web.Response:
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
-ROUTES: list[tuple[str, str, Handler]] = [
-    ("POST", "/api/v1/fulfillment-orders", create_fulfillment_order),
-    ("GET", "/api/v1/fulfillment-orders", list_fulfillment_orders),
-    ("GET", "/api/v1/fulfillment-orders/{id}", get_fulfillment_order),
-    ("POST", "/api/v1/fulfillment-orders/{id}/cancel", cancel_fulfillment_order),
-    ("GET", "/api/v1/shipments", list_shipments),
-    ("GET", "/api/v1/shipments/{id}", get_shipment),
-    ("GET", "/api/v1/unmatched-shipments", list_unmatched),
-    ("POST", "/api/v1/unmatched-shipments/{id}/match", match_unmatched),
-    ("POST", "/api/v1/shipments/{id}/unmatch", unmatch_shipment),
-    ("GET", "/api/v1/channels", list_channels),
-    ("POST", "/api/v1/channels/{name}/orders", create_channel_order),
-    ("GET", "/api/v1/connectors", list_connectors),
-    ("POST", "/api/v1/connectors/{name}/poll", poll_connector),
-    ("GET", "/api/v1/connectors/{name}/records/{kind}", list_partner_records),
-    ("POST", "/api/v1/connectors/{name}/records/{kind}", create_partner_record),
-    ("GET", "/api/v1/connectors/{name}/records/{kind}/{id}", get_partner_record),
-    ("PATCH", "/api/v1/connectors/{name}/records/{kind}/{id}", update_partner_record),
-    ("POST", "/api/v1/connectors/{name}/records/{kind}/{id}/archive", archive_partner_record),
-    ("GET", "/api/v1/partner-orders", list_partner_orders),
-    ("GET", "/api/v1/dead-letters", list_dead_letters),
-    ("POST", "/api/v1/dead-letters/{id}/replay", replay_dead_letter),
-    ("POST", "/api/v1/dead-letters/{id}/discard", discard_dead_letter),
-    ("GET", "/api/v1/openapi.json", openapi),
-    ("GET", "/healthz", healthz),
-    ("GET", "/readyz", readyz),
-    ("GET", "/metrics", metrics),
+FO = FulfillmentOrderView
+ID = {"id": Id}
+NAME = {"name": Name}
+RECORDS = {"name": Name, "kind": Name}
+ONE_RECORD = {"name": Name, "kind": Name, "id": str}
+ROUTES: list[Route] = [
+    Route("POST", "/api/v1/fulfillment-orders", create_fulfillment_order,
+          "createFulfillmentOrder", "Create a fulfillment order (idempotent with a client id)",
+          {201: (FO, "Created"), 200: (FO, "The same request again: the same FO")},
+          body=FulfillmentOrderRequest, also=(409,)),
+    Route("GET", "/api/v1/fulfillment-orders", list_fulfillment_orders, "listFulfillmentOrders",
+          "List fulfillment orders", {200: (PageOf(FulfillmentOrderSummary), "A page")},
+          query=FulfillmentOrderQuery),
+    Route("GET", "/api/v1/fulfillment-orders/{id}", get_fulfillment_order,
+          "getFulfillmentOrder", "A fulfillment order with lines, shipments and timeline",
+          {200: (FO, "The FO")}, path_params=ID),
+    Route("POST", "/api/v1/fulfillment-orders/{id}/cancel", cancel_fulfillment_order,
+          "cancelFulfillmentOrder", "Cancel a fulfillment order",
+          {200: (FO, "The cancelled FO")}, path_params=ID, also=(409,)),
+    Route("GET", "/api/v1/shipments", list_shipments, "listShipments",
+          "Canonical shipments with their allocations",
+          {200: (PageOf(ShipmentView), "A page")}, query=ShipmentQuery),
+    Route("GET", "/api/v1/shipments/{id}", get_shipment, "getShipment", "One canonical shipment",
+          {200: (ShipmentView, "The shipment")}, path_params=ID),
+    Route("GET", "/api/v1/unmatched-shipments", list_unmatched, "listUnmatchedShipments",
+          "Shipments no rule could match, with reason and candidates",
+          {200: (PageOf(ShipmentView), "A page")}, query=Paging),
+    Route("POST", "/api/v1/unmatched-shipments/{id}/match", match_unmatched, "matchShipment",
+          "Match an unmatched shipment by hand", {200: (ShipmentView, "The matched shipment")},
+          body=MatchRequest, path_params=ID, also=(409,)),
+    Route("POST", "/api/v1/shipments/{id}/unmatch", unmatch_shipment, "unmatchShipment",
+          "Undo a manual match: the rules match it again, or it waits in the unmatched queue",
+          {200: (ShipmentView, "The shipment")}, path_params=ID, also=(409,)),
+    Route("GET", "/api/v1/channels", list_channels, "listChannels",
+          "The configured sales channels", {200: (PageOf(ChannelView), "All channels")}),
+    Route("POST", "/api/v1/channels/{name}/orders", create_channel_order, "createChannelOrder",
+          "Invoice first: create (and push) the FO of an invoiced order",
+          {201: (FO, "Created"), 200: (FO, "The same request again: the same FO")},
+          body=ChannelOrderRequest, path_params=NAME, also=(409,)),
+    Route("GET", "/api/v1/connectors", list_connectors, "listConnectors",
+          "Connector health: last poll, cursor, errors, rate-limit state",
+          {200: (PageOf(ConnectorView), "All connectors")}),
+    Route("POST", "/api/v1/connectors/{name}/poll", poll_connector, "pollConnector",
+          "Poll a connector now: every enabled feed, or ?feed=",
+          {200: (PollResultView, "What the poll found")}, query=PollQuery, path_params=NAME,
+          also=(409, 502, 503)),
+    Route("GET", "/api/v1/connectors/{name}/records/{kind}", list_partner_records,
+          "listPartnerRecords", "A connector's partner records of one kind, oldest change"
+          " first", {200: (PageOf(RecordView), "A page")}, query=RecordQuery,
+          path_params=RECORDS),
+    Route("POST", "/api/v1/connectors/{name}/records/{kind}", create_partner_record,
+          "createPartnerRecord", "Create a record at the partner",
+          {202: (Queued, "Queued for the partner; the stored record changes when the partner"
+                         " confirms")}, body=RecordWrite, path_params=RECORDS, also=(501,)),
+    Route("GET", "/api/v1/connectors/{name}/records/{kind}/{id}", get_partner_record,
+          "getPartnerRecord", "One partner record", {200: (RecordView, "The record")},
+          path_params=ONE_RECORD),
+    Route("PATCH", "/api/v1/connectors/{name}/records/{kind}/{id}", update_partner_record,
+          "updatePartnerRecord", "Update a record at the partner",
+          {202: (Queued, "Queued for the partner")}, body=RecordWrite,
+          path_params=ONE_RECORD, also=(501,)),
+    Route("POST", "/api/v1/connectors/{name}/records/{kind}/{id}/archive",
+          archive_partner_record, "archivePartnerRecord", "Archive a record at the partner",
+          {202: (Queued, "Queued for the partner")}, body=ArchiveRequest, body_required=False,
+          path_params=ONE_RECORD, also=(501,)),
+    Route("GET", "/api/v1/partner-orders", list_partner_orders, "listPartnerOrders",
+          "Orders placed at partners and the FO each became; unclaimed=true lists those no"
+          " channel takes", {200: (PageOf(PartnerOrderView), "A page")},
+          query=PartnerOrderQuery),
+    Route("GET", "/api/v1/dead-letters", list_dead_letters, "listDeadLetters",
+          "Inbox events and outbound messages that gave up",
+          {200: (PageOf(DeadLetter), "A page")}, query=Paging),
+    Route("POST", "/api/v1/dead-letters/{id}/replay", replay_dead_letter, "replayDeadLetter",
+          "Put a dead letter back in the queue", {202: (DeadLetterAction, "Queued again")},
+          path_params={"id": str}),
+    Route("POST", "/api/v1/dead-letters/{id}/discard", discard_dead_letter,
+          "discardDeadLetter", "Give up on a dead letter for good: no longer listed or"
+          " replayed", {200: (DeadLetterAction, "Discarded")}, path_params={"id": str}),
+    Route("POST", "/webhooks/{connector}", receive_webhook, "receiveWebhook",
+          "A partner's webhook; verified by the connector, not a bearer token",
+          {200: ({"type": "object"}, "Stored (or nothing to do): safe to forget")},
+          query=None, body_schema={"type": "object", "description": "as the partner sends it"},
+          path_params={"connector": Name}, secured=False, also=(401, 404, 408, 413)),
+    Route("GET", "/api/v1/openapi.json", openapi, "openapi", "This document",
+          {200: (None, "OpenAPI 3.1")}),
+    Route("GET", "/healthz", healthz, "healthz", "Liveness", {200: (Health, "Alive")},
+          secured=False),
+    Route("GET", "/readyz", readyz, "readyz", "Readiness: storage (a write), migrations,"
+          " scheduler, worker, outbox",
+          {200: (Readiness, "Ready"), 503: (Readiness, "Not ready")}, secured=False),
+    Route("GET", "/metrics", metrics, "metrics", "Prometheus metrics",
+          {200: ("text", "Prometheus text format")}, secured=False),
 ]
-
+# every path no route serves
+NO_ROUTE = Route("*", CATCH_ALL, plain(no_route), "noRoute", "", {}, query=None)

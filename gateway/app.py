@@ -81,6 +81,9 @@ class Gateway:
         self.worker.claims.lease_seconds = config.worker.lease_seconds
         self.dispatcher.claims.lease_seconds = config.worker.lease_seconds
         self.committer.on_commit = self.worker.wake
+        self.receive_webhook = webhook_handler(
+            self.connectors, self.committer, config.server.max_body_bytes,
+            config.server.body_timeout_seconds, self.metrics)
         self.storage.busy = self.committer.busy
         self.storage.on_work = self._wake_for
         self.poller = Poller(self.storage, self.connectors, self.metrics, self.owner,
@@ -211,14 +214,10 @@ class Gateway:
         app = web.Application(client_max_size=self.config.server.max_body_bytes)
         app[api.GATEWAY_KEY] = self
         tokens = lambda: self.tokens  # noqa: E731 - read at each request
-        for method, path, handler in api.ROUTES:
-            app.router.add_route(method, path, api.guard(
-                handler, tokens if path.startswith("/api/") else None))
-        app.router.add_post("/webhooks/{connector}", api.guard(webhook_handler(
-            self.connectors, self.committer, self.config.server.max_body_bytes,
-            self.config.server.body_timeout_seconds, self.metrics),
-            None))
-        app.router.add_route("*", api.CATCH_ALL, api.guard(api.no_route, None))
+        for route in api.ROUTES:
+            app.router.add_route(route.method, route.path, api.guard(
+                route, tokens if route.secured else None))
+        app.router.add_route("*", api.CATCH_ALL, api.guard(api.NO_ROUTE, None))
         app.cleanup_ctx.append(self._lifecycle)
         return app
 

@@ -34,6 +34,7 @@ from gateway.domain.records import (
     utc_iso,
 )
 from gateway.errors import NotFound, OperationUnsupported
+from gateway.events import SourceChangedData, UnclaimedData
 from gateway.ledger import Outcome
 from gateway.names import (
     FO_SOURCE_CHANGED,
@@ -190,9 +191,9 @@ class Commands:
                 if channel is None and stored is None:
                     log.warning("partner_order.unclaimed", connector=order.source,
                                 partner_order_id=order.external_id)
-                    return await self.outbound.event(tx, PARTNER_ORDER_UNCLAIMED, {
-                        "connector": order.source, "partner_order_id": order.external_id,
-                        "order_number": order.order_number}, at,
+                    return await self.outbound.event(tx, PARTNER_ORDER_UNCLAIMED, UnclaimedData(
+                        connector=order.source, partner_order_id=order.external_id,
+                        order_number=order.order_number), at,
                         key=f"unclaimed:{order.source}:{order.external_id}")
                 return 0
             new = _fulfillment_order(order, channel.name, at)
@@ -218,8 +219,8 @@ class Commands:
                       "changes": changes}
             await tx.add_timeline(stored.fo_id, "source_changed", at, detail)
             sent += await self.outbound.event(
-                tx, FO_SOURCE_CHANGED, {"fulfillment_order_id": stored.fo_id, **detail}, at,
-                stored.fo_id)
+                tx, FO_SOURCE_CHANGED, SourceChangedData(fulfillment_order_id=stored.fo_id,
+                                                         **detail), at, stored.fo_id)
         return sent
 
     async def _partner_record(self, tx: Transaction, record: PartnerRecord, at: str) -> None:

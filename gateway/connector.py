@@ -136,6 +136,15 @@ class PollResult:
     stats: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WebhookParameter:
+    """A query parameter a connector's webhook URL carries (ShipStation: its secret token),
+    for the OpenAPI document."""
+
+    name: str
+    description: str
+
+
 class WebhookRequest:
     """What verification may look at: never more than the partner sent."""
 
@@ -167,6 +176,7 @@ class Connector:
     record_kinds: ClassVar[tuple[RecordKind, ...]] = ()
     operations: ClassVar[frozenset[str]] = frozenset()
     unsupported: ClassVar[Mapping[str, str]] = {}
+    webhook_parameters: ClassVar[tuple[WebhookParameter, ...]] = ()
     # Request headers the normalizer needs later; only these are stored with the event.
     stored_headers: ClassVar[tuple[str, ...]] = ()
     # `fulfillment-gateway sandbox TYPE`: its default port, and what --help says about it

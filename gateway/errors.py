@@ -99,8 +99,15 @@ class WebhookRejected(GatewayError):
 
 
 class BadRequest(GatewayError):
+    """The request is wrong. `problems`: each with the field's path, a code and a message
+    (gateway/shapes.py Problem), when it was checked against its declaration."""
+
     status = 400
     code = "bad_request"
+
+    def __init__(self, message: str, problems: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 class Unauthorized(GatewayError):

@@ -6,6 +6,8 @@ Stored in the outbox and in logs, so a name here never changes once released.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 # Connector operations (DESIGN.md "The connector contract"). An outbox message's kind is the
 # operation it calls, or EVENT for a subscriber delivery.
 PUSH_ORDER = "push_order"
@@ -55,4 +57,5 @@ EVENT_TYPES = (FO_CREATED, FO_STATUS_CHANGED, FO_CANCELLED, FO_SOURCE_CHANGED,
                SHIPMENT_RECORDED, SHIPMENT_UNMATCHED, ORDER_PUSHED, ORDER_PUSH_FAILED,
                INVOICE_REQUESTED, PARTNER_ORDER_UNCLAIMED)
 
-INVOICE_TIMINGS = ("on_order_created", "on_shipment_created")
+InvoiceTiming = Literal["on_order_created", "on_shipment_created"]
+INVOICE_TIMINGS: tuple[str, ...] = get_args(InvoiceTiming)

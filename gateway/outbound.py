@@ -19,6 +19,18 @@ from typing import Any
 from gateway.config import ChannelConfig, Config
 from gateway.domain.records import PartnerLink, PartnerRecord, Shipment, new_id, parse_iso, utc_iso
 from gateway.errors import Failure
+from gateway.events import (
+    FulfillmentOrderData,
+    InvoiceData,
+    OrderPushedData,
+    OrderPushFailedData,
+    QuantityLine,
+    RequestedLine,
+    ShipmentData,
+    ShippedLine,
+    StatusChangedData,
+    UnmatchedData,
+)
 from gateway.ledger import Outcome
 from gateway.names import (
     CANCEL_FULFILLMENT,
@@ -78,20 +90,22 @@ def order_payload(record: Mapping[str, Any], channel: ChannelConfig) -> dict[str
     }
 
 
-def _fo_data(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {"fulfillment_order_id": record["id"], "channel": record["channel"],
-            "order_number": record["order_number"], "status": record["status"],
-            "lines": [{"line_id": ln["line_id"], "sku": ln["sku"], "requested": ln["requested"]}
-                      for ln in record["lines"]]}
+def _fo_data(record: Mapping[str, Any]) -> FulfillmentOrderData:
+    return FulfillmentOrderData(
+        fulfillment_order_id=record["id"], channel=record["channel"],
+        order_number=record["order_number"], status=record["status"],
+        lines=[RequestedLine(line_id=ln["line_id"], sku=ln["sku"], requested=ln["requested"])
+               for ln in record["lines"]])
 
 
-def _shipment_data(shipment: Shipment, fo_ids: list[str]) -> dict[str, Any]:
-    return {"shipment_id": shipment.id, "source": shipment.source,
-            "external_id": shipment.external_id, "status": shipment.status,
-            "lines": [{"sku": ln.sku, "quantity": ln.quantity} for ln in shipment.lines],
-            "carrier": shipment.carrier, "service": shipment.service,
-            "tracking_numbers": list(shipment.tracking_numbers),
-            "shipped_at": shipment.shipped_at, "fulfillment_order_ids": fo_ids}
+def _shipment_data(shipment: Shipment, fo_ids: list[str]) -> ShipmentData:
+    return ShipmentData(
+        shipment_id=shipment.id, source=shipment.source, external_id=shipment.external_id,
+        status=shipment.status,
+        lines=[ShippedLine(sku=ln.sku, quantity=ln.quantity) for ln in shipment.lines],
+        carrier=shipment.carrier, service=shipment.service,
+        tracking_numbers=list(shipment.tracking_numbers), shipped_at=shipment.shipped_at,
+        fulfillment_order_ids=fo_ids)
 
 
 class Outbound:
@@ -140,11 +154,11 @@ class Outbound:
         channel = self._channel(record)
         if channel and channel.invoice_timing == "on_order_created" \
                 and record["flow"] != "invoice_first":
-            sent += await self.event(tx, INVOICE_REQUESTED, {
-                "fulfillment_order_id": fo_id, "channel": channel.name,
-                "order_number": record["order_number"], "shipment_id": None,
-                "lines": [{"line_id": ln["line_id"], "sku": ln["sku"],
-                           "quantity": ln["requested"]} for ln in record["lines"]]},
+            sent += await self.event(tx, INVOICE_REQUESTED, InvoiceData(
+                fulfillment_order_id=fo_id, channel=channel.name,
+                order_number=record["order_number"], shipment_id=None,
+                lines=[QuantityLine(line_id=ln["line_id"], sku=ln["sku"],
+                                    quantity=ln["requested"]) for ln in record["lines"]]),
                 at, fo_id, key=f"invoice:{fo_id}")
         if channel and channel.oms:
             connector = channel.oms.connector
@@ -212,9 +226,8 @@ class Outbound:
                 sent += await self.event(tx, SHIPMENT_RECORDED, data, at, first)
                 match = outcome.matches.get(shipment_id)
                 if shipment_id in outcome.unmatched and match is not None:
-                    sent += await self.event(tx, SHIPMENT_UNMATCHED, {
-                        **data, "reason": match.reason, "candidates": list(match.candidates)},
-                        at)
+                    sent += await self.event(tx, SHIPMENT_UNMATCHED, UnmatchedData(
+                        **data, reason=match.reason, candidates=list(match.candidates)), at)
                 if shipment.status == "voided":
                     sent += await self._withdraw_fulfilment(tx, shipment_id, fo_ids, at)
         records: dict[str, dict[str, Any] | None] = {}
@@ -235,10 +248,10 @@ class Outbound:
                 continue
             if channel.invoice_timing == "on_shipment_created" \
                     and record["flow"] != "invoice_first":
-                sent += await self.event(tx, INVOICE_REQUESTED, {
-                    "fulfillment_order_id": fo_id, "channel": channel.name,
-                    "order_number": record["order_number"], "shipment_id": shipment_id,
-                    "lines": lines}, at, fo_id, key=f"invoice:{fo_id}:{shipment_id}")
+                sent += await self.event(tx, INVOICE_REQUESTED, InvoiceData(
+                    fulfillment_order_id=fo_id, channel=channel.name,
+                    order_number=record["order_number"], shipment_id=shipment_id,
+                    lines=lines), at, fo_id, key=f"invoice:{fo_id}:{shipment_id}")
             if channel.push_fulfillment_updates:
                 shipment = shipments.get(shipment_id) or (
                     await tx.get_shipments([shipment_id]))[0]
@@ -250,9 +263,9 @@ class Outbound:
                         "lines": lines, "shipment": _shipment_data(shipment, [fo_id])}, at,
                         key=f"{PUSH_FULFILLMENT}:{fo_id}:{shipment_id}:{link.connector}")
         for change in outcome.status_changes:
-            sent += await self.event(tx, FO_STATUS_CHANGED, {
-                "fulfillment_order_id": change.fo_id, "old_status": change.old,
-                "new_status": change.new, "lines": list(change.lines)}, at, change.fo_id)
+            sent += await self.event(tx, FO_STATUS_CHANGED, StatusChangedData(
+                fulfillment_order_id=change.fo_id, old_status=change.old,
+                new_status=change.new, lines=list(change.lines)), at, change.fo_id)
             channel = self._channel(await record_of(change.fo_id))
             if channel and channel.push_fulfillment_updates:
                 for link in await self._origins(tx, change.fo_id):
@@ -308,10 +321,10 @@ class Outbound:
             if not recorded:  # cancelled while in flight: the partner has it, so cancel it
                 return await self._cancel_at_partner(tx, message.fo_id, message.destination,
                                                      message.payload, at)
-            return await self.event(tx, ORDER_PUSHED, {
-                "fulfillment_order_id": message.fo_id, "connector": connector,
-                "order_number": message.payload.get("order_number"),
-                "partner_order_id": partner_id}, at, message.fo_id)
+            return await self.event(tx, ORDER_PUSHED, OrderPushedData(
+                fulfillment_order_id=message.fo_id, connector=connector,
+                order_number=message.payload.get("order_number"),
+                partner_order_id=partner_id), at, message.fo_id)
         if message.kind == CANCEL_ORDER and recorded:
             await self._note_on_link(tx, message.fo_id, connector, "fulfiller", at, result)
             await tx.add_timeline(message.fo_id, "cancel_sent", at, {"connector": connector})
@@ -367,7 +380,7 @@ class Outbound:
                               {"connector": connector, "error": failure.text})
         await self._note_on_link(tx, message.fo_id, connector, "fulfiller", at,
                                  {"error": failure.text})
-        return await self.event(tx, ORDER_PUSH_FAILED, {
-            "fulfillment_order_id": message.fo_id, "connector": connector,
-            "order_number": message.payload.get("order_number"), "error": failure.text,
-            "attempts": message.attempts + 1}, at, message.fo_id)
+        return await self.event(tx, ORDER_PUSH_FAILED, OrderPushFailedData(
+            fulfillment_order_id=message.fo_id, connector=connector,
+            order_number=message.payload.get("order_number"), error=failure.text,
+            attempts=message.attempts + 1), at, message.fo_id)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from gateway.domain.records import OrderRef, PartnerLink
+from gateway.domain.records import FoStatus, OrderRef, PartnerLink, ShipmentStatus
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class ShipmentView:
     external_id: str
     order_refs: Sequence[Mapping[str, str]]
     lines: Sequence[Mapping[str, Any]]
-    status: str
+    status: ShipmentStatus
     carrier: str | None
     service: str | None
     tracking_numbers: Sequence[str]
@@ -45,7 +45,7 @@ class ShipmentView:
     partner_updated_at: str
     recorded_at: str
     updated_at: str
-    match_state: str
+    match_state: Literal["matched", "unmatched"]
     match_rule: str | None
     unmatched_reason: str | None
     candidates: Sequence[str]
@@ -61,7 +61,7 @@ class OutboundView:
     id: str  # outbox-N
     destination: str
     kind: str
-    status: str
+    status: Literal["pending", "sent", "cancelled", "dead"]
     not_before: str
     attempts: int
     last_error: str | None
@@ -73,8 +73,8 @@ class OutboundView:
 class TimelineEntry:
     at: str
     kind: str
-    from_status: str | None
-    to_status: str | None
+    from_status: FoStatus | None
+    to_status: FoStatus | None
     detail: Mapping[str, Any]
 
 
@@ -83,7 +83,7 @@ class FulfillmentOrderSummary:
     id: str
     channel: str | None
     order_number: str | None
-    status: str
+    status: FoStatus
     ship_to: Mapping[str, Any]
     custom_fields: Mapping[str, Any]
     created_at: str
@@ -94,7 +94,7 @@ class FulfillmentOrderSummary:
 @dataclass(frozen=True)
 class FulfillmentOrderView(FulfillmentOrderSummary):
     external_refs: Sequence[OrderRef]
-    flow: str
+    flow: Literal["api", "invoice_first", "partner"]
     invoice_id: str | None
     outbound: Sequence[OutboundView]
     shipments: Sequence[ShipmentView]
@@ -107,7 +107,7 @@ class DeadLetter:
     """An inbox event (inbox-N) or an outbound message (outbox-N) that gave up."""
 
     id: str
-    source: str  # inbox | outbox
+    source: Literal["inbox", "outbox"]
     connector: str | None
     destination: str | None
     kind: str

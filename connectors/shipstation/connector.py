@@ -31,6 +31,7 @@ from gateway.connector import (
     Feed,
     Option,
     PollResult,
+    WebhookParameter,
     WebhookRequest,
     regex,
 )
@@ -88,6 +89,9 @@ class ShipStationConnector(Connector):
         Option("max_rate_limit_waits", int, 10, minimum=0),
     )
     webhooks = True
+    webhook_parameters = (WebhookParameter(
+        "token", "ShipStation: the secret the webhook URL was registered with"
+                 " ($webhook_token_env); a webhook without it is 401"),)
     sandbox_port = 8081
     sandbox_about = SANDBOX_ABOUT
     feeds: ClassVar[tuple[Feed, ...]] = (

@@ -10,16 +10,24 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
-SHIPMENT_STATUSES = ("shipped", "delivered", "voided")
-REF_KINDS = ("fulfillment_order_id", "order_key", "order_number", "partner_order_id")
-FO_STATUSES = ("unfulfilled", "partially_fulfilled", "fulfilled", "cancelled")
-PARTNER_ORDER_STATUSES = ("open", "cancelled", "closed")
-LINK_ROLES = ("origin", "fulfiller")
+# Each closed set of values declared once, as a type (the API's schemas are made from these)
+# and as the tuple of its values.
+ShipmentStatus = Literal["shipped", "delivered", "voided"]
+RefKind = Literal["fulfillment_order_id", "order_key", "order_number", "partner_order_id"]
+FoStatus = Literal["unfulfilled", "partially_fulfilled", "fulfilled", "cancelled"]
+PartnerOrderStatus = Literal["open", "cancelled", "closed"]
+LinkRole = Literal["origin", "fulfiller"]
 # A link is open while its FO is; complete when the FO is fulfilled or cancelled; watching
 # (for late corrections) until its watch time has passed.
-LINK_STATES = ("open", "complete", "watching")
+LinkState = Literal["open", "complete", "watching"]
+SHIPMENT_STATUSES: tuple[str, ...] = get_args(ShipmentStatus)
+REF_KINDS: tuple[str, ...] = get_args(RefKind)
+FO_STATUSES: tuple[str, ...] = get_args(FoStatus)
+PARTNER_ORDER_STATUSES: tuple[str, ...] = get_args(PartnerOrderStatus)
+LINK_ROLES: tuple[str, ...] = get_args(LinkRole)
+LINK_STATES: tuple[str, ...] = get_args(LinkState)
 
 
 def utc_iso(moment: datetime) -> str:
@@ -54,7 +62,7 @@ def new_id(prefix: str) -> str:
 
 @dataclass(frozen=True)
 class OrderRef:
-    kind: str
+    kind: RefKind
     value: str
 
 
@@ -173,9 +181,9 @@ class PartnerLink:
 
     fo_id: str
     connector: str
-    role: str
+    role: LinkRole
     partner_order_id: str | None = None
-    state: str = "open"
+    state: LinkState = "open"
     watch_until: str | None = None
     # per shipment id: what the partner calls the fulfilment pushed for it
     pushed: Mapping[str, Any] = field(default_factory=dict)

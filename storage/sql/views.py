@@ -49,7 +49,9 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
         key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, orjson.JSONDecodeError):
         raise InvalidCursor("cursor: not a cursor this API returned") from None
-    if not isinstance(key, list) or len(key) != size:
+    if not isinstance(key, list) or len(key) != size or not all(
+            isinstance(part, str) or (type(part) is int and -2**63 <= part < 2**63)
+            for part in key):  # only what a cursor holds: text and 64-bit whole numbers
         raise InvalidCursor("cursor: not a cursor this API returned")
     return key
 

@@ -1,0 +1,135 @@
+"""The `data` of each event subscribers receive, declared once: gateway/outbound.py builds
+each event with these, and the OpenAPI document's `webhooks` section is made from them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from typing_extensions import TypedDict  # pydantic reads these on 3.11
+
+from gateway.domain.records import FoStatus, ShipmentStatus
+from gateway.names import (
+    FO_CANCELLED,
+    FO_CREATED,
+    FO_SOURCE_CHANGED,
+    FO_STATUS_CHANGED,
+    INVOICE_REQUESTED,
+    ORDER_PUSH_FAILED,
+    ORDER_PUSHED,
+    PARTNER_ORDER_UNCLAIMED,
+    SHIPMENT_RECORDED,
+    SHIPMENT_UNMATCHED,
+)
+
+
+class RequestedLine(TypedDict):
+    line_id: str
+    sku: str
+    requested: int
+
+
+class ProgressLine(TypedDict):
+    line_id: str
+    sku: str
+    requested: int
+    fulfilled: int
+
+
+class QuantityLine(TypedDict):
+    line_id: str
+    sku: str
+    quantity: int
+
+
+class ShippedLine(TypedDict):
+    sku: str
+    quantity: int
+
+
+class FulfillmentOrderData(TypedDict):
+    fulfillment_order_id: str
+    channel: str | None
+    order_number: str | None
+    status: FoStatus
+    lines: list[RequestedLine]
+
+
+class StatusChangedData(TypedDict):
+    fulfillment_order_id: str
+    old_status: FoStatus
+    new_status: FoStatus
+    lines: list[ProgressLine]  # each line after the change
+
+
+class ShipmentData(TypedDict):
+    shipment_id: str
+    source: str
+    external_id: str
+    status: ShipmentStatus
+    lines: list[ShippedLine]
+    carrier: str | None
+    service: str | None
+    tracking_numbers: list[str]
+    shipped_at: str | None
+    fulfillment_order_ids: list[str]
+
+
+class UnmatchedData(ShipmentData):
+    reason: str | None
+    candidates: list[str]  # FO ids a person may match it to
+
+
+class OrderPushedData(TypedDict):
+    fulfillment_order_id: str
+    connector: str
+    order_number: str | None
+    partner_order_id: str | None
+
+
+class OrderPushFailedData(TypedDict):
+    fulfillment_order_id: str
+    connector: str
+    order_number: str | None
+    error: str
+    attempts: int
+
+
+class InvoiceData(TypedDict):
+    fulfillment_order_id: str
+    channel: str
+    order_number: str | None
+    shipment_id: str | None  # null: at FO creation; else the shipment being invoiced
+    lines: list[QuantityLine]
+
+
+class SourceChangedData(TypedDict):
+    fulfillment_order_id: str
+    connector: str
+    partner_order_id: str
+    changes: dict[str, Any]  # per changed field: {before, after}
+
+
+class UnclaimedData(TypedDict):
+    connector: str
+    partner_order_id: str
+    order_number: str | None
+
+
+EVENT_DATA: dict[str, tuple[str, type]] = {
+    FO_CREATED: ("An FO was created", FulfillmentOrderData),
+    FO_STATUS_CHANGED: ("Exactly one per status change, with the per-line quantities after"
+                        " it", StatusChangedData),
+    FO_CANCELLED: ("An FO was cancelled", FulfillmentOrderData),
+    SHIPMENT_RECORDED: ("A shipment (or a new version of one) was stored", ShipmentData),
+    SHIPMENT_UNMATCHED: ("A shipment no rule could match", UnmatchedData),
+    ORDER_PUSHED: ("An FO was placed with its OMS/3PL", OrderPushedData),
+    ORDER_PUSH_FAILED: ("Placing an FO gave up; it is a dead letter", OrderPushFailedData),
+    INVOICE_REQUESTED: ("Raise an invoice: at FO creation, or once per shipment allocated to"
+                        " the FO (with that shipment's lines)", InvoiceData),
+    FO_SOURCE_CHANGED: ("The partner order an FO came from changed its lines or address; the"
+                        " FO stays as it was (cancel and re-create it if the change must"
+                        " ship)", SourceChangedData),
+    PARTNER_ORDER_UNCLAIMED: ("A partner order arrived for a connector no channel takes"
+                              " orders from; it is kept and listed, not dropped",
+                              UnclaimedData),
+}
