@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,8 @@ GATEWAY_KEY = web.AppKey("gateway", object)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # RFC 9110: a 401 names the scheme to use
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="fulfillment-gateway"'}
+# an escaped UTF-16 surrogate: pydantic's parser lets a lone one through, orjson does not
+_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,12 @@ async def _inputs(request: web.Request, route: Route) -> Inputs:
             raise _refused([{"field": "body", "code": "missing_field",
                              "message": "a JSON object is required"}])
         raw = b"{}"
+    if _SURROGATE.search(raw):
+        try:
+            orjson.loads(raw)  # a \uD800-\uDFFF escape must be half of a pair
+        except orjson.JSONDecodeError as exc:
+            raise _refused([{"field": "body", "code": "invalid_json", "message":
+                             f"not Unicode text ({exc}); JSON is exchanged as UTF-8"}]) from None
     try:
         return Inputs(query, route.body.model_validate_json(raw))
     except ValidationError as exc:

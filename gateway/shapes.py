@@ -10,16 +10,13 @@ the same declarations, so the document cannot say something the server does not 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import (
-    Annotated,
-    Any,
-    Literal,
-    NotRequired,  # pydantic reads these on 3.11
-)
+from typing import Annotated, Any, Literal, NotRequired
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -40,9 +37,18 @@ Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"\S")]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
-FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+FIELD_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+FieldName = Annotated[str, StringConstraints(pattern=FIELD_NAME_PATTERN)]
 MAX_QUANTITY = 10**9
-Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's integer includes 2.0: take it as 2 (and 2.5 stays refused)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# (the bounds before the validator: after it, pydantic writes them into the schema raw)
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY), BeforeValidator(_integral)]
 MAX_LINES = 1000
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 
@@ -114,7 +120,9 @@ class FulfillmentOrderRequest(Body):
     lines: Annotated[list[LineRequest], Field(min_length=1, max_length=MAX_LINES)]
     ship_to: Address | None = None
     custom_fields: dict[FieldName, CustomValue] = Field(
-        default_factory=dict, description="Written to the partner fields the channel names")
+        default_factory=dict, description="Written to the partner fields the channel names",
+        json_schema_extra={"propertyNames": {"pattern": FIELD_NAME_PATTERN}, "maxProperties": 64},
+        max_length=64)
     external_refs: list[ExternalRef] = Field(default_factory=list, max_length=32)
 
     @model_validator(mode="after")
@@ -141,8 +149,8 @@ class MatchRequest(Body):
 
 
 class RecordWrite(Body):
-    fields: dict[str, Any] = Field(description="The partner's fields to write, as it names"
-                                               " them")
+    fields: dict[str, Any] = Field(min_length=1, description="The partner's fields to write,"
+                                                             " as it names them")
 
 
 class ArchiveRequest(Body):
@@ -331,7 +339,12 @@ def problems(error: ValidationError, prefix: str = "") -> list[Problem]:
     for item in error.errors(include_url=False):
         path = prefix
         for part in item["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+            if isinstance(part, int) or part == "[key]":
+                path += f"[{part}]" if isinstance(part, int) else " (the key)"
+            elif str(part).isidentifier():
+                path += f".{part}" if path else str(part)
+            else:  # a key of a free-form object: quoted, so the path stays readable
+                path += f"[{orjson.dumps(part).decode()}]"
         kind = item["type"]
         code = ("missing_field" if kind == "missing" else
                 "unknown_field" if kind == "extra_forbidden" else

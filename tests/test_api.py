@@ -107,6 +107,23 @@ async def test_every_problem_is_reported_at_once_with_its_path_and_code(
     assert answer["error"]["message"].startswith("7 problem(s): ")
 
 
+async def test_text_that_is_not_unicode_is_400_not_500(gw: GatewayUnderTest) -> None:
+    """A lone UTF-16 surrogate escape parses into no Unicode text (it cannot be stored or
+    sent on): refused as invalid JSON. A proper pair is an ordinary character."""
+    for body, status in ((b'{"lines": [{"sku": "A\\ud8a7", "quantity": 1}]}', 400),
+                         (b'{"lines": [{"sku": "A\\udc00", "quantity": 1}]}', 400),
+                         (b'{"lines": [{"sku": "A\\ud83d\\ude0d", "quantity": 1}]}', 201)):
+        async with gw.session.post(f"{gw.url}/api/v1/fulfillment-orders", data=body,
+                                   headers=gw.headers) as resp:
+            answer = await resp.json()
+            assert resp.status == status, answer
+    assert answer["lines"][0]["sku"] == "A\U0001f60d"
+    async with gw.session.post(f"{gw.url}/api/v1/connectors/fake/records/company",
+                               data=b'{"fields": {"name": "\\ud8a7"}}', headers=gw.headers) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["problems"][0]["code"] == "invalid_json"
+
+
 @pytest.mark.parametrize(("query", "field", "code"), [
     ("updated_since=0001-01-01T00:00:00%2B01:00", "updated_since", "invalid_value"),
     ("updated_since=yesterday", "updated_since", "invalid_value"),

@@ -44,15 +44,17 @@ def encode_cursor(*key: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, size: int) -> list[Any]:
+def decode_cursor(cursor: str, *kinds: type) -> list[Any]:
+    """A cursor this API handed out for this list: its parts of the given kinds (text, or a
+    64-bit whole number), else InvalidCursor (one list's cursor given to another included)."""
     try:
         key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, orjson.JSONDecodeError):
         raise InvalidCursor("cursor: not a cursor this API returned") from None
-    if not isinstance(key, list) or len(key) != size or not all(
-            isinstance(part, str) or (type(part) is int and -2**63 <= part < 2**63)
-            for part in key):  # only what a cursor holds: text and 64-bit whole numbers
-        raise InvalidCursor("cursor: not a cursor this API returned")
+    if not isinstance(key, list) or len(key) != len(kinds) or not all(
+            type(part) is kind and (kind is not int or -2**63 <= part < 2**63)
+            for part, kind in zip(key, kinds, strict=True)):
+        raise InvalidCursor("cursor: not a cursor this list returned")
     return key
 
 
@@ -153,7 +155,7 @@ class SqlViews:
             where.append("updated_at >= ?")
             params.append(updated_since)
         if cursor:
-            after_at, after_id = decode_cursor(cursor, 2)
+            after_at, after_id = decode_cursor(cursor, str, str)
             where.append("(updated_at > ? OR (updated_at = ? AND id > ?))")
             params += [after_at, after_at, after_id]
         sql = "SELECT * FROM fulfillment_orders"
@@ -195,7 +197,7 @@ class SqlViews:
                              limit: int, join: str = "", source: str = "shipment_records"
                              ) -> Page:
         if cursor:
-            after_at, after_id = decode_cursor(cursor, 2)
+            after_at, after_id = decode_cursor(cursor, str, str)
             where.append("(s.recorded_at > ? OR (s.recorded_at = ? AND s.id > ?))")
             params += [after_at, after_at, after_id]
         sql = f"SELECT s.* FROM {source} s {join}"
@@ -219,7 +221,9 @@ class SqlViews:
     @snapshot
     async def list_dead_letters(self, cursor: str | None, limit: int) -> Page:
         """Inbox dead letters, then outbox ones, each by id; the cursor names the last seen."""
-        source, after_id = decode_cursor(cursor, 2) if cursor else ("inbox", 0)
+        source, after_id = decode_cursor(cursor, str, int) if cursor else ("inbox", 0)
+        if source not in ("inbox", "outbox"):
+            raise InvalidCursor("cursor: not a cursor this list returned")
         items: list[DeadLetter] = []
         if source == "inbox":
             rows = await self._read(
@@ -266,7 +270,7 @@ class SqlViews:
             where.append("recorded_at >= ?")
             params.append(updated_since)
         if cursor:
-            after_at, after_id = decode_cursor(cursor, 2)
+            after_at, after_id = decode_cursor(cursor, str, str)
             where.append("(recorded_at > ? OR (recorded_at = ? AND external_id > ?))")
             params += [after_at, after_at, after_id]
         rows = await self._read(
@@ -286,7 +290,7 @@ class SqlViews:
         if unclaimed:
             where.append("fo_id IS NULL")
         if cursor:
-            after_at, after_connector, after_id = decode_cursor(cursor, 3)
+            after_at, after_connector, after_id = decode_cursor(cursor, str, str, str)
             where.append("(recorded_at, connector, external_id) > (?, ?, ?)")
             params += [after_at, after_connector, after_id]
         sql = "SELECT * FROM partner_orders"
