@@ -19,19 +19,28 @@ from gateway.delivery import DeliveryClient
 from gateway.errors import ConfigError, PartnerUnavailable, Undeliverable, for_status
 from storage import OutboxMessage
 
+MAX_SECRETS = 2  # the one in use and the one replacing it
+
 
 class Subscribers:
     def __init__(self, config: Config, user_agent: str) -> None:
         self.client = DeliveryClient(config.outbox.request_timeout_seconds, user_agent)
-        self._endpoints: dict[str, tuple[SubscriberConfig, URL, Webhook]] = {}
+        self._endpoints: dict[str, tuple[SubscriberConfig, URL, list[Webhook]]] = {}
         self._shown: dict[str, str] = {}
         for sub in config.subscribers:
+            # Several secrets, space- or comma-separated, while one is rotated: every
+            # delivery carries a signature by each, so the subscriber may verify with either.
+            raw = config.secret(sub.secret_env).replace(",", " ").split()
             try:
-                signer = Webhook(config.secret(sub.secret_env))
-            except Exception as exc:  # noqa: BLE001 - the library raises several kinds
-                raise ConfigError(f"{sub.key}.secret_env: {sub.secret_env} is not a Standard"
-                                  f" Webhooks secret (whsec_ + base64): {exc}") from None
-            self._endpoints[sub.name] = (sub, URL(sub.url), signer)
+                signers = [Webhook(secret) for secret in raw]
+            except Exception:  # noqa: BLE001 - the library raises several kinds
+                raise ConfigError(f"{sub.key}.secret_env: {sub.secret_env} holds something"
+                                  " that is not a Standard Webhooks secret (whsec_ + base64;"
+                                  " two, space-separated, during a rotation)") from None
+            if not 1 <= len(signers) <= MAX_SECRETS:
+                raise ConfigError(f"{sub.key}.secret_env: {sub.secret_env} must hold one"
+                                  f" secret, or up to {MAX_SECRETS} during a rotation")
+            self._endpoints[sub.name] = (sub, URL(sub.url), signers)
             # What errors (stored, logged, shown in the API) call it: no query, no userinfo.
             self._shown[sub.name] = str(URL(sub.url).with_user(None).with_query(None))
 
@@ -39,14 +48,15 @@ class Subscribers:
         endpoint = self._endpoints.get(name)
         if endpoint is None:
             raise Undeliverable(f"subscriber {name} is no longer configured")
-        _, url, signer = endpoint
+        _, url, signers = endpoint
         where = self._shown[name]
         body = message.payload_json or orjson.dumps(message.payload)
-        event_id = str(message.payload["id"])
+        event_id, text = str(message.payload["id"]), body.decode()
         now = datetime.now(UTC)
         headers = {"Content-Type": "application/json", "webhook-id": event_id,
                    "webhook-timestamp": str(int(now.timestamp())),
-                   "webhook-signature": signer.sign(event_id, now, body.decode())}
+                   "webhook-signature": " ".join(signer.sign(event_id, now, text)
+                                                 for signer in signers)}
         try:
             answer = await self.client.post(url, headers, body)
         except (TimeoutError, OSError) as exc:  # ConnectionError is an OSError

@@ -177,13 +177,14 @@ async def start_fake(request: Any, aiohttp_server: Any, http: aiohttp.ClientSess
     databases = Databases(request.getfixturevalue("pg_server")) \
         if request.param == "postgresql" else None
 
-    async def start(doc: dict[str, Any], first_poll_delay: float = 3600.0) -> GatewayUnderTest:
-        env = ENV
+    async def start(doc: dict[str, Any], first_poll_delay: float = 3600.0,
+                    env: dict[str, str] | None = None) -> GatewayUnderTest:
+        env = {**ENV, **(env or {})}
         if databases is not None:
             dsn = await databases.dsn_for(doc["storage"]["path"])
             doc = {**doc, "storage": {"backend": "postgresql", "dsn_env": "TEST_DATABASE_URL",
                                       "pool_size": 6}}
-            env = {**ENV, "TEST_DATABASE_URL": dsn}
+            env = {**env, "TEST_DATABASE_URL": dsn}
         cfg = config_mod.parse(doc, env)
         gateway = Gateway(cfg, first_poll_delay_seconds=first_poll_delay)
         server = await aiohttp_server(gateway.web_app())

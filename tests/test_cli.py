@@ -258,3 +258,20 @@ async def test_healthcheck_says_whether_the_configured_port_is_ready(tmp_path: P
     finally:
         gateway.terminate()
         await gateway.wait()
+
+
+async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    """Rolling back the code without the database: it stops and says what to do, rather
+    than run on tables it does not know."""
+    db, config = tmp_path / "g.sqlite3", tmp_path / "c.toml"
+    write_fake_config(config, db, free_port(), "wms")
+    code, _ = await cli("migrate", "--config", str(config))
+    assert code == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (999, '0999_from_the_future.sql', 'x')")
+    code, out = await cli("serve", "--config", str(config))
+    assert code == 1
+    assert out.strip() == (
+        "error: storage.path: the database is at schema version 999, newer than this"
+        f" version of the gateway knows ({len(migrations())}); run the newer version, or"
+        " restore the backup taken before the upgrade")

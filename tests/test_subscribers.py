@@ -5,11 +5,23 @@ scripted fake connector type: events come from FOs created through the API."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import SKU, GatewayUnderTest, Receiver, fake_doc, wait_events
+import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from tests.conftest import (
+    SKU,
+    SUBSCRIBER_SECRET,
+    GatewayUnderTest,
+    Receiver,
+    fake_doc,
+    wait_events,
+)
 
 
 async def subscriber_only(start_fake, tmp_path: Path, receiver: Receiver,
@@ -164,3 +176,24 @@ async def test_each_change_is_one_event_in_order_and_an_invoice_once_per_shipmen
                 if e["type"] == "invoice.requested"]
     assert invoices == [6, 4]  # once per shipment, not per delivery of it
     assert len({e["id"] for e in events}) == len(events)
+
+
+async def test_two_secrets_during_a_rotation_sign_every_delivery_twice(
+        start_fake, tmp_path: Path, receiver: Receiver) -> None:
+    """Standard Webhooks allows several signatures: with the old and the new secret in the
+    variable, a subscriber verifying with either accepts each delivery (no downtime)."""
+    new_secret = "whsec_" + base64.b64encode(b"the-replacement-secret-32-bytes!").decode()
+    doc = fake_doc(tmp_path / "gateway.sqlite3")
+    doc["subscribers"] = [{"name": "erp", "url": receiver.url, "secret_env": "ROTATING",
+                           "events": ["fulfillment_order.created"]}]
+    gw = await start_fake(doc, env={"ROTATING": f"{SUBSCRIBER_SECRET} {new_secret}"})
+    fo = await gw.create_fo([(SKU, 1)])
+    [event] = await wait_events(receiver, 1)
+    headers, body, _ = receiver.deliveries[-1]
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (SUBSCRIBER_SECRET, new_secret):
+        verified = Webhook(secret).verify(body, {k.lower(): v for k, v in headers.items()})
+        assert verified["data"]["fulfillment_order_id"] == fo["id"]
+    with pytest.raises(WebhookVerificationError):
+        other = "whsec_" + base64.b64encode(b"neither-the-old-nor-the-new-one!").decode()
+        Webhook(other).verify(body, {k.lower(): v for k, v in headers.items()})

@@ -41,7 +41,7 @@ from storage import (
     StorageUnavailable,
     Transaction,
 )
-from storage.migrations import numbered_migrations
+from storage.migrations import numbered_migrations, refuse_newer
 from storage.postgres.adapter import PgConnection, dollar_params
 from storage.sql.queues import SqlQueues
 from storage.sql.tx import SqlTransaction, from_json, to_json
@@ -199,6 +199,7 @@ class PostgresStorage(SqlQueues, SqlViews):
                                    " applied_at TEXT NOT NULL)")
                 done = {r["version"] for r in await conn.fetch(
                     "SELECT version FROM schema_version")}
+                refuse_newer(done, migrations(), self.dsn_key)
                 for number, name, sql in migrations():
                     if number in done:
                         continue

@@ -36,7 +36,7 @@ from storage import (
     StorageUnavailable,
     Transaction,
 )
-from storage.migrations import numbered_migrations
+from storage.migrations import numbered_migrations, refuse_newer
 from storage.sql.queues import SqlQueues
 from storage.sql.tx import (
     SqlTransaction,
@@ -238,6 +238,8 @@ class SqliteStorage(SqliteCoordination, SqlQueues, SqlViews):
             await db.execute("CREATE TABLE IF NOT EXISTS schema_version ("
                              "version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
                              " applied_at TEXT NOT NULL)")
+            rows = await db.execute_fetchall("SELECT version FROM schema_version")
+        refuse_newer({row[0] for row in rows}, migrations(), "storage.path")
         applied = 0
         for number, name, sql in migrations():
             async with self._write() as db:
