@@ -39,7 +39,7 @@ def demo_environment(path: str | Path, environ: Mapping[str, str]) -> dict[str, 
 
     doc = tomllib.loads(Path(path).read_text())
     env = dict(environ)
-    tokens_env = doc.get("api", {}).get("tokens_env", config_mod.ApiConfig.tokens_env)
+    tokens_env = doc.get("api", {}).get("tokens_env", config_mod.ApiConfig().tokens_env)
     env.setdefault(tokens_env, DEMO_TOKEN)
     for table in doc.get("connectors", []):
         for key, var in table.items():
@@ -65,9 +65,11 @@ def demo_config(config_path: str) -> Config:
         with contextlib.suppress(FileNotFoundError):
             Path(str(db) + suffix).unlink()
     channels = tuple(
-        replace(c, oms=replace(c.oms, delay_minutes=DEMO_DELAY_SECONDS / 60))
+        c.model_copy(update={"oms": c.oms.model_copy(
+            update={"delay_minutes": DEMO_DELAY_SECONDS / 60})})
         if c.oms and c.oms.delay_minutes > 0 else c for c in cfg.channels)
-    return replace(cfg, storage=replace(cfg.storage, path=str(db)), channels=channels)
+    return replace(cfg, storage=cfg.storage.model_copy(update={"path": str(db)}),
+                   channels=channels)
 
 
 class DemoSubscriber:

@@ -34,9 +34,11 @@ def test_disabled_connector_needs_no_secrets() -> None:
 
 
 @pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d["server"].update(port="80"), r"server\.port: expected an integer"),
+    (lambda d: d["server"].update(port="80"), r"server\.port: Input should be a valid integer,"
+     r" got '80'"),
+    (lambda d: d["server"].update(port=70000), r"server\.port: .*less than or equal to 65535"),
     (lambda d: d["server"].update(max_body_bytes=0), r"server\.max_body_bytes"),
-    (lambda d: d["server"].update(colour="red"), r"\[server\]: unknown key\(s\) colour"),
+    (lambda d: d["server"].update(colour="red"), r"server\.colour: unknown key \(known: host,"),
     (lambda d: d["retry"].update(schedule_seconds=[]), r"retry\.schedule_seconds"),
     (lambda d: d["retry"].update(attempts=True), r"retry\.attempts"),
     (lambda d: d["connectors"][0].update(base_url="ftp://x"), r"connectors\[0\]\.base_url"),
@@ -59,7 +61,9 @@ def test_disabled_connector_needs_no_secrets() -> None:
     (lambda d: d["connectors"][0].update(orders_interval_minutes=True),
      r"connectors\[0\]\.orders_interval_minutes: expected a number"),
     (lambda d: d["connectors"][0].pop("token_env"), r"connectors\[0\]\.token_env: required"),
-    (lambda d: d.update(extra={}), r"config: unknown key\(s\) extra"),
+    (lambda d: d.update(extra={}), r"extra: unknown table or key \(known: server,"),
+    (lambda d: d.update(storage={"backend": "mysql"}), r"storage\.backend: Input should be"
+     r" 'sqlite' or 'postgresql', got 'mysql'"),
 ])
 def test_errors_name_the_key(mutate, message) -> None:
     doc = base()
@@ -105,14 +109,14 @@ def with_subscriber(**subscriber) -> dict:
     (with_channel(oms={"store_id": 1}), r"channels\[0\]\.oms\.connector: required"),
     (with_channel(oms={"connector": "wms", "delay_minutes": -1}),
      r"channels\[0\]\.oms\.delay_minutes"),
-    (with_channel(oms={"connector": "wms", "delay": 5}), r"\[channels\[0\]\.oms\]: unknown"),
-    (with_channel(invoice_timing="weekly"), r"channels\[0\]\.invoice_timing: one of"),
+    (with_channel(oms={"connector": "wms", "delay": 5}), r"channels\[0\]\.oms\.delay: unknown key \(known: connector, store_id, delay_minutes\)"),
+    (with_channel(invoice_timing="weekly"), r"channels\[0\]\.invoice_timing: Input should be 'on_order_created' or"),
     (with_channel(custom_fields={"notes": "advancedOptions..x"}),
      r"channels\[0\]\.custom_fields\.notes"),
-    (with_channel(tags="b2b"), r"channels\[0\]\.tags: expected a list"),
+    (with_channel(tags="b2b"), r"channels\[0\]\.tags: Input should be an array, got 'b2b'"),
     (with_channel(internal=True, source_connector="wms"),
      r"channels\[0\]\.source_connector: an internal channel"),
-    (with_subscriber(events=["order.shipped"]), r"subscribers\[0\]\.events: unknown order\.shipped"),
+    (with_subscriber(events=["order.shipped"]), r"subscribers\[0\]\.events\[0\]: Input should be .*, got 'order\.shipped'"),
     (with_subscriber(url="ftp://x"), r"subscribers\[0\]\.url"),
     (with_subscriber(secret_env="NOT_SET_ANYWHERE"),
      r"environment variable not set: NOT_SET_ANYWHERE \(named by subscribers\[0\]\.secret_env\)"),
@@ -138,7 +142,21 @@ def test_a_subscriber_secret_must_be_a_standard_webhooks_secret() -> None:
     from gateway.app import Gateway
 
     cfg = parse(with_subscriber(), {**ENV, "SUB_SECRET": "not base64 !!"})
-    with pytest.raises(ConfigError, match=r"subscribers\[0\]\.secret_env: SUB_SECRET is not"):
+    with pytest.raises(ConfigError, match=r"subscribers\[0\]\.secret_env: SUB_SECRET holds"
+                       r" something that is not"):
         Gateway(cfg)
 
 
+
+
+def test_every_problem_of_the_file_is_said_at_once() -> None:
+    doc = with_subscriber(url="ftp://x", events=[])
+    doc["server"] = {"port": 70000, "colour": "red"}
+    doc["retry"] = {"jitter": 2}
+    doc["channels"] = [{"name": "web", "tags": "b2b"}]
+    with pytest.raises(ConfigError) as raised:
+        parse(doc)
+    said = raised.value.message.split("; ")
+    assert [part.split(":")[0] for part in said] == [
+        "server.port", "server.colour", "retry.jitter", "channels[0].tags",
+        "subscribers[0].url", "subscribers[0].events"], said
