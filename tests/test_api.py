@@ -6,6 +6,7 @@ On a gateway whose only connector is the scripted fake type: the API is the core
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -241,5 +242,40 @@ async def test_health_readiness_metrics(gw: GatewayUnderTest) -> None:
         text = await resp.text()
     for name in ("gateway_webhooks_received_total", "gateway_inbox_depth",
                  "gateway_inbox_oldest_age_seconds", "gateway_polls_total",
-                 "gateway_partner_rate_limited_total", "gateway_reconcile_duration_seconds"):
+                 "gateway_partner_rate_limited_total", "gateway_reconcile_duration_seconds",
+                 # the client library's process and platform collectors
+                 "process_cpu_seconds_total", "process_resident_memory_bytes", "python_info"):
         assert name in text
+    # dead letters are one family, by source
+    assert 'gateway_dead_letters{source="inbox"} 0.0' in text
+    assert 'gateway_dead_letters{source="outbox"} 0.0' in text
+    assert "gateway_outbox_dead_letters" not in text
+
+
+async def test_feed_success_and_waiting_messages_show_in_metrics(start_fake, tmp_path: Path
+                                                                 ) -> None:
+    """The last successful poll of each feed (a stalled feed shows), and how long the oldest
+    message to each destination has waited (a subscriber that stopped taking them shows)."""
+    doc = fake_doc(tmp_path / "gateway.sqlite3")
+    doc["subscribers"] = [{"name": "down", "url": "http://127.0.0.1:9/events",
+                           "secret_env": "SUB_SECRET", "events": ["*"]}]
+    doc["retry"] = {"attempts": 8, "schedule_seconds": [3600], "jitter": 0}
+    gw = await start_fake(doc)
+    await gw.call("POST", "/api/v1/connectors/fake/poll?feed=shipments")
+    await gw.create_fo([("A", 1)])
+
+    async def metrics() -> str:
+        async with gw.session.get(f"{gw.url}/metrics") as resp:
+            return await resp.text()
+
+    async def waiting() -> float | None:
+        found = re.search(r'gateway_outbox_oldest_pending_age_seconds\{destination='
+                          r'"subscriber:down"\} ([0-9.e+]+)', await metrics())
+        return float(found.group(1)) if found else None
+
+    assert await gw.wait_for(waiting) is not None  # tried once, failed, waiting an hour
+    text = await metrics()
+    [stamp] = re.findall(r'gateway_feed_last_success_timestamp_seconds\{connector="fake",'
+                         r'feed="shipments"\} ([0-9.e+]+)', text)
+    assert abs(float(stamp) - time.time()) < 60
+    assert 'feed="orders"' not in text.split("gateway_feed_last_success")[1].split("# HELP")[0]
