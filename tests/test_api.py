@@ -5,6 +5,7 @@ On a gateway whose only connector is the scripted fake type: the API is the core
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from pathlib import Path
@@ -232,6 +233,33 @@ async def test_readyz_fails_while_the_disk_is_full(start_fake, tmpfs: Tmpfs
     assert "is full" in body["storage_error"]
     filler.unlink()
     assert (await ready())[0] == 200
+
+
+@pytest.mark.parametrize("start_fake", ["sqlite"], indirect=True)
+async def test_readyz_fails_while_the_database_file_cannot_be_written(start_fake, tmp_path: Path
+                                                                     ) -> None:
+    """A database that can be read but no longer written (here its WAL made immutable, as a
+    file system gone read-only under it would) is not ready; then ready again."""
+    gw = await start_fake(fake_doc(tmp_path / "gateway.sqlite3"))
+    wal = tmp_path / "gateway.sqlite3-wal"
+    if (await _chattr("+i", wal)) != 0:
+        pytest.skip("chattr +i needs root on a file system that supports it")
+    try:
+        async with gw.session.get(f"{gw.url}/readyz") as resp:
+            body = await resp.json()
+            assert resp.status == 503 and body["checks"]["storage"] is False
+        assert body["storage_error"].startswith("storage.path: "), body
+    finally:
+        assert await _chattr("-i", wal) == 0
+    async with gw.session.get(f"{gw.url}/readyz") as resp:
+        assert resp.status == 200
+
+
+async def _chattr(flag: str, path: Path) -> int:
+    process = await asyncio.create_subprocess_exec(
+        "chattr", flag, str(path), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    return await process.wait()
 
 
 async def test_health_readiness_metrics(gw: GatewayUnderTest) -> None:
