@@ -5,13 +5,16 @@ subclass. It declares, as class attributes:
 
 - `options`: a typed schema of its config keys (`Option`), checked when config.toml is loaded:
   an unknown key, a wrong type or an out-of-range value stops the process with the key named;
-- `webhooks`: whether it takes webhooks (then `verify` gives each delivery its key);
+- `webhooks`: whether it takes webhooks (then `verify` checks each delivery, its token or
+  signature and whether its body is one the connector can act on, and gives it its key);
+  `webhook_parameters`, the query parameters its webhook URL carries;
 - `feeds`: its named polls (`Feed`), each with a default interval, an on/off option and its
   own cursor;
 - `produces`: the canonical record types its normalizer returns;
 - `record_kinds`: the kinds of partner record it keeps, with the writes each accepts;
 - `operations`: the outbound operations it carries out, each handed the whole outbox message;
-  and `unsupported`: operations it says it does not do, with the reason (the API answers 501).
+  and `unsupported`: operations it says it does not do, with the reason (the API answers 501);
+- `sandbox_port`, `sandbox_about`: its stand-in server for `fulfillment-gateway sandbox`.
 
 gateway/ names no partner; each connector talks to its partner only through the one
 `aiohttp.ClientSession` it is given.
