@@ -141,7 +141,7 @@ class PollResult:
 
 @dataclass(frozen=True)
 class WebhookParameter:
-    """A query parameter a connector's webhook URL carries (ShipStation: its secret token),
+    """A query parameter a connector's webhook URL carries (a secret token, say),
     for the OpenAPI document."""
 
     name: str
