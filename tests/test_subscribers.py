@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from gateway import logs
 from tests.conftest import (
     SKU,
     SUBSCRIBER_SECRET,
@@ -56,16 +59,29 @@ async def test_subscriber_answers_retry_or_give_up_as_they_say(
     # A 422 is not worth retrying: a dead letter at once, with what the subscriber said.
     receiver.answer = 422
     tries = len(receiver.deliveries)
-    await gw.create_fo([(SKU, 2)])
-
     async def dead() -> list[dict[str, Any]]:
         return (await gw.call("GET", "/api/v1/dead-letters"))["items"]
 
-    [letter] = await gw.wait_for(dead)
+    said = io.StringIO()  # what the operator sees: an ERROR line and the metrics
+    logs.configure("WARNING", stream=said)
+    try:
+        await gw.create_fo([(SKU, 2)])
+        [letter] = await gw.wait_for(dead)
+    finally:
+        logs.configure("WARNING")
     assert letter["destination"] == "subscriber:erp" and letter["attempts"] == 1
     assert "HTTP 422 refused with 422" in letter["error"]
     assert "s3cr3t" not in letter["error"]  # a URL's query may hold a secret: never shown
     assert len(receiver.deliveries) == tries + 1
+    [line] = [orjson.loads(x) for x in said.getvalue().splitlines()
+              if '"outbox.dead_letter"' in x]
+    assert line["level"] == "error" and line["destination"] == "subscriber:erp"
+    assert "HTTP 422" in line["error"] and "s3cr3t" not in said.getvalue()
+    async with gw.session.get(f"{gw.url}/metrics") as resp:
+        text = await resp.text()
+    assert ('gateway_outbox_messages_total{destination="subscriber:erp",result="dead_letter"}'
+            ' 1.0') in text
+    assert 'gateway_dead_letters{source="outbox"} 1.0' in text
 
 
 async def test_deliveries_survive_closed_and_broken_connections(
