@@ -39,15 +39,33 @@ class RateBudget:
         self._pool = 0  # reserved and not yet used
         self._pool_until = 0.0
         self._sent: deque[float] = deque()
+        # Background requests (polls) sent in the window, and how many the window allows
+        # them: the rest of each window stays free for the requests someone waits on.
+        self._background: deque[float] = deque()
+        self._background_limit = per_window
         self._blocked_until = 0.0
         self._lock = asyncio.Lock()
         self._pausing: set[asyncio.Task[None]] = set()
         self.partner_remaining: int | None = None
         self.partner_limit: int | None = None
 
+    def background_share(self, share: float) -> None:
+        """Background requests may take at most this share of each window (at least one)."""
+        if not 0 < share <= 1:
+            raise ValueError("a background share is more than 0 and at most 1")
+        self._background_limit = max(1, int(self.per_window * share))
+
     def _trim(self, now: float) -> None:
         while self._sent and self._sent[0] <= now - self.window_seconds:
             self._sent.popleft()
+        while self._background and self._background[0] <= now - self.window_seconds:
+            self._background.popleft()
+
+    def _background_wait(self, now: float) -> float:
+        self._trim(now)
+        if len(self._background) < self._background_limit:
+            return 0.0
+        return self._background[0] + self.window_seconds - now
 
     async def _shared_wait(self, now: float) -> float:
         """0 when a reserved request is in hand, else how long to wait for one."""
@@ -60,23 +78,35 @@ class RateBudget:
         self._pool, self._pool_until = granted, time.monotonic() + self._fresh_for
         return 0.0 if granted else wait
 
-    async def acquire(self) -> None:
-        """Wait until one more request fits in the budget, then count it."""
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self._trim(now)
-                wait = self._blocked_until - now
-                if len(self._sent) >= self.per_window:
-                    wait = max(wait, self._sent[0] + self.window_seconds - now)
-                if wait <= 0:
-                    wait = await self._shared_wait(now)
-                if wait <= 0:
-                    if self._reserve is not None:
-                        self._pool -= 1
-                    self._sent.append(time.monotonic())
-                    return
-                await asyncio.sleep(wait)
+    async def acquire(self, background: bool = False) -> None:
+        """Wait until one more request fits in the budget, then count it. A background
+        request (a poll) also waits, outside the queue, while background requests have
+        used their share of the window, so it never holds up the others."""
+        while True:
+            share_wait = self._background_wait(time.monotonic()) if background else 0.0
+            if share_wait > 0:
+                await asyncio.sleep(share_wait)
+                continue
+            async with self._lock:
+                if background and self._background_wait(time.monotonic()) > 0:
+                    continue  # another background request took the last of the share
+                while True:
+                    now = time.monotonic()
+                    self._trim(now)
+                    wait = self._blocked_until - now
+                    if len(self._sent) >= self.per_window:
+                        wait = max(wait, self._sent[0] + self.window_seconds - now)
+                    if wait <= 0:
+                        wait = await self._shared_wait(now)
+                    if wait <= 0:
+                        if self._reserve is not None:
+                            self._pool -= 1
+                        sent = time.monotonic()
+                        self._sent.append(sent)
+                        if background:
+                            self._background.append(sent)
+                        return
+                    await asyncio.sleep(wait)
 
     def pause(self, seconds: float) -> None:
         """The partner said stop (429, or nothing left): block every caller that long, in
@@ -96,6 +126,8 @@ class RateBudget:
         now = time.monotonic()
         self._trim(now)
         return {"budget_per_window": self.per_window, "window_seconds": self.window_seconds,
-                "used_in_window": len(self._sent), "shared": self._reserve is not None,
+                "used_in_window": len(self._sent),
+                "background_used_in_window": len(self._background),
+                "background_limit": self._background_limit, "shared": self._reserve is not None,
                 "partner_limit": self.partner_limit, "partner_remaining": self.partner_remaining,
                 "paused_for_seconds": round(max(self._blocked_until - now, 0.0), 3)}

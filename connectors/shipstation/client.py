@@ -31,7 +31,8 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
 class ShipStationClient:
     def __init__(self, session: aiohttp.ClientSession, base_url: str, authorization: str,
                  budget: RateBudget, *, timeout_seconds: float = 30.0, max_rate_waits: int = 10,
-                 on_response: Callable[[int], None] = lambda status: None) -> None:
+                 on_response: Callable[[int], None] = lambda status: None,
+                 background: bool = False) -> None:
         self.session = session
         self.base_url = URL(base_url)
         self._authorization = authorization
@@ -39,6 +40,7 @@ class ShipStationClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.max_rate_waits = max_rate_waits
         self.on_response = on_response
+        self.background = background  # a poll's client: within the budget's background share
 
     def url(self, path: str) -> URL:
         return self.base_url.with_path(self.base_url.path.rstrip("/") + path)
@@ -54,7 +56,7 @@ class ShipStationClient:
             headers["Content-Type"] = "application/json"
         reset = DEFAULT_RESET_SECONDS
         for _ in range(self.max_rate_waits + 1):
-            await self.budget.acquire()
+            await self.budget.acquire(background=self.background)
             try:
                 async with self.session.request(method, url, data=body, headers=headers,
                                                 timeout=self.timeout,

@@ -11,8 +11,6 @@ import hashlib
 import hmac
 import os
 import re
-import time
-from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -22,6 +20,7 @@ from aiohttp import web
 from yarl import URL
 
 from connectors.shipstation import normalize, push
+from connectors.shipstation import orders as orders_mod
 from connectors.shipstation.client import ShipStationClient, basic_auth
 from connectors.shipstation.pacific import utc_to_pacific
 from gateway.config import Config, ConnectorConfig
@@ -36,7 +35,7 @@ from gateway.connector import (
     regex,
 )
 from gateway.domain.records import Shipment, parse_iso, utc_iso
-from gateway.errors import BadRequest, PartnerRejected, WebhookRejected
+from gateway.errors import BadRequest, PartnerRejected, PartnerUnavailable, WebhookRejected
 from gateway.metrics import Metrics
 from gateway.names import CANCEL_ORDER, PUSH_ORDER
 from storage import InboxEvent, NewInboxEvent, OutboxMessage
@@ -68,8 +67,6 @@ Control routes (no auth, no rate limit), JSON bodies:
   POST /_sandbox/fail                           fail the next requests to a path
   GET  /_sandbox/requests                       the request log, with POST bodies
 """
-_ORDER_CACHE_SIZE = 2048
-ORDER_CACHE_SECONDS = 300.0
 
 
 class ShipStationConnector(Connector):
@@ -87,6 +84,12 @@ class ShipStationConnector(Connector):
         Option("page_size", int, 500, minimum=1, maximum=500),
         Option("request_timeout_seconds", float, 30.0, minimum=0.1),
         Option("max_rate_limit_waits", int, 10, minimum=0),
+        Option("poll_budget_share", float, 0.75, minimum=0.05, maximum=1.0,
+               help="most of each rate-limit window polls may take; the rest is kept for"
+                    " order pushes, so they never wait behind a poll"),
+        Option("max_poll_requests", int, 200, minimum=4,
+               help="requests one poll makes at most; a poll that needs more continues in"
+                    " the next cycle from where it stopped"),
     )
     webhooks = True
     webhook_parameters = (WebhookParameter(
@@ -113,13 +116,24 @@ class ShipStationConnector(Connector):
         self.initial_lookback = timedelta(hours=settings["initial_lookback_hours"])
         self.budget = self.rate_budget(settings["rate_limit_per_minute"],
                                        settings["rate_limit_window_seconds"])
-        self.client = ShipStationClient(
-            session, config.base_url, basic_auth(key, secret), self.budget,
-            timeout_seconds=settings["request_timeout_seconds"],
-            max_rate_waits=settings["max_rate_limit_waits"], on_response=self._count)
-        # Orders looked up for their references; kept briefly, since a later merge or split
-        # changes an order's mergedIds and parentId.
-        self._orders: OrderedDict[int, tuple[float, dict[str, Any]]] = OrderedDict()
+        # Polls take at most their share of each window: the rest is always there for the
+        # orders pushed, which therefore never wait behind a poll.
+        self.budget.background_share(settings["poll_budget_share"])
+        self.max_poll_requests = settings["max_poll_requests"]
+        self.poll_requests = 0  # made by polls (their client), ever: stats and tests
+        common = {"timeout_seconds": settings["request_timeout_seconds"],
+                  "max_rate_waits": settings["max_rate_limit_waits"]}
+        self.client = ShipStationClient(session, config.base_url, basic_auth(key, secret),
+                                        self.budget, on_response=self._count, **common)
+        self.poll_client = ShipStationClient(session, config.base_url, basic_auth(key, secret),
+                                             self.budget, on_response=self._count_poll,
+                                             background=True, **common)
+        # The orders labels and fulfillments name, resolved a batch at a time.
+        self.book = orders_mod.OrderBook(self.client)
+
+    def _count_poll(self, status: int) -> None:
+        self.poll_requests += 1
+        self._count(status)
 
     def _count(self, status: int) -> None:
         self.metrics.partner_requests.labels(self.name, str(status)).inc()
@@ -172,62 +186,29 @@ class ShipStationConnector(Connector):
 
     # normalizing
 
-    async def _order(self, order_id: Any) -> dict[str, Any] | None:
-        try:
-            key = int(order_id)
-        except (TypeError, ValueError):
-            return None
-        cached = self._orders.get(key)
-        if cached and time.monotonic() - cached[0] < ORDER_CACHE_SECONDS:
-            self._orders.move_to_end(key)
-            return cached[1]
-        order = await self.client.get(self.client.url(f"/orders/{key}"))
-        if not isinstance(order, dict):
-            return None
-        self._orders[key] = (time.monotonic(), order)
-        while len(self._orders) > _ORDER_CACHE_SIZE:
-            self._orders.popitem(last=False)
-        return order
-
-    async def _related(self, record: dict[str, Any], order: dict[str, Any] | None
-                       ) -> list[dict[str, Any]]:
-        """A split child's parent and a merge survivor's absorbed orders, by lookup."""
-        if order is None:
-            return []
-        options = order.get("advancedOptions") or {}
-        ids = [options.get("parentId"), *(options.get("mergedIds") or [])]
-        related = [order]
-        for order_id in ids:
-            if order_id:
-                parent = await self._order(order_id)
-                if parent:
-                    related.append(parent)
-        return related
-
-    def _needs_order(self, record: dict[str, Any]) -> bool:
-        options = record.get("advancedOptions")
-        if isinstance(options, dict) and options.get("mergedOrSplit") is False:
-            return False
-        return bool(record.get("orderId"))
-
-    async def _shipment(self, record: dict[str, Any]) -> Shipment:
-        order = await self._order(record.get("orderId")) if self._needs_order(record) else None
-        return normalize.shipment(self.name, record, await self._related(record, order))
-
-    async def _fulfillment(self, record: dict[str, Any]) -> Shipment:
-        order = await self._order(record.get("orderId"))
-        related = await self._related(record, order)
-        return normalize.fulfillment(self.name, record, order, related[1:])
+    async def _normalized(self, batch: list[tuple[str, dict[str, Any]]],
+                          orders: dict[int, dict[str, Any]]) -> list[Shipment]:
+        found = []
+        for kind, record in batch:
+            related = orders_mod.for_record(kind, record, orders)
+            if kind == "shipment":
+                found.append(normalize.shipment(self.name, record, related))
+            else:
+                found.append(normalize.fulfillment(self.name, record,
+                                                   related[0] if related else None, related[1:]))
+        return found
 
     async def normalize(self, event: InboxEvent) -> list[Shipment]:
         body = orjson.loads(event.body)
         if event.kind == "poll":
             kind, record = body["type"], body["record"]
-            if kind == "shipment":
-                return [await self._shipment(record)]
-            if kind == "fulfillment":
-                return [await self._fulfillment(record)]
-            raise ValueError(f"unknown polled record type {kind!r}")
+            if kind not in ("shipment", "fulfillment"):
+                raise ValueError(f"unknown polled record type {kind!r}")
+            if "orders" in body:  # resolved when it was polled, with the rest of its batch
+                orders = {int(o["orderId"]): o for o in body["orders"]}
+            else:  # stored by an earlier version
+                orders = await self.book.resolve([(kind, record)], None)
+            return await self._normalized([(kind, record)], orders)
         resource_type = body.get("resource_type")
         if resource_type in IGNORED_EVENTS:
             return []
@@ -235,48 +216,82 @@ class ShipStationConnector(Connector):
         if resource_type in SHIPMENT_EVENTS or url.path == "/shipments":
             # The URL asks for no items (includeShipmentItems=False); we need them.
             url = url.update_query(includeShipmentItems="true")
-            return [await self._shipment(r) async for r in self.client.pages(url, {}, "shipments")]
-        if resource_type in FULFILLMENT_EVENTS or url.path == "/fulfillments":
-            return [await self._fulfillment(r)
-                    async for r in self.client.pages(url, {}, "fulfillments")]
-        return []
+            kind, key = "shipment", "shipments"
+        elif resource_type in FULFILLMENT_EVENTS or url.path == "/fulfillments":
+            kind, key = "fulfillment", "fulfillments"
+        else:
+            return []
+        batch = [(kind, r) async for r in self.client.pages(url, {}, key)]
+        # A label marks its order shipped: its order was modified no earlier than the oldest
+        # label of the batch, so one listing from there resolves the batch's orders.
+        stamps = [r["createDate"] for _, r in batch if isinstance(r.get("createDate"), str)]
+        orders = await self.book.resolve(batch, min(stamps) if stamps else None)
+        return await self._normalized(batch, orders)
 
     # polling
 
     async def poll(self, feed: Feed, cursor: str | None) -> PollResult:
-        """Everything created or voided since the cursor (minus the overlap), up to now."""
+        """Everything created or voided since the cursor (minus the overlap), up to now, and
+        the orders those records name, within this poll's share of the request budget.
+
+        A pass lists three things from one window start, page by page: labels created,
+        labels voided, fulfillments. One that needs more than `max_poll_requests` stops there
+        and the next poll continues it at the next page (the cursor says where; those sets
+        only grow, so nothing is skipped, and a page read twice de-duplicates); a finished
+        pass moves the window's start to when the pass began."""
+        state = orjson.loads(cursor) if cursor else {}
         now = datetime.now(UTC)
-        since = parse_iso(orjson.loads(cursor)["until"]) if cursor else now - self.initial_lookback
-        # No end filter: the window is open to "now", and the overlap covers what the next
-        # poll must see again (a label indexed late, a timestamp truncated to the second).
-        start = utc_to_pacific(since - self.overlap)
-        records: list[NewInboxEvent] = []
-        stats: dict[str, Any] = {"window_start_pacific": start}
-        shipments = self.client.url("/shipments")
-        common = {"includeShipmentItems": "true", "pageSize": self.page_size}
-        seen: set[str] = set()
-        for label, params in (("created", {"createDateStart": start}),
-                              ("voided", {"voidDateStart": start})):
-            count = 0
-            async for record in self.client.pages(shipments, {**common, **params}, "shipments"):
-                version = record.get("voidDate") if record.get("voided") else record.get("createDate")
-                key = f"shipment:{record.get('shipmentId')}:{version}"
-                count += 1
-                if key not in seen:
-                    seen.add(key)
-                    records.append(_polled(self.name, key, "shipment", record))
-            stats[f"shipments_{label}"] = count
-        count = 0
-        async for record in self.client.pages(
-                self.client.url("/fulfillments"),
-                {"createDateStart": start, "pageSize": self.page_size},
-                "fulfillments"):
-            version = record.get("voidDate") or record.get("deliveryDate") or record.get("createDate")
-            count += 1
-            records.append(_polled(self.name, f"fulfillment:{record.get('fulfillmentId')}:{version}",
-                                   "fulfillment", record))
-        stats["fulfillments"] = count
-        return PollResult(records, orjson.dumps({"until": utc_iso(now)}).decode(), stats)
+        if "pass" in state:
+            run = dict(state["pass"])
+        else:
+            since = parse_iso(state["until"]) if "until" in state else now - self.initial_lookback
+            # No end filter: the window is open to "now", and the overlap covers what the next
+            # poll must see again (a label indexed late, a timestamp truncated to the second).
+            run = {"since": utc_iso(since - self.overlap), "started": utc_iso(now),
+                   "listing": 0, "page": 1}
+        start = utc_to_pacific(parse_iso(run["since"]))
+        labels = {"includeShipmentItems": "true", "sortBy": "CreateDate", "sortDir": "ASC"}
+        listings = (("shipments_created", "/shipments", {**labels, "createDateStart": start},
+                     "shipments", "shipment"),
+                    ("shipments_voided", "/shipments", {**labels, "voidDateStart": start},
+                     "shipments", "shipment"),
+                    ("fulfillments", "/fulfillments", {"createDateStart": start},
+                     "fulfillments", "fulfillment"))
+        stats: dict[str, Any] = {"window_start_pacific": start, "shipments_created": 0,
+                                 "shipments_voided": 0, "fulfillments": 0}
+        batch: dict[str, tuple[str, dict[str, Any]]] = {}  # by delivery key: each version once
+        requests = 0
+        listing, page = int(run["listing"]), int(run["page"])
+        while listing < len(listings) and requests < self.max_poll_requests:
+            name, path, params, key, kind = listings[listing]
+            answer = await self.poll_client.get(self.poll_client.url(path), {
+                **params, "pageSize": self.page_size, "page": page})
+            requests += 1
+            if not isinstance(answer, dict):
+                raise PartnerUnavailable(f"GET {path}: expected an object with {key!r}")
+            for record in answer.get(key) or []:
+                if isinstance(record, dict):
+                    stats[name] += 1
+                    batch.setdefault(_version_key(kind, record), (kind, record))
+            if page >= (answer.get("pages") or 1):
+                listing, page = listing + 1, 1
+            else:
+                page += 1
+        async for link in self.watched_links("fulfiller"):  # orders we placed: keys known
+            if link.partner_order_id:
+                self.book.know({"orderId": link.partner_order_id, "orderKey": link.fo_id})
+        before = self.poll_requests
+        orders = await self.book.resolve(batch.values(), start, self.poll_client)
+        stats["order_requests"] = self.poll_requests - before
+        stats["requests"] = requests + stats["order_requests"]
+        done = listing >= len(listings)
+        stats["complete"] = done
+        records = [_polled(self.name, key, kind, record,
+                           orders_mod.for_record(kind, record, orders))
+                   for key, (kind, record) in batch.items()]
+        next_cursor = {"until": run["started"]} if done else {
+            "pass": {**run, "listing": listing, "page": page}}
+        return PollResult(records, orjson.dumps(next_cursor).decode(), stats)
 
     # pushing orders (through the same client, so the same 40/min budget as polling)
 
@@ -312,6 +327,19 @@ class ShipStationConnector(Connector):
         await run(ctx)
 
 
-def _polled(connector: str, key: str, kind: str, record: dict[str, Any]) -> NewInboxEvent:
+def _version_key(kind: str, record: dict[str, Any]) -> str:
+    """A record version's delivery key: a label by its create or void date, a fulfillment
+    by its void, delivery or create date."""
+    if kind == "shipment":
+        version = record.get("voidDate") if record.get("voided") else record.get("createDate")
+        return f"shipment:{record.get('shipmentId')}:{version}"
+    version = record.get("voidDate") or record.get("deliveryDate") or record.get("createDate")
+    return f"fulfillment:{record.get('fulfillmentId')}:{version}"
+
+
+def _polled(connector: str, key: str, kind: str, record: dict[str, Any],
+            orders: list[dict[str, Any]]) -> NewInboxEvent:
+    """A polled record with the orders it names, resolved with the rest of its batch, so
+    the worker looks nothing up."""
     return NewInboxEvent(connector=connector, delivery_key=key, kind="poll",
-                         body=orjson.dumps({"type": kind, "record": record}))
+                         body=orjson.dumps({"type": kind, "record": record, "orders": orders}))

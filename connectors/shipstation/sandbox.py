@@ -134,6 +134,7 @@ class SandboxState:
         parent["items"] = [it for it in parent["items"] if it["quantity"] > 0]
         if not parent["items"]:
             parent["orderStatus"] = "cancelled"
+        _touch(parent)
         return children
 
     @staticmethod
@@ -152,8 +153,10 @@ class SandboxState:
             survivor["items"] += [dict(it) for it in other["items"]]
             other["orderStatus"] = "cancelled"
             other["advancedOptions"]["mergedOrSplit"] = True
+            _touch(other)
         survivor["advancedOptions"]["mergedOrSplit"] = True
         survivor["advancedOptions"]["mergedIds"] = [o["orderId"] for o in absorbed]
+        _touch(survivor)
         return survivor
 
     # labels and fulfillments
@@ -189,6 +192,7 @@ class SandboxState:
         self.shipments[shipment_id] = shipment
         self.batches[batch] = [shipment_id]
         order["orderStatus"] = "shipped"
+        _touch(order)
         return shipment
 
     def void(self, shipment_id: int) -> dict[str, Any]:
@@ -219,6 +223,7 @@ class SandboxState:
         }
         self.fulfillments[fulfillment_id] = fulfillment
         order["orderStatus"] = "shipped"
+        _touch(order)
         return fulfillment
 
     async def notify(self, event: str, resource_url: str) -> list[dict[str, Any]]:
@@ -240,6 +245,11 @@ class SandboxState:
                 self.deliveries.append(record)
                 results.append(record)
         return results
+
+
+def _touch(order: dict[str, Any]) -> None:
+    """An order changed (shipped, split, merged): ShipStation moves its modifyDate."""
+    order["modifyDate"] = pacific_stamp(datetime.now(UTC))
 
 
 def _error(message: str) -> str:
