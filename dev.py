@@ -50,7 +50,7 @@ def ensure_environment() -> None:
         stamp.touch()
 
 
-BENCHMARKS = ("intake", "outbox", "pipeline", "pg_drivers", "shapes")
+BENCHMARKS = ("intake", "outbox", "pipeline", "pg_drivers", "shapes", "poll")
 
 
 def main(argv: list[str]) -> int:

@@ -47,6 +47,7 @@ class RateBudget:
         self._lock = asyncio.Lock()
         self._pausing: set[asyncio.Task[None]] = set()
         self.partner_remaining: int | None = None
+        self.longest_wait = 0.0  # of a foreground request (a push) for the budget, seconds
         self.partner_limit: int | None = None
 
     def background_share(self, share: float) -> None:
@@ -82,6 +83,7 @@ class RateBudget:
         """Wait until one more request fits in the budget, then count it. A background
         request (a poll) also waits, outside the queue, while background requests have
         used their share of the window, so it never holds up the others."""
+        began = time.monotonic()
         while True:
             share_wait = self._background_wait(time.monotonic()) if background else 0.0
             if share_wait > 0:
@@ -105,6 +107,8 @@ class RateBudget:
                         self._sent.append(sent)
                         if background:
                             self._background.append(sent)
+                        else:
+                            self.longest_wait = max(self.longest_wait, sent - began)
                         return
                     await asyncio.sleep(wait)
 
@@ -129,5 +133,6 @@ class RateBudget:
                 "used_in_window": len(self._sent),
                 "background_used_in_window": len(self._background),
                 "background_limit": self._background_limit, "shared": self._reserve is not None,
+                "longest_wait_seconds": round(self.longest_wait, 3),
                 "partner_limit": self.partner_limit, "partner_remaining": self.partner_remaining,
                 "paused_for_seconds": round(max(self._blocked_until - now, 0.0), 3)}

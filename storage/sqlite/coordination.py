@@ -97,6 +97,15 @@ class SqliteCoordination:
             self._lock_file = await asyncio.to_thread(_lock_exclusively, self.path, owner)
         except OSError as exc:
             raise StorageUnavailable(unavailable(self.path + ".lock", exc)) from None
+        # Holding the file's lock, this is its one serving process: a feed run another owner
+        # still holds was left by a process that died. Let it go now rather than wait out
+        # its lease (minutes). A one-off `poll` running meanwhile may then overlap a
+        # scheduled run once: what they fetch is de-duplicated.
+        async with self._write() as db:
+            if await db.execute_fetchall(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feed_state'"):
+                await db.execute("UPDATE feed_state SET owner = NULL, lease_until = NULL"
+                                 " WHERE owner IS NOT NULL AND owner != ?", (owner,))
 
     # claims
 

@@ -150,3 +150,70 @@ connector = "shipstation"
     [order] = sandbox.state.orders.values()  # ... one order
     assert order["orderKey"] == "fo-push-crash"
     assert {"kind": "partner_order_id", "value": str(order["orderId"])} in fo["external_refs"]
+
+
+async def test_sigkill_half_way_through_a_capped_poll_resumes_without_skipping(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    """A poll that needs three runs (max_poll_requests) dies in its second: the restarted
+    gateway goes on from the last committed page, and every label is applied exactly once."""
+    labels = 9
+    port, db, config, log = free_port(), tmp_path / "gw.sqlite3", tmp_path / "gw.toml", \
+        tmp_path / "gw.log"
+    write_config(config, db, sandbox.url, port, page_size=1, max_poll_requests=4)
+    api = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    process = await start(config, port, log)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for n in range(labels):
+                async with session.post(f"{api}/api/v1/fulfillment-orders", headers=headers,
+                                        json={"id": f"fo-p{n}",
+                                              "lines": [{"sku": "A", "quantity": 1}]}) as resp:
+                    assert resp.status == 201
+                order = await sandbox.order(f"P{n}", [("A", 1)], order_key=f"fo-p{n}")
+                await sandbox.ship(order["orderId"], notify=False)
+            poll_url = f"{api}/api/v1/connectors/shipstation/poll"
+            async with session.post(poll_url, headers=headers) as resp:  # pages 1-4
+                assert (await resp.json())["feeds"]["shipments"]["complete"] is False
+            # the next run hangs on its second page; the process dies there
+            await sandbox.control("/fail", {"count": 1, "status": 0, "delay_seconds": 30,
+                                            "path_prefix": "/shipments"})
+            mark = len(sandbox.state.requests)
+            running = asyncio.ensure_future(session.post(poll_url, headers=headers))
+            deadline = time.monotonic() + 10
+            while len(sandbox.state.requests) == mark:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+            running.cancel()
+        sandbox.state.failures.clear()
+        process = await start(config, port, log)
+        async with aiohttp.ClientSession() as session:
+            pages = []
+            for _ in range(4):
+                mark = len(sandbox.state.requests)
+                async with session.post(poll_url, headers=headers) as resp:
+                    result = (await resp.json())["feeds"]["shipments"]
+                pages += [int(r["query"]["page"]) for r in sandbox.state.requests[mark:]
+                          if "createDateStart" in r["query"]]
+                if result["complete"]:
+                    break
+            assert result["complete"]
+            assert pages[0] == 5  # went on where the last committed run stopped
+            deadline = time.monotonic() + 20
+            while True:
+                async with session.get(f"{api}/api/v1/fulfillment-orders?status=fulfilled",
+                                       headers=headers) as resp:
+                    done = (await resp.json())["items"]
+                if len(done) == labels:
+                    break
+                assert time.monotonic() < deadline, len(done)
+                await asyncio.sleep(0.1)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM shipments").fetchone() == (labels,)
+        assert conn.execute("SELECT SUM(quantity) FROM allocations").fetchone() == (labels,)

@@ -6,8 +6,11 @@ modified in the window; an order outside the window is looked up alone."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.conftest import SKU, wait_pushed
 from tests.shipstation.conftest import Sandbox, ShipStationGateway, gateway_doc
@@ -130,3 +133,65 @@ async def test_a_webhook_batch_of_split_children_resolves_its_orders_in_one_list
     # listing would be 1 page only if both are in it; with one order missing, singles
     made = since(sandbox, mark)
     assert made.get("/shipments") == 1 and sum(made.values()) <= 3, made
+
+
+def _channel_doc(tmp_path: Path, sandbox: Sandbox, **connector: Any) -> dict[str, Any]:
+    doc = gateway_doc(tmp_path / "gateway.sqlite3", sandbox.url, **connector)
+    doc["channels"] = [{"name": "wholesale", "oms": {"connector": "shipstation", "store_id": 1}}]
+    return doc
+
+
+async def test_a_push_during_a_long_poll_goes_out_at_once(start_gateway, sandbox: Sandbox,
+                                                          tmp_path: Path) -> None:
+    """Polls take at most their share of each window; an order pushed meanwhile uses the
+    rest: it never waits behind the poll's requests."""
+    window, budget = 1.0, 8  # polls: 4 a window
+    await sandbox.control("/rate-limit", {"limit": 1000})
+    gw = await start_gateway(_channel_doc(tmp_path, sandbox, page_size=1,
+                                          rate_limit_per_minute=budget,
+                                          rate_limit_window_seconds=window,
+                                          poll_budget_share=0.5))
+    for n in range(24):
+        order = await sandbox.order(f"L{n}", [(SKU, 1)])
+        await sandbox.ship(order["orderId"], notify=False)
+    polling = asyncio.create_task(gw.poll())  # 26 pages at 4 a second: about 6 s
+    await asyncio.sleep(1.5)
+    began = time.monotonic()
+    fo = await gw.create_fo([(SKU, 1)], channel="wholesale", id="fo-urgent")
+    await wait_pushed(gw, fo["id"], within=10)
+    waited = time.monotonic() - began
+    assert not polling.done(), "the poll should still be running"
+    result = await polling
+    assert waited < 1.0, f"the push waited {waited:.2f} s behind the poll"
+    # and of that, hardly any for the budget: the share left it room
+    assert gw.gateway.connectors["shipstation"].budget.longest_wait < 0.3
+    assert result["feeds"]["shipments"]["shipments_created"] == 24
+    polled = [r["at"] for r in sandbox.state.requests if r["path"] != "/orders/createorder"]
+    busiest = max(sum(1 for s in polled if t <= s < t + window) for t in polled)
+    assert busiest <= budget // 2, f"{busiest} poll requests in one window; share {budget // 2}"
+
+
+@pytest.fixture
+async def gw_factory_capped(start_gateway) -> ShipStationGateway:
+    return await start_gateway(page_size=1, max_poll_requests=5)
+
+
+async def test_a_poll_over_its_request_limit_continues_in_the_next(
+        gw_factory_capped, sandbox: Sandbox) -> None:
+    gw = gw_factory_capped
+    for n in range(12):
+        order = await sandbox.order(f"C{n}", [(SKU, 1)], order_key=f"fo-cap-{n}")
+        await gw.create_fo([(SKU, 1)], id=f"fo-cap-{n}")
+        await sandbox.ship(order["orderId"], notify=False)
+    pages: list[int] = []
+    for expected_done in (False, False, True):
+        mark = len(sandbox.state.requests)
+        result = (await gw.poll())["feeds"]["shipments"]
+        pages += [int(r["query"]["page"]) for r in sandbox.state.requests[mark:]
+                  if r["path"] == "/shipments" and "createDateStart" in r["query"]]
+        assert result["complete"] is expected_done and result["requests"] <= 5
+    assert pages == list(range(1, 13))  # each page once, in order, across three polls
+    await gw.wait_idle()
+    for n in range(12):
+        assert (await gw.fo(f"fo-cap-{n}"))["status"] == "fulfilled"
+    assert await gw.sql("SELECT COUNT(*) FROM shipments") == [(12,)]
