@@ -3,7 +3,7 @@
 
     python3 dev.py demo     create .venv if needed, install, run the demo
     python3 dev.py test     create .venv if needed, install, run the whole test suite
-    python3 dev.py bench [intake|outbox|pipeline|pg_drivers|shapes]   the benchmarks in bench/
+    python3 dev.py bench [intake|outbox|pipeline|pg_drivers|shapes|poll]   the benchmarks
                                                     (all by default)
 """
 
