@@ -195,3 +195,24 @@ async def test_a_poll_over_its_request_limit_continues_in_the_next(
     for n in range(12):
         assert (await gw.fo(f"fo-cap-{n}"))["status"] == "fulfilled"
     assert await gw.sql("SELECT COUNT(*) FROM shipments") == [(12,)]
+
+
+async def test_several_labels_voids_and_relabels_cost_the_three_listings(
+        gw: ShipStationGateway, sandbox: Sandbox) -> None:
+    """Labels on ordinary orders carry their references, voided or not: no orders asked."""
+    labels = []
+    for n in range(10):
+        order = await sandbox.order(f"V{n}", [(SKU, 3)])
+        for _ in range(3):  # one order shipped in three labels
+            labels.append(await sandbox.ship(order["orderId"], [(SKU, 1)], notify=False))
+    made, stats = await poll(gw, sandbox)
+    assert made == {"/shipments": 2, "/fulfillments": 1} and stats["shipments_created"] == 30
+    await asyncio.sleep(1.1)  # the next window starts after those labels
+    for label in labels[:5]:
+        await sandbox.control(f"/shipments/{label['shipment']['shipmentId']}/void")
+    for label in labels[5:10]:
+        await sandbox.control(f"/shipments/{label['shipment']['shipmentId']}/relabel",
+                              {"notify": False})
+    made, stats = await poll(gw, sandbox)
+    assert made == {"/shipments": 2, "/fulfillments": 1}, made
+    assert stats["shipments_voided"] >= 10 and stats["shipments_created"] >= 5
