@@ -79,10 +79,15 @@ async def wait_listening(port: int, seconds: float = 20.0) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
+SANDBOX = {"origin": b"http://127.0.0.1:1"}  # set once the sandbox has its port
+
+
 def webhook_request(i: int) -> bytes:
-    # ORDER_NOTIFY is stored and acknowledged like any event; the worker has nothing to fetch.
-    body = (b'{"resource_url":"http://127.0.0.1:1/orders?importBatch=' + str(i).encode()
-            + b'","resource_type":"ORDER_NOTIFY"}')
+    # A SHIP_NOTIFY for a batch the sandbox does not have: verified, stored and acknowledged
+    # like any label's; after the burst the worker fetches it and finds no labels. (An
+    # ORDER_NOTIFY would be acknowledged and stored nowhere: the connector does not act on it.)
+    body = (b'{"resource_url":"' + SANDBOX["origin"] + b'/shipments?batchId=' + str(i).encode()
+            + b'&includeShipmentItems=False","resource_type":"SHIP_NOTIFY"}')
     return post(f"/webhooks/shipstation?token={HOOK}", body)
 
 
@@ -343,6 +348,7 @@ async def main() -> None:
         sandbox_port = free_port()
         gw_ports = [free_port() for _ in range(args.replicas)]
         gw_port = gw_ports[0]
+        SANDBOX["origin"] = f"http://127.0.0.1:{sandbox_port}".encode()
         processes.append(spawn([sys.executable, "-m", "gateway.cli", "sandbox", "shipstation",
                                 "--port", str(sandbox_port)], LOAD_CORE, work / "sandbox.log",
                                {"SHIPSTATION_RATE_LIMIT": "100000000"}))

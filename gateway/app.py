@@ -195,6 +195,7 @@ class Gateway:
     def runner(self) -> web.AppRunner:
         """The web app with the server's connection limits and the JSON access log."""
         server = self.config.server
+        logs.access_log_webhooks(server.access_log_webhooks)
         return web.AppRunner(
             self.web_app(), keepalive_timeout=server.idle_timeout_seconds,
             # after an answer sent before the body was read (408, 413), the rest is read and

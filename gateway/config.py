@@ -57,6 +57,9 @@ class ServerConfig(Section):
     idle_timeout_seconds: Positive = 60.0
     body_timeout_seconds: Positive = 30.0  # a request body must arrive within this
     access_log: bool = True  # one JSON line per request: method, path, status, duration
+    # Accepted webhooks too (every one is in the inbox anyway; at thousands a second the
+    # lines cost a tenth of intake's CPU). Refused ones are always logged.
+    access_log_webhooks: bool = False
 
 
 class StorageConfig(Section):

@@ -67,7 +67,12 @@ def _render(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
-_settings: dict[str, Any] = {"stream": None, "access": True}
+_settings: dict[str, Any] = {"stream": None, "access": True, "webhooks": False}
+
+
+def access_log_webhooks(on: bool) -> None:
+    """Whether accepted webhooks get an access line too (refused ones always do)."""
+    _settings["webhooks"] = on
 
 
 def configure(level: str = "INFO", stream: Any = None) -> None:
@@ -122,6 +127,9 @@ class AccessLog(AbstractAccessLogger):
         return _settings["access"]
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        if response.status < 300 and not _settings["webhooks"] and \
+                request.path.startswith("/webhooks/"):
+            return  # an accepted webhook's record is the inbox itself
         connector = None
         if isinstance(request, Request):
             with contextlib.suppress(AssertionError):  # a request no route was matched for

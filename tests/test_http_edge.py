@@ -19,12 +19,14 @@ TIMEOUT = 1.0  # idle and body time-outs the gateway under test is given
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[int, Path]]:
+async def served(tmp_path: Path, request: pytest.FixtureRequest
+                 ) -> AsyncIterator[tuple[int, Path]]:
     config, port, log = tmp_path / "c.toml", free_port(), tmp_path / "gateway.log"
     write_fake_config(config, tmp_path / "g.sqlite3", port, "fake")
+    extra = "".join(f"{k} = {v}\n" for k, v in getattr(request, "param", {}).items())
     text = config.read_text().replace(
         "[storage]", f"idle_timeout_seconds = {TIMEOUT}\nbody_timeout_seconds = {TIMEOUT}\n"
-        "[storage]")
+        f"{extra}[storage]")
     config.write_text(text)
     process = await start(config, port, log, program=FAKE_CLI)
     try:
@@ -116,6 +118,26 @@ async def test_no_secret_reaches_any_log_line(served: tuple[int, Path],
     assert not [line for line in lines if line["level"] in ("error", "critical")]
 
 
+async def test_requests_are_access_log_lines(served: tuple[int, Path]) -> None:
+    """API requests and refused webhooks each one line; accepted webhooks only with
+    access_log_webhooks (each is in the inbox already)."""
+    port, log = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /api/v1/channels?token=SECRET-Q HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    assert (await reader.readline()).startswith(b"HTTP/1.1 401")
+    writer.write(b"POST /webhooks/fake HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+    await writer.drain()
+    writer.close()
+    await asyncio.sleep(0.3)
+    lines = [line for line in map(orjson.loads, read(log).splitlines())
+             if line.get("event") == "http.request" and line["path"] != "/readyz"]
+    assert [(x["method"], x["path"], x["status"]) for x in lines] == [
+        ("GET", "/api/v1/channels", 401), ("POST", "/webhooks/fake", 401)]
+    assert "SECRET" not in read(log)
+
+
+@pytest.mark.parametrize("served", [{"access_log_webhooks": "true"}], indirect=True)
 async def test_every_request_is_one_access_log_line(served: tuple[int, Path]) -> None:
     port, log = served
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
