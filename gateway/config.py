@@ -26,8 +26,9 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_RETRY_ATTEMPTS = 8
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 DEFAULT_RETRY_JITTER = 0.2
-_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
-Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+NAME_PATTERN = r"[a-z][a-z0-9_-]{0,63}"  # a connector's, channel's or subscriber's name
+_NAME = re.compile(NAME_PATTERN)
+Name = Annotated[str, Field(pattern=f"^{NAME_PATTERN}$")]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]  # a variable's name
 
 

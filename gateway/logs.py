@@ -119,9 +119,6 @@ class AccessLog(AbstractAccessLogger):
     third of the cost, measured by bench/intake.py), but in the same shape and through the
     same scrubber."""
 
-    def __init__(self, logger: logging.Logger, log_format: str) -> None:
-        super().__init__(logger, log_format)
-
     @property
     def enabled(self) -> bool:
         return _settings["access"]

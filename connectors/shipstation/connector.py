@@ -186,7 +186,7 @@ class ShipStationConnector(Connector):
 
     # normalizing
 
-    async def _normalized(self, batch: list[tuple[str, dict[str, Any]]],
+    def _normalized(self, batch: list[tuple[str, dict[str, Any]]],
                           orders: dict[int, dict[str, Any]]) -> list[Shipment]:
         found = []
         for kind, record in batch:
@@ -208,7 +208,7 @@ class ShipStationConnector(Connector):
                 orders = {int(o["orderId"]): o for o in body["orders"]}
             else:  # stored by an earlier version
                 orders = await self.book.resolve([(kind, record)], None)
-            return await self._normalized([(kind, record)], orders)
+            return self._normalized([(kind, record)], orders)
         resource_type = body.get("resource_type")
         if resource_type in IGNORED_EVENTS:
             return []
@@ -226,7 +226,7 @@ class ShipStationConnector(Connector):
         # label of the batch, so one listing from there resolves the batch's orders.
         stamps = [r["createDate"] for _, r in batch if isinstance(r.get("createDate"), str)]
         orders = await self.book.resolve(batch, min(stamps) if stamps else None)
-        return await self._normalized(batch, orders)
+        return self._normalized(batch, orders)
 
     # polling
 
