@@ -35,10 +35,12 @@ from gateway.errors import (
     Conflict,
     GatewayError,
     NotFound,
+    OperationUnsupported,
     RequestTimeout,
     Unauthorized,
 )
 from gateway.intake import read_limited
+from gateway.names import LIST, PUSH_INVENTORY, record_operation
 from gateway.openapi import PageOf, document
 from gateway.shapes import (
     ArchiveRequest,
@@ -51,6 +53,7 @@ from gateway.shapes import (
     FulfillmentOrderRequest,
     Health,
     Id,
+    InventoryQueued,
     MatchRequest,
     Name,
     NoQuery,
@@ -65,6 +68,7 @@ from gateway.shapes import (
     RecordQuery,
     RecordView,
     RecordWrite,
+    ReplenishmentRequest,
     ShipmentQuery,
     problems,
 )
@@ -482,6 +486,9 @@ def _record_kind(gw: Gateway, request: web.Request) -> tuple[str, str]:
     if connector is None:
         raise NotFound(f"no enabled connector {name!r}")
     if connector.record_kind(kind) is None:
+        listing = record_operation(LIST, kind)
+        if listing in connector.unsupported:
+            raise OperationUnsupported(name, listing, connector.unsupported[listing])
         kinds = ", ".join(k.name for k in connector.record_kinds) or "none"
         raise NotFound(f"connector {name!r} keeps no {kind!r} records; its kinds: {kinds}")
     return name, kind
@@ -508,7 +515,7 @@ async def _write_record(request: web.Request, write: str, external_id: str | Non
                         fields: dict[str, Any]) -> web.Response:
     gw = _gateway(request)
     name, kind = _record_kind(gw, request)
-    if write != "archive" and not fields:
+    if write in ("create", "update") and not fields:
         raise _invalid("fields", "the partner's fields to write; at least one")
     message_id = await gw.commands.write_partner_record(name, kind, write, external_id, fields)
     return json_response(Queued(id=f"outbox-{message_id}", status="pending",
@@ -527,12 +534,32 @@ async def archive_partner_record(request: web.Request, inputs: Inputs) -> web.Re
     return await _write_record(request, "archive", request.match_info["id"], inputs.body.fields)
 
 
+async def delete_partner_record(request: web.Request, inputs: Inputs) -> web.Response:
+    return await _write_record(request, "delete", request.match_info["id"], inputs.body.fields)
+
+
+async def hold_partner_record(request: web.Request, inputs: Inputs) -> web.Response:
+    return await _write_record(request, "hold", request.match_info["id"], inputs.body.fields)
+
+
+async def push_replenishments(request: web.Request, inputs: Inputs) -> web.Response:
+    """Inventory levels for partners (NuOrder's replenishments): consolidated, checked against
+    what each partner knows, queued; 202 once queued."""
+    body: ReplenishmentRequest = inputs.body
+    levels = [level.model_dump() for level in body.levels]
+    lines, queued = await _gateway(request).commands.push_inventory(body.connector, levels)
+    return json_response(InventoryQueued(
+        received=len(levels), lines=len(lines),
+        messages=[Queued(id=f"outbox-{message_id}", status="pending", operation=PUSH_INVENTORY)
+                  for _, message_id in queued]), 202)
+
+
 async def list_partner_orders(request: web.Request, inputs: Inputs) -> web.Response:
     """Orders placed at partners, with the FO each became; `unclaimed=true`: those no
-    channel takes (kept, not dropped)."""
+    channel takes (kept, not dropped); `held=true`: those the connector could not map."""
     q: PartnerOrderQuery = inputs.query
-    page = await _gateway(request).storage.list_partner_orders(q.connector, q.unclaimed,
-                                                               q.cursor, q.limit)
+    page = await _gateway(request).storage.list_partner_orders(
+        q.connector, q.unclaimed, q.held, q.cursor, q.limit)
     return _page([PartnerOrderView(
         connector=o.order.source, id=o.order.external_id, order_number=o.order.order_number,
         status=o.order.status,  # type: ignore[typeddict-item]
@@ -540,7 +567,7 @@ async def list_partner_orders(request: web.Request, inputs: Inputs) -> web.Respo
                for ln in o.order.lines],
         ship_to=dict(o.order.ship_to), customer_ref=o.order.customer_ref,
         partner_updated_at=o.order.partner_updated_at, fulfillment_order_id=o.fo_id,
-        recorded_at=o.recorded_at, raw=dict(o.order.raw)) for o in page.items],
+        hold_reason=o.order.hold_reason, recorded_at=o.recorded_at, raw=dict(o.order.raw)) for o in page.items],
         page.next_cursor)
 
 
@@ -672,9 +699,24 @@ ROUTES: list[Route] = [
           archive_partner_record, "archivePartnerRecord", "Archive a record at the partner",
           {202: (Queued, "Queued for the partner")}, body=ArchiveRequest, body_required=False,
           path_params=ONE_RECORD, also=(501,)),
+    Route("POST", "/api/v1/connectors/{name}/records/{kind}/{id}/delete",
+          delete_partner_record, "deletePartnerRecord", "Delete a record at the partner (the"
+          " kept record shows it archived once the partner confirms)",
+          {202: (Queued, "Queued for the partner")}, body=ArchiveRequest, body_required=False,
+          path_params=ONE_RECORD, also=(501,)),
+    Route("POST", "/api/v1/connectors/{name}/records/{kind}/{id}/hold", hold_partner_record,
+          "holdPartnerRecord", "Put a record on hold at the partner (an order, say)",
+          {202: (Queued, "Queued for the partner")}, body=ArchiveRequest, body_required=False,
+          path_params=ONE_RECORD, also=(501,)),
+    Route("POST", "/api/v1/inventory/replenishments", push_replenishments,
+          "pushReplenishments", "Stock levels per warehouse, SKU and date (none: available"
+          " now) for the partners that take them; consolidated (the last level for a"
+          " warehouse, date and SKU wins), checked, then queued",
+          {202: (InventoryQueued, "Queued, one message per connector")},
+          body=ReplenishmentRequest, also=(404, 501)),
     Route("GET", "/api/v1/partner-orders", list_partner_orders, "listPartnerOrders",
           "Orders placed at partners and the FO each became; unclaimed=true lists those no"
-          " channel takes", {200: (PageOf(PartnerOrderView), "A page")},
+          " channel takes, held=true those the connector could not map", {200: (PageOf(PartnerOrderView), "A page")},
           query=PartnerOrderQuery),
     Route("GET", "/api/v1/dead-letters", list_dead_letters, "listDeadLetters",
           "Inbox events and outbound messages that gave up",

@@ -161,7 +161,7 @@ class Gateway:
             if cfg.enabled:
                 self.connectors[cfg.name] = self._classes[cfg.name](
                     cfg, self.config, self.session, self.metrics, budgets=self._budget,
-                    links=self._watched)
+                    links=self._watched, records=self.storage)
         self.started = True
         if not self.serving:
             log.info("gateway.started", role="command", storage=self.config.storage.where)

@@ -33,12 +33,16 @@ from gateway.domain.records import (
     parse_iso,
     utc_iso,
 )
-from gateway.errors import NotFound, OperationUnsupported
-from gateway.events import SourceChangedData, UnclaimedData
+from gateway.errors import BadRequest, NotFound, OperationUnsupported
+from gateway.events import HeldData, SourceChangedData, UnclaimedData
+from gateway.inventory import consolidate
 from gateway.ledger import Outcome
 from gateway.names import (
+    ACKNOWLEDGE_ORDER,
     FO_SOURCE_CHANGED,
+    PARTNER_ORDER_HELD,
     PARTNER_ORDER_UNCLAIMED,
+    PUSH_INVENTORY,
     RECORD_WRITES,
     connector_destination,
     record_operation,
@@ -184,6 +188,16 @@ class Commands:
             return 0  # an older version (never over a newer one), or the same one again
         channel = self.config.channel_for_source(order.source)
         if stored is None or stored.fo_id is None:
+            if order.hold_reason is not None and order.status == "open":
+                # Kept and listed as held; a later version the connector can map makes the FO.
+                await tx.save_partner_order(order, None, at)
+                if stored is None or stored.order.hold_reason != order.hold_reason:
+                    log.warning("partner_order.held", connector=order.source,
+                                partner_order_id=order.external_id, reason=order.hold_reason)
+                    return await self.outbound.event(tx, PARTNER_ORDER_HELD, HeldData(
+                        connector=order.source, partner_order_id=order.external_id,
+                        order_number=order.order_number, reason=order.hold_reason), at)
+                return 0
             if channel is None or order.status != "open":
                 # Kept and listed, not dropped: a channel configured later takes its next
                 # version. An order first seen cancelled or closed needs no FO.
@@ -204,8 +218,13 @@ class Commands:
                 return 0
             log.info("fulfillment_order.created", fo_id=new.fo.id, channel=channel.name,
                      connector=order.source, partner_order_id=order.external_id)
-            return await self._created(tx, new.fo.id, at, outcome,
+            sent = await self._created(tx, new.fo.id, at, outcome,
                                        origin=(order.source, order.external_id))
+            connector = self.connectors.get(order.source)
+            if connector is not None and ACKNOWLEDGE_ORDER in connector.declared_operations() \
+                    and connector.refusal(ACKNOWLEDGE_ORDER) is None:
+                sent += await self.outbound.acknowledge_order(tx, order, new.fo.id, at)
+            return sent
         await tx.save_partner_order(order, stored.fo_id, at)
         sent = 0
         if order.status == "cancelled" and stored.order.status != "cancelled":
@@ -214,6 +233,9 @@ class Commands:
                                    "partner_order_id": order.external_id})
             sent += await self._cancel(tx, stored.fo_id, at, outcome)
         changes = order_changes(stored.order, order)
+        if order.hold_reason is not None and order.hold_reason != stored.order.hold_reason:
+            changes["hold_reason"] = {"before": stored.order.hold_reason,
+                                      "after": order.hold_reason}
         if changes:
             detail = {"connector": order.source, "partner_order_id": order.external_id,
                       "changes": changes}
@@ -238,13 +260,15 @@ class Commands:
         connector = self.connectors.get(connector_name)
         if connector is None:
             raise NotFound(f"no enabled connector {connector_name!r}")
+        operation = record_operation(write, kind)
+        if operation in connector.unsupported:  # declared: answered before anything else
+            raise OperationUnsupported(connector_name, operation, connector.unsupported[operation])
         record_kind = connector.record_kind(kind)
         if record_kind is None:
             kinds = ", ".join(k.name for k in connector.record_kinds) or "none"
             raise NotFound(f"connector {connector_name!r} keeps no {kind!r} records;"
                            f" its kinds: {kinds}")
         assert write in RECORD_WRITES
-        operation = record_operation(write, kind)
         reason = connector.refusal(operation) if write in record_kind.writes else \
             f"{kind} records are not written back to this partner"
         if reason is not None:
@@ -252,6 +276,7 @@ class Commands:
         if external_id is not None and await self.storage.partner_record(
                 connector_name, kind, external_id) is None:
             raise NotFound(f"connector {connector_name!r} has no {kind} {external_id!r}")
+        await connector.check_write(kind, write, external_id, fields)
         key = new_id("rec")
 
         async def change(tx: Transaction, at: str) -> tuple[int, int]:
@@ -264,6 +289,56 @@ class Commands:
             return message_id, sent
 
         return await self._run(change)
+
+    # inventory
+
+    def inventory_connectors(self, name: str | None) -> list[Connector]:
+        """The connector named, or every enabled one that takes inventory; OperationUnsupported
+        (501) naming why when none will."""
+        if name is not None:
+            connector = self.connectors.get(name)
+            if connector is None:
+                raise NotFound(f"no enabled connector {name!r}")
+            reason = connector.refusal(PUSH_INVENTORY)
+            if reason is not None:
+                raise OperationUnsupported(name, PUSH_INVENTORY, reason)
+            return [connector]
+        found = [c for c in self.connectors.values() if c.refusal(PUSH_INVENTORY) is None]
+        if not found:
+            raise OperationUnsupported("any", PUSH_INVENTORY,
+                                       "no enabled connector takes inventory levels")
+        return found
+
+    async def push_inventory(self, name: str | None, levels: Sequence[dict[str, Any]]
+                             ) -> tuple[list[dict[str, Any]], list[tuple[str, int]]]:
+        """Consolidate the levels, check them with each connector (what its partner does not
+        know is refused before anything is queued, each named), then queue one push per
+        connector. Returns the consolidated lines and (connector, outbox message id) pairs."""
+        targets = self.inventory_connectors(name)
+        lines = consolidate(levels)
+        problems = []
+        for connector in targets:
+            problems += [{"field": "levels", "code": "unknown_to_partner",
+                          "message": f"{connector.name}: {p}"}
+                         for p in await connector.check_inventory(lines)]
+        if problems:
+            raise BadRequest(f"{len(problems)} problem(s): "
+                             + "; ".join(p["message"] for p in problems), problems)
+        keys = {c.name: new_id("inv") for c in targets}
+
+        async def change(tx: Transaction, at: str) -> tuple[list[tuple[str, int]], int]:
+            sent = await tx.enqueue_outbox([NewOutboxMessage(
+                key=keys[c.name], destination=connector_destination(c.name), kind=PUSH_INVENTORY,
+                payload={"levels": lines}, not_before=at, sequence_key=f"inventory:{c.name}")
+                for c in targets], at)
+            queued = []
+            for c in targets:
+                message_id = await tx.outbox_message_id(keys[c.name])
+                assert message_id is not None
+                queued.append((c.name, message_id))
+            return queued, sent
+
+        return lines, await self._run(change)
 
     # dead letters
 

@@ -26,7 +26,7 @@ import importlib
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import aiohttp
 import orjson
@@ -44,6 +44,17 @@ REQUIRED: Any = object()
 Record = Shipment | PartnerOrder | PartnerRecord
 BudgetFactory = Callable[[str, int, float], RateBudget]  # (connector, per window, window)
 WatchedLinks = Callable[[str, str], AsyncIterator[PartnerLink]]  # (connector, role)
+
+
+class RecordStore(Protocol):
+    """What a connector may read of the partner records the gateway keeps (storage's own
+    methods): to map or check against what the partner told it before."""
+
+    async def partner_record(self, connector: str, kind: str,
+                             external_id: str) -> PartnerRecord | None: ...
+
+    async def list_partner_records(self, connector: str, kind: str, updated_since: str | None,
+                                   cursor: str | None, limit: int) -> Any: ...
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
@@ -189,7 +200,7 @@ class Connector:
 
     def __init__(self, config: Any, app_config: Any, session: aiohttp.ClientSession,
                  metrics: Metrics, budgets: BudgetFactory | None = None,
-                 links: WatchedLinks | None = None) -> None:
+                 links: WatchedLinks | None = None, records: RecordStore | None = None) -> None:
         self.config = config  # gateway.config.ConnectorConfig
         self.name: str = config.name
         self.settings: Mapping[str, Any] = config.settings
@@ -197,6 +208,7 @@ class Connector:
         self.metrics = metrics
         self._budgets = budgets
         self._links = links
+        self._records = records
 
     def rate_budget(self, per_window: int, window_seconds: float) -> RateBudget:
         """This partner's request budget, shared with every process that calls it (the
@@ -213,6 +225,25 @@ class Connector:
             return
         async for link in self._links(self.name, role):
             yield link
+
+    async def stored_record(self, kind: str, external_id: str) -> PartnerRecord | None:
+        """One of this connector's partner records as the gateway keeps it."""
+        if self._records is None:
+            return None
+        return await self._records.partner_record(self.name, kind, external_id)
+
+    async def stored_records(self, kind: str) -> AsyncIterator[PartnerRecord]:
+        """Every kept partner record of one kind (archived ones included), page by page."""
+        if self._records is None:
+            return
+        cursor = None
+        while True:
+            page = await self._records.list_partner_records(self.name, kind, None, cursor, 500)
+            for record in page.items:
+                yield record
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     # what the type declares, read by the gateway
 
@@ -299,6 +330,17 @@ class Connector:
         """Create, update or archive a partner record; returns the record's fields as the
         partner now has them (with `id`)."""
         raise NotImplementedError
+
+    async def check_write(self, kind: str, write: str, external_id: str | None,
+                          fields: Mapping[str, Any]) -> None:
+        """Refuse a record write before it is queued (BadRequest, Conflict) when what the
+        gateway keeps already shows it cannot succeed: a duplicate code, a missing field."""
+        return None
+
+    async def check_inventory(self, levels: Sequence[Mapping[str, Any]]) -> list[str]:
+        """For push_inventory: what in these levels the partner does not know (a SKU, a
+        warehouse), each named; empty when they can be sent."""
+        return []
 
     def status(self) -> dict[str, Any]:
         """Connector-specific health: rate-limit state and the like."""

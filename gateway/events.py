@@ -16,6 +16,7 @@ from gateway.names import (
     INVOICE_REQUESTED,
     ORDER_PUSH_FAILED,
     ORDER_PUSHED,
+    PARTNER_ORDER_HELD,
     PARTNER_ORDER_UNCLAIMED,
     SHIPMENT_RECORDED,
     SHIPMENT_UNMATCHED,
@@ -115,6 +116,13 @@ class UnclaimedData(TypedDict):
     order_number: str | None
 
 
+class HeldData(TypedDict):
+    connector: str
+    partner_order_id: str
+    order_number: str | None
+    reason: str  # what the connector could not map, named
+
+
 EVENT_DATA: dict[str, tuple[str, type]] = {
     FO_CREATED: ("An FO was created", FulfillmentOrderData),
     FO_STATUS_CHANGED: ("Exactly one per status change, with the per-line quantities after"
@@ -132,4 +140,7 @@ EVENT_DATA: dict[str, tuple[str, type]] = {
     PARTNER_ORDER_UNCLAIMED: ("A partner order arrived for a connector no channel takes"
                               " orders from; it is kept and listed, not dropped",
                               UnclaimedData),
+    PARTNER_ORDER_HELD: ("A partner order the connector could not turn into FO lines (a size"
+                         " with no SKU, say): kept and listed as held, no FO made until a"
+                         " later version can be", HeldData),
 }

@@ -15,8 +15,15 @@ CANCEL_ORDER = "cancel_order"
 PUSH_FULFILLMENT = "push_fulfillment"
 CANCEL_FULFILLMENT = "cancel_fulfillment"
 PUSH_INVENTORY = "push_inventory"
+# Sent to an order's origin once its FO exists: the partner's "taken" mark (NuOrder's
+# processed), so the next poll does not fetch it again.
+ACKNOWLEDGE_ORDER = "acknowledge_order"
 # Writes to a connector's partner records: "<write>:<kind>", e.g. "update:company".
-RECORD_WRITES = ("create", "update", "archive")
+RecordWrite = Literal["create", "update", "archive", "delete", "hold"]
+RECORD_WRITES: tuple[str, ...] = get_args(RecordWrite)
+# Reading a kind of record at all: a connector may declare "list:<kind>" unsupported (a kind
+# the partner has but this integration never fetches), answered 501 rather than 404.
+LIST = "list"
 EVENT = "event"
 
 
@@ -53,9 +60,10 @@ ORDER_PUSHED = "order.pushed"
 ORDER_PUSH_FAILED = "order.push_failed"
 INVOICE_REQUESTED = "invoice.requested"
 PARTNER_ORDER_UNCLAIMED = "partner_order.unclaimed"
+PARTNER_ORDER_HELD = "partner_order.held"
 EVENT_TYPES = (FO_CREATED, FO_STATUS_CHANGED, FO_CANCELLED, FO_SOURCE_CHANGED,
                SHIPMENT_RECORDED, SHIPMENT_UNMATCHED, ORDER_PUSHED, ORDER_PUSH_FAILED,
-               INVOICE_REQUESTED, PARTNER_ORDER_UNCLAIMED)
+               INVOICE_REQUESTED, PARTNER_ORDER_UNCLAIMED, PARTNER_ORDER_HELD)
 
 InvoiceTiming = Literal["on_order_created", "on_shipment_created"]
 INVOICE_TIMINGS: tuple[str, ...] = get_args(InvoiceTiming)

@@ -17,7 +17,15 @@ from datetime import timedelta
 from typing import Any
 
 from gateway.config import ChannelConfig, Config
-from gateway.domain.records import PartnerLink, PartnerRecord, Shipment, new_id, parse_iso, utc_iso
+from gateway.domain.records import (
+    PartnerLink,
+    PartnerOrder,
+    PartnerRecord,
+    Shipment,
+    new_id,
+    parse_iso,
+    utc_iso,
+)
 from gateway.errors import Failure
 from gateway.events import (
     FulfillmentOrderData,
@@ -33,6 +41,7 @@ from gateway.events import (
 )
 from gateway.ledger import Outcome
 from gateway.names import (
+    ACKNOWLEDGE_ORDER,
     CANCEL_FULFILLMENT,
     CANCEL_ORDER,
     EVENT,
@@ -171,6 +180,14 @@ class Outbound:
             await tx.add_timeline(fo_id, "push_scheduled", at, {
                 "connector": connector, "not_before": not_before})
         return sent
+
+    async def acknowledge_order(self, tx: Transaction, order: PartnerOrder, fo_id: str,
+                                at: str) -> int:
+        """Tell the order's origin it was taken (its FO exists), once."""
+        return await self._to_connector(tx, order.source, ACKNOWLEDGE_ORDER, fo_id, {
+            "fulfillment_order_id": fo_id, "partner_order_id": order.external_id,
+            "order_number": order.order_number}, at,
+            key=f"{ACKNOWLEDGE_ORDER}:{fo_id}:{connector_destination(order.source)}")
 
     async def fulfillment_order_cancelled(self, tx: Transaction, fo_id: str, at: str,
                                           outcome: Outcome) -> int:
@@ -329,7 +346,8 @@ class Outbound:
             await self._note_on_link(tx, message.fo_id, connector, "fulfiller", at, result)
             await tx.add_timeline(message.fo_id, "cancel_sent", at, {"connector": connector})
         shipment_id = message.payload.get("shipment_id")
-        if message.kind in (PUSH_FULFILLMENT, CANCEL_FULFILLMENT) and shipment_id and recorded:
+        if message.kind in (PUSH_FULFILLMENT, CANCEL_FULFILLMENT) and shipment_id and recorded \
+                and not result.get("skipped"):  # a connector's toggle let it go unsent
             status = "pushed" if message.kind == PUSH_FULFILLMENT else "cancelled"
             partner_id = result.get("partner_fulfillment_id",
                                     message.payload.get("partner_fulfillment_id"))

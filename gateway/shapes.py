@@ -28,6 +28,7 @@ from typing_extensions import TypedDict
 
 from gateway.domain.records import FoStatus, PartnerOrderStatus, parse_iso, utc_iso
 from gateway.names import InvoiceTiming
+from gateway.names import RecordWrite as RecordWriteName
 
 # The id an API caller may choose (an FO, a line): letters and digits first, then also
 # . _ : - ; 128 at most. `$` is the end of the text (no newline before it) in the Rust
@@ -148,13 +149,49 @@ class MatchRequest(Body):
     fulfillment_order_ids: Annotated[list[Id], Field(min_length=1, max_length=100)]
 
 
+def _storable(value: dict[str, Any]) -> dict[str, Any]:
+    """Fields are stored and sent as JSON: an integer past 64 bits cannot be."""
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        raise PydanticCustomError(
+            "invalid_value", "numbers must fit in 64 bits (write larger ones as strings)") from None
+    return value
+
+
+PartnerFields = Annotated[dict[str, Any], AfterValidator(_storable)]
+
+
 class RecordWrite(Body):
-    fields: dict[str, Any] = Field(min_length=1, description="The partner's fields to write,"
-                                                             " as it names them")
+    fields: PartnerFields = Field(min_length=1, description="The partner's fields to write,"
+                                                            " as it names them")
 
 
 class ArchiveRequest(Body):
-    fields: dict[str, Any] = Field(default_factory=dict)
+    fields: PartnerFields = Field(default_factory=dict)
+
+
+class InventoryLevel(Body):
+    """One stock level: how many of a SKU a warehouse has, now or from a date on."""
+
+    warehouse: Text = Field(description="the partner's warehouse: its id, code or name")
+    sku: Text
+    quantity: int = Field(ge=0, le=10_000_000)
+    date: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None = Field(
+        None, description="YYYY-MM-DD: future stock available from then; none: available now")
+    prebook: bool = Field(False, description="future stock sold ahead (prebook), with its date")
+
+    @model_validator(mode="after")
+    def _prebook_has_a_date(self) -> InventoryLevel:
+        if self.prebook and self.date is None:
+            raise PydanticCustomError("invalid_value", "prebook stock needs its date")
+        return self
+
+
+class ReplenishmentRequest(Body):
+    connector: Name | None = Field(None, description="the connector to send to; none: every"
+                                                     " enabled connector that takes inventory")
+    levels: Annotated[list[InventoryLevel], Field(min_length=1, max_length=50_000)]
 
 
 # queries
@@ -183,6 +220,8 @@ class RecordQuery(Paging):
 class PartnerOrderQuery(Paging):
     connector: Name | None = None
     unclaimed: bool = Field(False, description="only the orders no channel takes")
+    held: bool = Field(False, description="only the orders held: the connector could not"
+                                          " turn them into FO lines (hold_reason says why)")
 
 
 class PollQuery(Query):
@@ -235,7 +274,7 @@ class FeedView(TypedDict):
 
 class RecordKindView(TypedDict):
     name: str
-    writes: list[Literal["create", "update", "archive"]]
+    writes: list[RecordWriteName]
     description: str
 
 
@@ -307,7 +346,8 @@ class PartnerOrderView(TypedDict):
     ship_to: dict[str, Any]
     customer_ref: str | None
     partner_updated_at: str | None
-    fulfillment_order_id: str | None  # null: no channel takes these orders
+    fulfillment_order_id: str | None  # null: no channel takes these orders, or held
+    hold_reason: str | None  # why no FO is made from this version (a size with no SKU, say)
     recorded_at: str
     raw: dict[str, Any]
 
@@ -316,6 +356,12 @@ class Queued(TypedDict):
     id: str  # the outbox message, outbox-N
     status: Literal["pending"]
     operation: str
+
+
+class InventoryQueued(TypedDict):
+    received: int  # levels in the request
+    lines: int  # after consolidation: one per warehouse, date and SKU (the last level wins)
+    messages: list[Queued]  # one per connector
 
 
 class DeadLetterAction(TypedDict):

@@ -154,7 +154,8 @@ class FakeConnector(Connector):
     )
     produces: ClassVar[tuple[type, ...]] = (Shipment, PartnerOrder, PartnerRecord)
     record_kinds: ClassVar[tuple[RecordKind, ...]] = (
-        RecordKind("company", frozenset({"create", "update", "archive"}), "buyers"),
+        RecordKind("company", frozenset({"create", "update", "archive", "delete", "hold"}),
+                   "buyers"),
         RecordKind("location", frozenset(), "warehouses (read only)"),
     )
     operations: ClassVar[frozenset[str]] = frozenset(
@@ -245,7 +246,7 @@ class FakeConnector(Connector):
         stored = self.partner.records.setdefault((kind, external_id), {})
         stored.update(message.payload["fields"])
         return {"id": external_id, **stored, "updated_at": now_iso(),
-                "archived": write == "archive"}
+                "archived": write in ("archive", "delete")}
 
 
 CONNECTOR = FakeConnector

@@ -146,12 +146,15 @@ class PartnerOrder:
     ship_to: Mapping[str, Any] = field(default_factory=dict)
     customer_ref: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)  # the partner's fields, for display
+    # Why the connector cannot turn this version into FO lines (a size with no SKU, say):
+    # it is kept and listed as held, and no FO is made from it; `lines` are those it could.
+    hold_reason: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in PARTNER_ORDER_STATUSES:
             raise ValueError(f"partner order status {self.status!r} is not one of"
                              f" {PARTNER_ORDER_STATUSES}")
-        if not self.lines and self.status == "open":
+        if not self.lines and self.status == "open" and self.hold_reason is None:
             raise ValueError(f"partner order {self.external_id}: an open order has no lines")
 
     def content(self) -> dict[str, Any]:

@@ -72,7 +72,8 @@ def partner_order_from_row(row: Row) -> StoredPartnerOrder:
         source=row["connector"], external_id=row["external_id"], status=row["status"],
         lines=tuple(PartnerOrderLine(**ln) for ln in content["lines"]),
         partner_updated_at=row["partner_updated_at"], order_number=row["order_number"],
-        ship_to=content["ship_to"], customer_ref=row["customer_ref"], raw=from_json(row["raw"]))
+        ship_to=content["ship_to"], customer_ref=row["customer_ref"], raw=from_json(row["raw"]),
+        hold_reason=row["hold_reason"])
     return StoredPartnerOrder(order, row["fo_id"], row["recorded_at"])
 
 
@@ -359,17 +360,17 @@ class SqlTransaction:
     async def save_partner_order(self, order: PartnerOrder, fo_id: str | None, at: str) -> None:
         await self.db.execute(
             "INSERT INTO partner_orders (connector, external_id, order_number, status, content,"
-            " raw, customer_ref, partner_updated_at, fo_id, recorded_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (connector, external_id) DO UPDATE SET"
+            " raw, customer_ref, partner_updated_at, fo_id, hold_reason, recorded_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (connector, external_id) DO UPDATE SET"
             " order_number = excluded.order_number, status = excluded.status,"
             " content = excluded.content, raw = excluded.raw,"
             " customer_ref = excluded.customer_ref,"
             " partner_updated_at = excluded.partner_updated_at,"
             " fo_id = COALESCE(partner_orders.fo_id, excluded.fo_id),"
-            " updated_at = excluded.updated_at",
+            " hold_reason = excluded.hold_reason, updated_at = excluded.updated_at",
             (order.source, order.external_id, order.order_number, order.status,
              to_json(order.content()), to_json(dict(order.raw)), order.customer_ref,
-             order.partner_updated_at, fo_id, at, at))
+             order.partner_updated_at, fo_id, order.hold_reason, at, at))
 
     async def get_partner_record(self, connector: str, kind: str,
                                  external_id: str) -> PartnerRecord | None:

@@ -280,7 +280,7 @@ class SqlViews:
             if len(rows) > limit else None
         return Page([partner_record_from_row(r) for r in rows[:limit]], nxt)
 
-    async def list_partner_orders(self, connector: str | None, unclaimed: bool,
+    async def list_partner_orders(self, connector: str | None, unclaimed: bool, held: bool,
                                   cursor: str | None, limit: int) -> Page:
         where: list[str] = []
         params: list[Any] = []
@@ -288,7 +288,9 @@ class SqlViews:
             where.append("connector = ?")
             params.append(connector)
         if unclaimed:
-            where.append("fo_id IS NULL")
+            where.append("fo_id IS NULL AND hold_reason IS NULL")
+        if held:
+            where.append("hold_reason IS NOT NULL")
         if cursor:
             after_at, after_connector, after_id = decode_cursor(cursor, str, str, str)
             where.append("(recorded_at, connector, external_id) > (?, ?, ?)")
