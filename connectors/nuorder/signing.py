@@ -52,7 +52,9 @@ def _legacy_base(method: str, url: str, params: dict[str, str]) -> str:
     order = ("oauth_consumer_key", "oauth_token", "oauth_timestamp", "oauth_nonce",
              "oauth_version", "oauth_signature_method")
     query = "&".join(f"{name}={params.get(name, '')}" for name in order)
-    return f"{method.upper()}{url}?{query}"
+    # The older clients made no calls with a query string of their own; one is left out of
+    # the base (UNCONFIRMED, like the style), so its encoding on the way cannot matter.
+    return f"{method.upper()}{url.partition('?')[0]}?{query}"
 
 
 def legacy_hex_authorization(method: str, url: str, credentials: Credentials,

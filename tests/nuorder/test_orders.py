@@ -1,0 +1,160 @@
+"""NuOrder's orders in, through the gateway's API against the sandbox over loopback: only
+approved orders come in, once each, marked processed; a size with no SKU holds its order;
+cancellations and changes in NuOrder reach the FO."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connectors.nuorder.signing import LEGACY_HEX, RFC5849
+from connectors.nuorder.skus import STYLE_COLOR_SIZE, UPC, SkuMap, line_id, sku_of
+from tests.fake_partner import partner
+from tests.nuorder.conftest import NuOrderGateway, NuOrderSandbox
+
+
+async def _catalogue(sandbox: NuOrderSandbox) -> tuple[dict[str, Any], dict[str, Any]]:
+    coat = await sandbox.product("COAT1", "Navy", {"S": "0001", "M": "0002", "L": "0003"})
+    hat = await sandbox.product("HAT9", "Red", {"OS": "0009"})
+    return coat, hat
+
+
+async def _fos(gw: NuOrderGateway) -> list[dict[str, Any]]:
+    return (await gw.call("GET", "/api/v1/fulfillment-orders"))["items"]
+
+
+@pytest.mark.parametrize("style", [RFC5849, LEGACY_HEX])
+async def test_approved_orders_become_one_fo_each_and_are_marked_processed(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox, style: str) -> None:
+    gw = await start_nuorder(signature_style=style)  # query strings signed in both styles
+    coat, hat = await _catalogue(nuorder_sandbox)
+    approved = await nuorder_sandbox.order("1001", [(coat, {"S": 2, "M": 4}), (hat, {"OS": 1})])
+    await nuorder_sandbox.order("1002", [(coat, {"L": 1})], status="pending")
+    await nuorder_sandbox.order("1003", [(coat, {"L": 1})], status="draft")
+    await gw.poll_feed("products")
+    await gw.poll_feed("orders")
+    await gw.wait_idle()
+
+    [fo] = await _fos(gw)
+    fo = await gw.fo(fo["id"])
+    assert fo["channel"] == "wholesale" and fo["order_number"] == "1001"
+    assert sorted((ln["sku"], ln["requested"]) for ln in fo["lines"]) == [
+        ("0001", 2), ("0002", 4), ("0009", 1)]
+    assert {ln["line_id"] for ln in fo["lines"]} == {
+        line_id(coat["_id"], "S"), line_id(coat["_id"], "M"), line_id(hat["_id"], "OS")}
+    refs = {(r["kind"], r["value"]) for r in fo["external_refs"]}
+    assert ("partner_order_id", approved["_id"]) in refs and ("order_number", "1001") in refs
+
+    async def processed() -> bool:
+        return nuorder_sandbox.state.orders[approved["_id"]]["status"] == "processed"
+
+    await gw.wait_for(processed)
+    [placed] = partner("wms").called("push_order")
+    assert placed.payload["ship_to"] == {"street1": "1 High St", "city": "Leeds",
+                                         "postal_code": "LS1 1AA", "country": "GB",
+                                         "company": "Boutique One", "name": "Ann Buyer"}
+
+    # Seen again (an overlapping poll, a tracked re-read): still one FO, one push.
+    await gw.poll_feed("orders")
+    await gw.poll_feed("orders")
+    await gw.wait_idle()
+    assert len(await _fos(gw)) == 1
+    assert len(partner("wms").called("push_order")) == 1
+    assert nuorder_sandbox.calls("POST", f"/api/order/{approved['_id']}/process") == 1
+    [kept] = [o for o in await gw.partner_orders() if o["id"] == approved["_id"]]
+    assert kept["fulfillment_order_id"] == fo["id"] and kept["hold_reason"] is None
+    orders = {r["id"]: r for r in await gw.records("orders")}
+    assert orders[approved["_id"]]["fields"]["status"] == "processed"  # as last seen
+    assert len(orders) == 1  # the pending and draft orders never came in
+
+
+async def test_a_size_with_no_sku_holds_the_order_until_the_product_has_one(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox) -> None:
+    gw = await start_nuorder()
+    coat = await nuorder_sandbox.product("COAT1", "Navy", {"S": "0001", "XL": None})
+    order = await nuorder_sandbox.order("2001", [(coat, {"S": 1, "XL": 2})])
+    await gw.poll_feed("products")
+    await gw.poll_feed("orders")
+    await gw.wait_idle()
+
+    assert await _fos(gw) == []
+    [held] = await gw.partner_orders("&held=true")
+    assert held["id"] == order["_id"] and held["fulfillment_order_id"] is None
+    assert "COAT1 Navy size XL" in held["hold_reason"]
+    assert await gw.partner_orders("&unclaimed=true") == []  # held is not unclaimed
+    assert nuorder_sandbox.state.orders[order["_id"]]["status"] == "approved"  # not taken
+
+    # The brand adds the UPC in NuOrder; the products feed brings it; the next orders poll
+    # takes the held order although it did not change.
+    coat["sizes"][1]["upc"] = "0004"
+    await nuorder_sandbox.control("/products", coat)
+    await gw.poll_feed("products")
+    await gw.poll_feed("orders")
+    await gw.wait_idle()
+    [fo] = await _fos(gw)
+    assert sorted((ln["sku"], ln["requested"]) for ln in (await gw.fo(fo["id"]))["lines"]) == [
+        ("0001", 1), ("0004", 2)]
+    assert await gw.partner_orders("&held=true") == []
+
+
+def test_the_sku_map_goes_both_ways_under_either_rule() -> None:
+    coat = {"_id": "p1", "style_number": "COAT1", "color": "Navy",
+            "sizes": [{"size": "S", "upc": "0001", "_id": "k1"},
+                      {"size": "M", "upc": "", "_id": "k2"}]}
+    by_upc = SkuMap(UPC, [coat])
+    assert by_upc.sku("p1", "S") == "0001" and by_upc.sku("p1", "M") is None
+    assert by_upc.size_of("0001").product_id == "p1" and by_upc.size_of("0001").size == "S"
+    assert by_upc.size_of("0001").sku_id == "k1" and by_upc.size_of("COAT1-Navy-S") is None
+    by_style = SkuMap(STYLE_COLOR_SIZE, [coat])
+    assert by_style.sku("p1", "M") == "COAT1-Navy-M"
+    assert by_style.size_of("COAT1-Navy-M").sku_id == "k2"
+    assert sku_of(STYLE_COLOR_SIZE, {"style_number": "X"}, {"size": "S"}) is None  # no color
+    # Two products claiming one SKU: the first keeps it, the clash is reported.
+    twin = {**coat, "_id": "p2"}
+    clash = SkuMap(UPC, [coat, twin])
+    assert clash.size_of("0001").product_id == "p1" and "0001" in clash.duplicates
+
+
+async def test_an_order_cancelled_in_nuorder_cancels_the_fo_and_its_push(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox) -> None:
+    gw = await start_nuorder()
+    coat, _ = await _catalogue(nuorder_sandbox)
+    order = await nuorder_sandbox.order("3001", [(coat, {"M": 3})])
+    await gw.poll_feed("products")
+    await gw.poll_feed("orders")
+    await gw.wait_idle()
+    [fo] = await _fos(gw)
+    await gw.wait_for(lambda: _async(bool(partner("wms").called("push_order"))))
+
+    await nuorder_sandbox.control(f"/orders/{order['_id']}", {"status": "cancelled"})
+    await gw.poll_feed("orders")  # tracked orders are read again
+    cancelled = await gw.wait_status(fo["id"], "cancelled")
+    assert any(t["kind"] == "source_cancelled" for t in cancelled["timeline"])
+    await gw.wait_for(lambda: _async(bool(partner("wms").called("cancel_order"))))
+
+
+async def test_a_changed_order_is_recorded_and_the_fo_stays(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox) -> None:
+    gw = await start_nuorder()
+    coat, _ = await _catalogue(nuorder_sandbox)
+    order = await nuorder_sandbox.order("4001", [(coat, {"M": 3})])
+    await gw.poll_feed("products")
+    await gw.poll_feed("orders")
+    await gw.wait_idle()
+    [fo] = await _fos(gw)
+
+    changed = dict(order["line_items"][0])
+    changed["sizes"] = [{"size": "M", "quantity": 5, "upc": "0002", "price": 40}]
+    await nuorder_sandbox.control(f"/orders/{order['_id']}", {"line_items": [changed]})
+    await gw.poll_feed("orders")
+    await gw.wait_idle()
+    after = await gw.fo(fo["id"])
+    [entry] = [t for t in after["timeline"] if t["kind"] == "source_changed"]
+    assert entry["detail"]["changes"]["lines"]["after"][0]["quantity"] == 5
+    assert [(ln["sku"], ln["requested"]) for ln in after["lines"]] == [("0002", 3)]
+    assert after["status"] == "unfulfilled"
+
+
+async def _async(value: Any) -> Any:
+    return value
