@@ -1,0 +1,140 @@
+"""What goes back to NuOrder, through the gateway against the sandbox: shipments as they are
+allocated (6 then 4 units: two shipments there), the shipped status, a void withdrawn, a retry
+after NuOrder's 500 landing once; inventory levels consolidated and sent as replenishments
+with the flags refreshed; what NuOrder does not know refused before sending."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.fake_partner import partner
+from tests.nuorder.conftest import NuOrderGateway, NuOrderSandbox
+
+
+async def _one_order(gw: NuOrderGateway, sandbox: NuOrderSandbox, sizes: dict[str, int]
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+    coat = await sandbox.product("COAT1", "Navy", {"S": "0001", "M": "0002"})
+    await sandbox.control("/warehouses", {"name": "Main", "code": "MAIN"})
+    order = await sandbox.order("5001", [(coat, sizes)])
+    await gw.poll_feed("products")
+    await gw.poll_feed("locations")
+    await gw.poll_feed("orders")
+    await gw.wait_idle()
+    [fo] = (await gw.call("GET", "/api/v1/fulfillment-orders"))["items"]
+    await gw.wait_for(lambda: _now(bool(partner("wms").called("push_order"))))
+    return order, fo
+
+
+async def _now(value: Any) -> Any:
+    return value
+
+
+async def test_two_shipments_reach_nuorder_and_the_order_ships(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox) -> None:
+    gw = await start_nuorder()
+    order, fo = await _one_order(gw, nuorder_sandbox, {"M": 10})
+    held = nuorder_sandbox.state.orders[order["_id"]]
+    nuorder_sandbox.state.faults.clear()
+    await nuorder_sandbox.control("/faults", {"path": f"/api/order/{order['_id']}/shipments",
+                                              "method": "POST", "status": 500, "times": 1})
+
+    await gw.ship(fo["id"], "S1", [("0002", 6)], "1Z-SIX")
+    await gw.wait_status(fo["id"], "partially_fulfilled")
+
+    async def shipments(count: int) -> Any:
+        async def check() -> Any:
+            live = [s for s in held["shipments"] if not s.get("voided")]
+            return live if len(live) == count else None
+        return await gw.wait_for(check)
+
+    [first] = await shipments(1)  # NuOrder's 500 first, then the retry: one shipment
+    assert first["tracking_numbers"] == ["1Z-SIX"] and first["carrier"] == "ups"
+    assert first["lines"] == [{"product_id": held["line_items"][0]["product"]["_id"],
+                               "size": "M", "quantity": 6, "sku": "0002"}]
+    assert held["status"] == "processed"
+
+    await gw.ship(fo["id"], "S2", [("0002", 4)], "1Z-FOUR")
+    await gw.wait_status(fo["id"], "fulfilled")
+    both = await shipments(2)
+    assert sorted(s["tracking_numbers"][0] for s in both) == ["1Z-FOUR", "1Z-SIX"]
+
+    async def shipped() -> bool:
+        return held["status"] == "shipped"
+
+    await gw.wait_for(shipped)
+    links = (await gw.fo(fo["id"]))["links"]
+    [origin] = [ln for ln in links if ln["role"] == "origin"]
+    assert sorted(p["partner_id"] for p in origin["pushed"].values()) == sorted(
+        s["_id"] for s in both)
+    assert all(p["status"] == "pushed" for p in origin["pushed"].values())
+    assert nuorder_sandbox.calls("POST", f"/api/order/{order['_id']}/shipments") == 3
+
+
+async def test_a_voided_shipment_is_withdrawn_from_nuorder(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox) -> None:
+    gw = await start_nuorder()
+    order, fo = await _one_order(gw, nuorder_sandbox, {"S": 2})
+    held = nuorder_sandbox.state.orders[order["_id"]]
+    await gw.ship(fo["id"], "S1", [("0001", 2)], "1Z-VOID")
+
+    async def written() -> Any:
+        return held["shipments"] or None
+
+    [shipment] = await gw.wait_for(written)
+    await gw.ship(fo["id"], "S1", [("0001", 2)], "1Z-VOID", status="voided")
+
+    async def withdrawn() -> bool:
+        return bool(shipment.get("voided"))
+
+    await gw.wait_for(withdrawn)
+    assert nuorder_sandbox.calls("DELETE", f"/api/order/{order['_id']}/shipments/") == 1
+
+
+async def test_inventory_is_consolidated_sent_as_replenishments_and_flags_refreshed(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox) -> None:
+    gw = await start_nuorder()
+    await _one_order(gw, nuorder_sandbox, {"S": 1})
+    [main] = nuorder_sandbox.state.warehouses.values()
+    queued = await gw.call("POST", "/api/v1/inventory/replenishments", {"levels": [
+        {"warehouse": "MAIN", "sku": "0001", "quantity": 5},
+        {"warehouse": "MAIN", "sku": "0001", "quantity": 7},  # the same level again: last wins
+        {"warehouse": "Main", "sku": "0002", "quantity": 3, "date": "2027-02-01",
+         "prebook": True},
+        {"warehouse": "MAIN", "sku": "0002", "quantity": 9, "date": "2027-03-01"},
+    ]}, expect=202)
+    assert queued["received"] == 4 and queued["lines"] == 3
+    assert [m["operation"] for m in queued["messages"]] == ["push_inventory"]
+
+    async def sent() -> Any:
+        return nuorder_sandbox.state.flag_refreshes or None
+
+    [refreshed] = await gw.wait_for(sent)
+    [push] = nuorder_sandbox.state.replenishments
+    assert push["warehouse"] == main["_id"]
+    got = {(r["sku_id"], r["period_start"]): (r["quantity"], r["prebook"])
+           for r in push["replenishments"]}
+    assert got == {("sku-COAT1-Navy-S", None): (7, False),
+                   ("sku-COAT1-Navy-M", "2027-02-01"): (3, True),
+                   ("sku-COAT1-Navy-M", "2027-03-01"): (9, False)}
+    [product] = nuorder_sandbox.state.products.values()
+    assert refreshed == [product["_id"]]
+    # the flag refresh follows the replenishments
+    calls = [r["path"] for r in nuorder_sandbox.state.requests if r["method"] == "PUT"]
+    assert calls[-2:] == [f"/api/v3.0/warehouse/{main['_id']}/replenishments",
+                          "/api/inventory/flags"]
+
+
+async def test_an_unknown_sku_or_warehouse_is_refused_before_sending(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox) -> None:
+    gw = await start_nuorder()
+    await _one_order(gw, nuorder_sandbox, {"S": 1})
+    before = len(nuorder_sandbox.state.requests)
+    refused = await gw.call("POST", "/api/v1/inventory/replenishments", {"levels": [
+        {"warehouse": "NOWHERE", "sku": "0001", "quantity": 1},
+        {"warehouse": "MAIN", "sku": "NOSUCH", "quantity": 1}]}, expect=400)
+    message = refused["error"]["message"]
+    assert "warehouse 'NOWHERE'" in message and "SKU 'NOSUCH'" in message
+    assert len(nuorder_sandbox.state.requests) == before
+    bad = await gw.call("POST", "/api/v1/inventory/replenishments", {"levels": [
+        {"warehouse": "MAIN", "sku": "0001", "quantity": 1, "prebook": True}]}, expect=400)
+    assert "prebook stock needs its date" in bad["error"]["message"]
