@@ -102,8 +102,10 @@ class Gateway:
 
         for channel in self.config.channels:
             if channel.oms and not does(channel.oms.connector, PUSH_ORDER):
+                why = self._classes[channel.oms.connector].unsupported.get(PUSH_ORDER)
                 raise ConfigError(f"{channel.key}.oms.connector: connector"
-                                  f" {channel.oms.connector!r} cannot take orders")
+                                  f" {channel.oms.connector!r} cannot take orders"
+                                  f" ({PUSH_ORDER}{': ' + why if why else ''})")
             if channel.source_connector and channel.push_fulfillment_updates and \
                     not does(channel.source_connector, PUSH_FULFILLMENT):
                 raise ConfigError(f"{channel.key}.push_fulfillment_updates: connector"

@@ -305,8 +305,11 @@ class Commands:
             return [connector]
         found = [c for c in self.connectors.values() if c.refusal(PUSH_INVENTORY) is None]
         if not found:
+            why = [f"{c.name}: {c.refusal(PUSH_INVENTORY)}" for c in self.connectors.values()
+                   if PUSH_INVENTORY in c.declared_operations()]
             raise OperationUnsupported("any", PUSH_INVENTORY,
-                                       "no enabled connector takes inventory levels")
+                                       "no enabled connector takes inventory levels"
+                                       + (f" ({'; '.join(why)})" if why else ""))
         return found
 
     async def push_inventory(self, name: str | None, levels: Sequence[dict[str, Any]]

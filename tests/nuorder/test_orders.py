@@ -33,6 +33,7 @@ async def test_approved_orders_become_one_fo_each_and_are_marked_processed(
     await nuorder_sandbox.order("1002", [(coat, {"L": 1})], status="pending")
     await nuorder_sandbox.order("1003", [(coat, {"L": 1})], status="draft")
     await gw.poll_feed("products")
+    await gw.wait_idle()  # the products kept before the orders poll maps their sizes
     await gw.poll_feed("orders")
     await gw.wait_idle()
 
@@ -75,6 +76,7 @@ async def test_a_size_with_no_sku_holds_the_order_until_the_product_has_one(
     coat = await nuorder_sandbox.product("COAT1", "Navy", {"S": "0001", "XL": None})
     order = await nuorder_sandbox.order("2001", [(coat, {"S": 1, "XL": 2})])
     await gw.poll_feed("products")
+    await gw.wait_idle()  # the products kept before the orders poll maps their sizes
     await gw.poll_feed("orders")
     await gw.wait_idle()
 
@@ -90,6 +92,7 @@ async def test_a_size_with_no_sku_holds_the_order_until_the_product_has_one(
     coat["sizes"][1]["upc"] = "0004"
     await nuorder_sandbox.control("/products", coat)
     await gw.poll_feed("products")
+    await gw.wait_idle()  # the products kept before the orders poll maps their sizes
     await gw.poll_feed("orders")
     await gw.wait_idle()
     [fo] = await _fos(gw)
@@ -122,6 +125,7 @@ async def test_an_order_cancelled_in_nuorder_cancels_the_fo_and_its_push(
     coat, _ = await _catalogue(nuorder_sandbox)
     order = await nuorder_sandbox.order("3001", [(coat, {"M": 3})])
     await gw.poll_feed("products")
+    await gw.wait_idle()  # the products kept before the orders poll maps their sizes
     await gw.poll_feed("orders")
     await gw.wait_idle()
     [fo] = await _fos(gw)
@@ -140,6 +144,7 @@ async def test_a_changed_order_is_recorded_and_the_fo_stays(
     coat, _ = await _catalogue(nuorder_sandbox)
     order = await nuorder_sandbox.order("4001", [(coat, {"M": 3})])
     await gw.poll_feed("products")
+    await gw.wait_idle()  # the products kept before the orders poll maps their sizes
     await gw.poll_feed("orders")
     await gw.wait_idle()
     [fo] = await _fos(gw)

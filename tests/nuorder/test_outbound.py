@@ -18,6 +18,7 @@ async def _one_order(gw: NuOrderGateway, sandbox: NuOrderSandbox, sizes: dict[st
     order = await sandbox.order("5001", [(coat, sizes)])
     await gw.poll_feed("products")
     await gw.poll_feed("locations")
+    await gw.wait_idle()
     await gw.poll_feed("orders")
     await gw.wait_idle()
     [fo] = (await gw.call("GET", "/api/v1/fulfillment-orders"))["items"]
