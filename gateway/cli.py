@@ -43,6 +43,11 @@ def _common(parser: argparse.ArgumentParser, top: bool) -> None:
                         help="least severe log lines written (default: info; any case)")
 
 
+def subcommand_options(parser: argparse.ArgumentParser) -> None:
+    """--config and --log-level on a connector type's own subcommand too."""
+    _common(parser, top=False)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fulfillment-gateway",
                                      description="Keeps fulfillment status true across partners.")
@@ -96,7 +101,22 @@ def _parser() -> argparse.ArgumentParser:
         child.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
         child.add_argument("--port", type=int, default=cls.sandbox_port,
                            help=f"default: {cls.sandbox_port}")
+    for name, cls in command_types().items():
+        child = command(name, f"{name}'s own commands", cls.cli_about)
+        cls.add_cli(child)
     return parser
+
+
+def command_types() -> dict[str, type[Connector]]:
+    """Every connector package under connectors/ with commands of its own."""
+    import connectors
+
+    found = {}
+    for module in pkgutil.iter_modules(connectors.__path__):
+        cls = connector_type(module.name, "command")
+        if cls.cli_about:
+            found[module.name] = cls
+    return found
 
 
 def sandbox_types() -> dict[str, type[Connector]]:
@@ -237,6 +257,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
+    types = command_types()
+    if args.command in types:
+        logs.configure(args.log_level)
+        try:
+            return types[args.command].run_cli(args)
+        except ConfigError as exc:
+            print(f"config error: {exc}", file=sys.stderr)
+            return 2
+        except GatewayError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
     if args.command == "demo":
         from gateway.demo import main as demo_main
 

@@ -197,6 +197,9 @@ class Connector:
     # (the credentials it accepts and its control routes); a type without it has no sandbox.
     sandbox_port: ClassVar[int] = 8081
     sandbox_about: ClassVar[str] = ""
+    # `fulfillment-gateway TYPE ...`: commands of the type's own (NuOrder's one-time OAuth
+    # handshake, say); what --help says of them. A type without it has none.
+    cli_about: ClassVar[str] = ""
 
     def __init__(self, config: Any, app_config: Any, session: aiohttp.ClientSession,
                  metrics: Metrics, budgets: BudgetFactory | None = None,
@@ -354,6 +357,16 @@ class Connector:
     @classmethod
     def standalone_sandbox(cls) -> web.Application:
         """The sandbox with no config file: the credentials `sandbox_about` names."""
+        raise NotImplementedError
+
+    @classmethod
+    def add_cli(cls, parser: Any) -> None:
+        """Add the type's commands (argparse subparsers) to `fulfillment-gateway TYPE`."""
+
+    @classmethod
+    def run_cli(cls, args: Any) -> int:
+        """Run one of them; the exit status. `args.config` names the config file, which
+        may not be loadable yet (the handshake makes the secrets it needs)."""
         raise NotImplementedError
 
     @classmethod

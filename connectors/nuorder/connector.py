@@ -173,6 +173,8 @@ class NuOrderConnector(Connector):
     }
     sandbox_port = 8082
     sandbox_about = SANDBOX_ABOUT
+    cli_about = ("NuOrder's own commands: `handshake` gets the token and token secret the"
+                 " connector signs with (once, with a person approving it in NuOrder).")
 
     def __init__(self, config: ConnectorConfig, app_config: Config,
                  session: aiohttp.ClientSession, metrics: Metrics, **contract: Any) -> None:
@@ -494,6 +496,20 @@ class NuOrderConnector(Connector):
         await self.api.refresh_flags(list(products))
         return {"warehouses": len(by_warehouse), "lines": len(levels),
                 "products_refreshed": len(products)}
+
+    # commands
+
+    @classmethod
+    def add_cli(cls, parser: Any) -> None:
+        from connectors.nuorder.handshake import add_arguments
+
+        add_arguments(parser)
+
+    @classmethod
+    def run_cli(cls, args: Any) -> int:
+        from connectors.nuorder.handshake import run
+
+        return run(args)
 
     # sandboxes
 
