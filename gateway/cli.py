@@ -87,6 +87,20 @@ def _parser() -> argparse.ArgumentParser:
         _common(child, top=False)
         child.add_argument("ids", nargs="*", help="dead letter ids, e.g. inbox-12 outbox-7")
         child.add_argument("--all", action="store_true", help="every dead letter")
+    inventory = command("inventory", "push stock levels to partners from a file",
+                        "Stock levels for the partners that take them (NuOrder).")
+    inventory_sub = inventory.add_subparsers(dest="action", required=True, metavar="action")
+    push = inventory_sub.add_parser(
+        "push", help="queue the levels of a CSV file (a running gateway sends them)",
+        description="Read FILE.csv (columns warehouse, sku, quantity, and optionally date"
+                    " YYYY-MM-DD for future stock and prebook true/false), check every row,"
+                    " consolidate (the last level for a warehouse, date and SKU wins), check"
+                    " SKUs and warehouses against what each partner knows, and queue the"
+                    " pushes. Nothing is queued if any row or name is refused.")
+    _common(push, top=False)
+    push.add_argument("file", help="the CSV file")
+    push.add_argument("--connector", help="only this connector (default: every enabled one"
+                                          " that takes inventory)")
     command("healthcheck", "exit 0 if the gateway on this machine is ready",
             "GET /readyz on 127.0.0.1 at the port the config names (the container's"
             " HEALTHCHECK); exit 0 when ready, 1 with the reason when not.")
@@ -190,6 +204,65 @@ async def _poll(cfg: config_mod.Config, name: str, feed: str | None) -> None:
         await gateway.stop()
 
 
+def _csv_rows(path: str) -> list[dict[str, str | None]]:
+    import csv
+
+    from gateway.inventory import COLUMNS
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = set(reader.fieldnames or ())
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise GatewayError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+    missing = [c for c in COLUMNS[:3] if c not in header]
+    if missing:
+        raise GatewayError(f"{path}: no column(s) {', '.join(missing)} (the header names"
+                           f" them: {', '.join(COLUMNS)})")
+    return rows
+
+
+async def _inventory_push(cfg: config_mod.Config, path: str,
+                          rows: list[dict[str, str | None]], connector: str | None) -> int:
+    from rich.progress import Progress
+
+    from gateway.app import Gateway
+    from gateway.inventory import read_csv
+
+    levels, problems = [], []
+    with Progress(transient=True, disable=len(rows) < PROGRESS_FROM * 100) as progress:
+        task = progress.add_task("Checking rows", total=len(rows))
+        for start in range(0, len(rows), 1000):
+            found, wrong = read_csv(rows[start:start + 1000], start_line=start + 2)
+            levels += found
+            problems += wrong
+            progress.advance(task, min(1000, len(rows) - start))
+    if problems:
+        for problem in problems[:50]:
+            print(f"{path}: {problem}", file=sys.stderr)
+        more = " (the first 50 shown)" if len(problems) > 50 else ""
+        print(f"{len(problems)} row problem(s){more}; nothing queued", file=sys.stderr)
+        return 1
+    gateway = Gateway(cfg, serving=False)  # the running gateway's dispatcher sends them
+    await gateway.start()
+    try:
+        lines, queued = await gateway.commands.push_inventory(connector, levels)
+    finally:
+        await gateway.stop()
+    dated = sum(1 for line in lines if line["date"])
+    warehouses = len({line["warehouse"] for line in lines})
+    print(f"{len(rows)} row(s) read; {len(lines)} line(s) after consolidation"
+          f" ({len(levels) - len(lines)} repeated level(s) replaced by a later one);"
+          f" {len(lines) - dated} available now, {dated} future"
+          f" ({sum(1 for line in lines if line['prebook'])} prebook); {warehouses}"
+          f" warehouse(s)")
+    for name in dict.fromkeys(n for n, _ in queued):
+        ids = [f"outbox-{i}" for n, i in queued if n == name]
+        print(f"{name}: {len(ids)} push(es) queued: {', '.join(ids)}")
+    return 0
+
+
 async def _all_dead_letters(storage: Storage) -> list[DeadLetter]:
     items, cursor = [], None
     while True:
@@ -288,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_migrate(cfg))
         elif args.command == "poll":
             asyncio.run(_poll(cfg, args.connector, args.feed))
+        elif args.command == "inventory":
+            rows = _csv_rows(args.file)
+            return asyncio.run(_inventory_push(cfg, args.file, rows, args.connector))
         else:
             asyncio.run(_dead_letters(cfg, args.action, getattr(args, "ids", []),
                                       getattr(args, "all", False)))

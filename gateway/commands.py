@@ -53,6 +53,7 @@ from storage import NewFulfillmentOrder, NewOutboxMessage, Storage, Transaction
 log = logs.get("gateway.commands")
 T = TypeVar("T")
 DONE_STATUSES = ("fulfilled", "cancelled")
+INVENTORY_LINES_PER_MESSAGE = 500  # a partner call of a size any partner takes
 
 
 class Commands:
@@ -327,18 +328,21 @@ class Commands:
         if problems:
             raise BadRequest(f"{len(problems)} problem(s): "
                              + "; ".join(p["message"] for p in problems), problems)
-        keys = {c.name: new_id("inv") for c in targets}
+        chunks = [lines[i:i + INVENTORY_LINES_PER_MESSAGE]
+                  for i in range(0, len(lines), INVENTORY_LINES_PER_MESSAGE)]
+        messages = [(c.name, new_id("inv"), chunk) for c in targets for chunk in chunks]
 
         async def change(tx: Transaction, at: str) -> tuple[list[tuple[str, int]], int]:
+            # One sequence per connector: a later push never lands before an earlier one.
             sent = await tx.enqueue_outbox([NewOutboxMessage(
-                key=keys[c.name], destination=connector_destination(c.name), kind=PUSH_INVENTORY,
-                payload={"levels": lines}, not_before=at, sequence_key=f"inventory:{c.name}")
-                for c in targets], at)
+                key=key, destination=connector_destination(name), kind=PUSH_INVENTORY,
+                payload={"levels": chunk}, not_before=at, sequence_key=f"inventory:{name}")
+                for name, key, chunk in messages], at)
             queued = []
-            for c in targets:
-                message_id = await tx.outbox_message_id(keys[c.name])
+            for name, key, _ in messages:
+                message_id = await tx.outbox_message_id(key)
                 assert message_id is not None
-                queued.append((c.name, message_id))
+                queued.append((name, message_id))
             return queued, sent
 
         return lines, await self._run(change)

@@ -139,3 +139,61 @@ async def test_an_unknown_sku_or_warehouse_is_refused_before_sending(
     bad = await gw.call("POST", "/api/v1/inventory/replenishments", {"levels": [
         {"warehouse": "MAIN", "sku": "0001", "quantity": 1, "prebook": True}]}, expect=400)
     assert "prebook stock needs its date" in bad["error"]["message"]
+
+
+def _cli_config(path: Any, db: Any, sandbox_url: str) -> None:
+    path.write_text(f"""
+[storage]
+path = "{db}"
+[[connectors]]
+name = "nuorder"
+type = "nuorder"
+base_url = "{sandbox_url}"
+consumer_key_env = "NU_KEY"
+consumer_secret_env = "NU_SECRET"
+token_env = "NU_TOKEN"
+token_secret_env = "NU_TOKEN_SECRET"
+""")
+
+
+async def test_inventory_push_from_a_csv_file(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox, tmp_path: Any) -> None:
+    from tests.nuorder.conftest import NU_ENV
+    from tests.processes import run_cli
+
+    gw = await start_nuorder()
+    await _one_order(gw, nuorder_sandbox, {"S": 1})
+    config = tmp_path / "cli.toml"
+    _cli_config(config, gw.db_path, nuorder_sandbox.url)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("warehouse,sku,quantity,date,prebook\nMAIN,0001,-1,,\nMAIN,0001,2,"
+                   "tomorrow,\nMAIN,0002,3,2027-01-01,maybe\n")
+    code, out = await run_cli("inventory", "push", str(bad), "--config", str(config),
+                              env=NU_ENV)
+    assert code == 1, out
+    assert "line 2: quantity" in out and "line 3: date" in out and "line 4: prebook" in out
+    assert "nothing queued" in out
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("warehouse,sku,quantity\nMAIN,9999,1\n")
+    code, out = await run_cli("inventory", "push", str(unknown), "--config", str(config),
+                              env=NU_ENV)
+    assert code == 1 and "SKU '9999'" in out, out
+
+    good = tmp_path / "levels.csv"
+    good.write_text("warehouse,sku,quantity,date,prebook\n"
+                    "MAIN,0001,4,,\nMAIN,0001,6,,\nMAIN,0002,8,2027-01-15,true\n")
+    code, out = await run_cli("inventory", "push", str(good), "--config", str(config),
+                              env=NU_ENV)
+    assert code == 0, out
+    assert "3 row(s) read; 2 line(s) after consolidation (1 repeated level(s) replaced" in out
+    assert "1 available now, 1 future (1 prebook)" in out and "nuorder: 1 push(es)" in out
+    assert nuorder_sandbox.state.replenishments == []  # queued by the command, not sent
+
+    async def sent() -> Any:
+        return nuorder_sandbox.state.flag_refreshes or None
+
+    # the serving gateway sends what another process queued
+    await gw.wait_for(sent, within=15)
+    [push] = nuorder_sandbox.state.replenishments
+    assert sorted((r["display_name"], r["quantity"], r["prebook"])
+                  for r in push["replenishments"]) == [("0001", 6, False), ("0002", 8, True)]
