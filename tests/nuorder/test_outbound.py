@@ -197,3 +197,35 @@ async def test_inventory_push_from_a_csv_file(
     [push] = nuorder_sandbox.state.replenishments
     assert sorted((r["display_name"], r["quantity"], r["prebook"])
                   for r in push["replenishments"]) == [("0001", 6, False), ("0002", 8, True)]
+
+
+async def test_nuorder_errors_are_logged_with_call_status_and_message_but_no_secret(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox) -> None:
+    import io
+
+    from gateway import logs
+    from tests.nuorder.conftest import GOOD
+
+    gw = await start_nuorder()
+    said = io.StringIO()
+    logs.configure("WARNING", stream=said)
+    try:
+        await nuorder_sandbox.control("/faults", {"path": "/api/products/list",
+                                                  "status": 429})
+        failed = await gw.call("POST", "/api/v1/connectors/nuorder/poll?feed=products",
+                               expect=None)
+        await nuorder_sandbox.control("/faults", {"path": "/api/warehouses/list",
+                                                  "delay_seconds": 7, "status": 200})
+        slow = await gw.call("POST", "/api/v1/connectors/nuorder/poll?feed=locations",
+                             expect=None)
+    finally:
+        logs.configure("WARNING")
+    assert "HTTP 429: Too many requests" in str(failed)
+    assert "TimeoutError" in str(slow)  # request_timeout_seconds = 5
+    text = said.getvalue()
+    assert '"call":"GET /api/products/list"' in text and '"status":429' in text
+    assert '"message":"Too many requests"' in text and '"event":"nuorder.error"' in text
+    assert '"call":"GET /api/warehouses/list"' in text and "nuorder.unreachable" in text
+    for secret in (GOOD.consumer_secret, GOOD.token_secret, "oauth_signature"):
+        assert secret not in text
+    assert nuorder_sandbox.state.products == {}  # nothing half-taken
