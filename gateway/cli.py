@@ -63,9 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     command("serve", "run the gateway", "Run the gateway: the HTTP API and webhooks on"
             " server.host:server.port, the worker, the outbox and the scheduled polls, until"
             " SIGTERM or SIGINT.")
-    command("demo", "run the gateway with its sandboxes and a scripted order",
-            "Start each enabled connector's sandbox and the gateway on the embedded SQLite"
-            " default, then play a scripted order through them.")
+    demo = command("demo", "run the gateway with its sandboxes and a scripted order",
+                   "Start each enabled connector's sandbox and the gateway on the embedded"
+                   " SQLite default, then play each connector's scripted act through them.")
+    demo.add_argument("--scenario", help="only this connector's act (its type or name, e.g."
+                                          " nuorder); default: every act in turn")
     command("migrate", "apply database migrations and exit",
             "Apply the storage backend's pending migrations and print the schema version.")
     poll = command("poll", "poll one connector now (every feed, or --feed)",
@@ -344,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from gateway.demo import main as demo_main
 
-        return demo_main(args.config)
+        return demo_main(args.config, args.scenario)
     logs.configure(args.log_level)
     try:
         cfg = config_mod.load(args.config)

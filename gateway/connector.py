@@ -374,6 +374,15 @@ class Connector:
         """Script this partner's sandbox for `fulfillment-gateway demo`; optional."""
         return None
 
+    @classmethod
+    async def demo_ship(cls, ctx: DemoContext, partner_order_id: str,
+                        parts: Sequence[Sequence[tuple[str, int]]]) -> list[dict[str, Any]]:
+        """For another type's demo: have this partner's sandbox (a 3PL's) ship an order the
+        gateway placed there, in parts (each a list of SKU and quantity), a few seconds
+        apart, telling the gateway as the partner would; each part's shipment as the partner
+        shows it. A type whose sandbox does not ship has none."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class DemoContext:

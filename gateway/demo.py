@@ -112,7 +112,7 @@ def _summary(data: dict) -> str:
     return str(data.get("fulfillment_order_id", ""))
 
 
-async def run_demo(cfg: Config) -> None:
+async def run_demo(cfg: Config, scenario: str | None = None) -> None:
     db = cfg.storage.path
 
     runners: list[web.AppRunner] = []
@@ -150,7 +150,8 @@ async def run_demo(cfg: Config) -> None:
         token = cfg.api_tokens()[0]
         async with aiohttp.ClientSession() as session:
             for c in cfg.connectors:
-                if c.enabled and URL(c.base_url).host in LOOPBACK:
+                if c.enabled and URL(c.base_url).host in LOOPBACK \
+                        and scenario in (None, c.type, c.name):
                     await connector_class(c).demo(DemoContext(
                         connector=c, app_config=cfg, api_url=api_url, api_token=token,
                         webhook_url=f"{api_url}/webhooks/{c.name}", session=session, say=say))
@@ -168,10 +169,15 @@ async def run_demo(cfg: Config) -> None:
             await runner.cleanup()
 
 
-def main(config_path: str) -> int:
+def main(config_path: str, scenario: str | None = None) -> int:
     logs.configure("WARNING")
     try:
-        asyncio.run(run_demo(demo_config(config_path)))
+        cfg = demo_config(config_path)
+        known = {c.type for c in cfg.connectors} | {c.name for c in cfg.connectors}
+        if scenario is not None and scenario not in known:
+            raise config_mod.ConfigError(f"--scenario: no connector (type or name) {scenario!r}"
+                                         f" in {config_path}; one of {', '.join(sorted(known))}")
+        asyncio.run(run_demo(cfg, scenario))
     except KeyboardInterrupt:
         say("\nStopped.")
     except config_mod.ConfigError as exc:

@@ -106,3 +106,33 @@ async def post_fake_shipment(session: aiohttp.ClientSession, api: str, n: int, f
             return resp.status
     except aiohttp.ClientError:
         return 0
+
+
+async def run_demo(tmp_path: Path, *args: str, within: float = 90) -> tuple[str, int]:
+    """`fulfillment-gateway demo` as a newcomer runs it (the shipped config.toml, on free
+    ports, no secrets set), until it says it is serving: what it printed, and its port."""
+    config = tmp_path / "demo.toml"
+    gateway_port = free_port()
+    text = (ROOT / "config.toml").read_text().replace("port = 8080", f"port = {gateway_port}")
+    for sandbox_port in ("8081", "8082"):
+        text = text.replace(sandbox_port, str(free_port()))
+    config.write_text(text.replace('path = "data/gateway.sqlite3"',
+                                   f'path = "{tmp_path / "gateway.sqlite3"}"'))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SHIPSTATION_", "GATEWAY_", "NUORDER_"))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "--config", str(config), "demo", *args, cwd=ROOT,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + within
+        while not any("Serving until Ctrl-C" in line for line in lines):
+            assert time.monotonic() < deadline, "".join(lines)
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=within)
+            assert line, "".join(lines)
+            lines.append(line.decode())
+    finally:
+        process.terminate()
+        await process.wait()
+    return "".join(lines), gateway_port

@@ -511,6 +511,12 @@ class NuOrderConnector(Connector):
 
         return run(args)
 
+    @classmethod
+    async def demo(cls, ctx: Any) -> None:
+        from connectors.nuorder.demo import run
+
+        await run(ctx)
+
     # sandboxes
 
     @classmethod

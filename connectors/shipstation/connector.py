@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -325,6 +326,13 @@ class ShipStationConnector(Connector):
         from connectors.shipstation.demo import run
 
         await run(ctx)
+
+    @classmethod
+    async def demo_ship(cls, ctx: DemoContext, partner_order_id: str,
+                        parts: Sequence[Sequence[tuple[str, int]]]) -> list[dict[str, Any]]:
+        from connectors.shipstation.demo import ship_in_parts
+
+        return await ship_in_parts(ctx, int(partner_order_id), parts)
 
 
 def _version_key(kind: str, record: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from connectors.shipstation.client import basic_auth
@@ -61,19 +62,54 @@ def _get_path(body: dict[str, Any], dotted: str) -> Any:
     return body
 
 
-async def run(ctx: DemoContext) -> None:
+async def ship_in_parts(ctx: DemoContext, order_id: int,
+                        parts: Sequence[Sequence[tuple[str, int]]],
+                        after_each: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+                        ) -> list[dict[str, Any]]:
+    """Play the 3PL: split a placed order into parts and ship them a few seconds apart, each
+    told to the gateway by SHIP_NOTIFY (the gateway's webhook registered first, once)."""
     base = ctx.connector.base_url
-    auth = {"Authorization": basic_auth(
+    token = ctx.app_config.secret(ctx.connector.settings["webhook_token_env"])
+    target = f"{ctx.webhook_url}?token={token}"
+    async with ctx.session.get(f"{base}/webhooks", headers=_auth(ctx)) as resp:
+        hooks = (await resp.json())["webhooks"]
+    if not any(h["Url"] == target and h["HookType"] == "SHIP_NOTIFY" for h in hooks):
+        async with ctx.session.post(f"{base}/webhooks/subscribe", headers=_auth(ctx), json={
+                "target_url": target, "event": "SHIP_NOTIFY",
+                "friendly_name": "fulfillment gateway demo"}) as resp:
+            resp.raise_for_status()
+        ctx.say(f"Registered the gateway's webhook with the ShipStation sandbox at {base}")
+    async with ctx.session.post(f"{base}/_sandbox/orders/{order_id}/split", json={
+            "parts": [[{"sku": sku, "quantity": qty} for sku, qty in part]
+                      for part in parts]}) as resp:
+        children = (await resp.json())["orders"]
+    ctx.say("The 3PL split the order into "
+            + " and ".join(f"{c['orderNumber']} ({sum(i['quantity'] for i in c['items'])}"
+                           " units)" for c in children))
+    shipments = []
+    for child in children:
+        await asyncio.sleep(PAUSE_SECONDS)
+        async with ctx.session.post(f"{base}/_sandbox/orders/{child['orderId']}/ship",
+                                    json={}) as resp:
+            shipment = (await resp.json())["shipment"]
+        ctx.say(f"ShipStation shipped {child['orderNumber']} (label {shipment['shipmentId']},"
+                f" tracking {shipment.get('trackingNumber')}) and sent SHIP_NOTIFY")
+        shipments.append(shipment)
+        if after_each is not None:
+            await after_each(shipment)
+    return shipments
+
+
+def _auth(ctx: DemoContext) -> dict[str, str]:
+    return {"Authorization": basic_auth(
         ctx.app_config.secret(ctx.connector.settings["api_key_env"]),
         ctx.app_config.secret(ctx.connector.settings["api_secret_env"]))}
-    token = ctx.app_config.secret(ctx.connector.settings["webhook_token_env"])
-    api = {"Authorization": f"Bearer {ctx.api_token}"}
 
-    async with ctx.session.post(f"{base}/webhooks/subscribe", headers=auth, json={
-            "target_url": f"{ctx.webhook_url}?token={token}", "event": "SHIP_NOTIFY",
-            "friendly_name": "fulfillment gateway demo"}) as resp:
-        resp.raise_for_status()
-    ctx.say(f"Registered the gateway's webhook with the ShipStation sandbox at {base}")
+
+async def run(ctx: DemoContext) -> None:
+    base = ctx.connector.base_url
+    auth = _auth(ctx)
+    api = {"Authorization": f"Bearer {ctx.api_token}"}
 
     channel = next((c for c in ctx.app_config.channels
                     if c.oms and c.oms.connector == ctx.connector.name), None)
@@ -106,21 +142,12 @@ async def run(ctx: DemoContext) -> None:
                 "items": [{"lineItemKey": "1", "sku": SKU, "name": "T-shirt", "quantity": 10}],
                 "shipTo": {"name": "Demo Buyer", "city": "Portland", "country": "US"}}) as resp:
             order = await resp.json()
-    async with ctx.session.post(f"{base}/_sandbox/orders/{order['orderId']}/split", json={
-            "parts": [[{"sku": SKU, "quantity": 6}], [{"sku": SKU, "quantity": 4}]]}) as resp:
-        children = (await resp.json())["orders"]
-    ctx.say("The 3PL split the order into "
-            + " and ".join(f"{c['orderNumber']} ({c['items'][0]['quantity']} units)"
-                           for c in children))
+    wanted = iter(("partially_fulfilled", "fulfilled"))
 
-    for child, wanted in zip(children, ("partially_fulfilled", "fulfilled"), strict=True):
-        await asyncio.sleep(PAUSE_SECONDS)
-        async with ctx.session.post(f"{base}/_sandbox/orders/{child['orderId']}/ship",
-                                    json={}) as resp:
-            shipped = await resp.json()
-        ctx.say(f"ShipStation shipped {child['orderNumber']} (label"
-                f" {shipped['shipment']['shipmentId']}) and sent SHIP_NOTIFY")
-        await _wait_for_status(ctx, fo_id, wanted, seen)
+    async def shipped(_: dict[str, Any]) -> None:
+        await _wait_for_status(ctx, fo_id, next(wanted), seen)
+
+    await ship_in_parts(ctx, order["orderId"], [[(SKU, 6)], [(SKU, 4)]], shipped)
     ctx.say(f"Done: FO {fo_id} went {' -> '.join(seen)}.")
     ctx.say(f"  curl -H 'Authorization: Bearer {ctx.api_token}' "
             f"{ctx.api_url}/api/v1/fulfillment-orders/{fo_id}")

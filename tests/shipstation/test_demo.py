@@ -3,39 +3,13 @@ sandbox standing alone."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-import time
 from pathlib import Path
 
-from tests.processes import ROOT, free_port
+from tests.processes import run_demo
 
 
 async def test_demo_shows_the_split_reconcile(tmp_path: Path) -> None:
-    config = tmp_path / "demo.toml"
-    gateway_port, sandbox_port = free_port(), free_port()
-    config.write_text((ROOT / "config.toml").read_text()
-                      .replace("port = 8080", f"port = {gateway_port}")
-                      .replace("8081", str(sandbox_port))
-                      .replace('path = "data/gateway.sqlite3"',
-                               f'path = "{tmp_path / "gateway.sqlite3"}"'))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIPSTATION_", "GATEWAY_"))}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "--config", str(config), "demo", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    lines: list[str] = []
-    try:
-        deadline = time.monotonic() + 60
-        while not any("Serving until Ctrl-C" in line for line in lines):
-            assert time.monotonic() < deadline, "".join(lines)
-            line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
-            assert line, "".join(lines)
-            lines.append(line.decode())
-    finally:
-        process.terminate()
-        await process.wait()
-    text = "".join(lines)
+    text, gateway_port = await run_demo(tmp_path, "--scenario", "shipstation")
     statuses = [s for s in ("unfulfilled ", "partially_fulfilled", "fulfilled ")
                 if s in text]
     assert statuses == ["unfulfilled ", "partially_fulfilled", "fulfilled "], text
