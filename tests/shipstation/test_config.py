@@ -23,8 +23,13 @@ def base() -> dict:
 
 def test_shipped_config_parses_with_its_variables() -> None:
     env = {"GATEWAY_API_TOKENS": "tok-91", "SHIPSTATION_API_KEY": "key-92",
-           "SHIPSTATION_API_SECRET": "sec-93", "SHIPSTATION_WEBHOOK_TOKEN": "hook-94"}
+           "SHIPSTATION_API_SECRET": "sec-93", "SHIPSTATION_WEBHOOK_TOKEN": "hook-94",
+           "NUORDER_CONSUMER_KEY": "nk-95", "NUORDER_CONSUMER_SECRET": "ns-96",
+           "NUORDER_TOKEN": "nt-97", "NUORDER_TOKEN_SECRET": "nts-98"}
     cfg = config_mod.load(ROOT / "config.toml", env)
+    nuorder = next(c for c in cfg.connectors if c.type == "nuorder")
+    assert nuorder.settings["sku"] == "upc" and nuorder.settings["mark_processed"] is True
+    assert cfg.channel_for_source("nuorder").oms.connector == "shipstation"
     assert cfg.server.max_body_bytes == 1024 * 1024
     assert cfg.connectors[0].poll_interval_minutes == 15
     assert cfg.connectors[0].settings["page_size"] == 500  # a declared default
