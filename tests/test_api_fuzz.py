@@ -73,9 +73,13 @@ async def _seed(api: str, session: aiohttp.ClientSession) -> dict[str, str]:
 
 
 def _config(values: dict[str, str]) -> str:
-    def operation(which: str, **parameters: str) -> str:
+    def operation(which: str, also_501: bool = False, **parameters: str) -> str:
         given = ", ".join(f'"{k}" = "{v}"' for k, v in parameters.items())
-        return f'[[operations]]\ninclude-name = "{which}"\nparameters = {{ {given} }}\n'
+        text = f'[[operations]]\ninclude-name = "{which}"\nparameters = {{ {given} }}\n'
+        if also_501:  # its documented answer here: no connector of the fake type does it
+            text += ('checks.not_a_server_error.expected-statuses = '
+                     '["2XX", "3XX", "4XX", "501"]\n')
+        return text
 
     v = values
     return "\n".join([
@@ -107,6 +111,7 @@ def _config(values: dict[str, str]) -> str:
         operation("POST /api/v1/connectors/{name}/records/{kind}/{id}/hold", name="fake",
                   kind="company", id=v["records_id"]),
         operation("POST /api/v1/connectors/{name}/poll", name="fake"),
+        operation("POST /api/v1/inventory/replenishments", also_501=True),
     ])
 
 

@@ -17,8 +17,9 @@ Control routes (no auth):
                                    e.g. status, line_items, shipping_address): modified_on moves
   POST /_sandbox/companies | /_sandbox/products | /_sandbox/warehouses   add or replace one
   POST /_sandbox/faults            {"path": prefix, "method"?, "status": 500|429|..., "times": n,
-                                   "delay_seconds"?}: the next n matching calls fail (or answer
-                                   late); {"clear": true} removes them
+                                   "delay_seconds"?, "after"?}: the next n matching calls fail
+                                   (or answer late; with "after", fail once carried out: an
+                                   answer lost on the way); {"clear": true} removes them
 Run standalone: fulfillment-gateway sandbox nuorder [--port 8082]
 """
 
@@ -66,6 +67,7 @@ class Fault:
     status: int
     times: int
     delay_seconds: float = 0.0
+    after: bool = False  # the call is carried out, then answered with the error (a lost answer)
 
 
 @dataclass
@@ -142,6 +144,8 @@ async def oauth(request: web.Request,
             state.faults.remove(fault)
         if fault.delay_seconds:
             await asyncio.sleep(fault.delay_seconds)
+        if fault.after:
+            await handler(request)
         if fault.status >= 400:
             entry["status"] = fault.status
             message = "Too many requests" if fault.status == 429 else "Internal server error"
@@ -385,7 +389,8 @@ async def control_faults(request: web.Request) -> web.Response:
         state.faults.clear()
         return _json({"faults": 0})
     state.faults.append(Fault(body["path"], body.get("method"), int(body.get("status", 500)),
-                              int(body.get("times", 1)), float(body.get("delay_seconds", 0))))
+                              int(body.get("times", 1)), float(body.get("delay_seconds", 0)),
+                              bool(body.get("after", False))))
     return _json({"faults": len(state.faults)})
 
 

@@ -124,9 +124,9 @@ class NuOrderGateway(GatewayUnderTest):
 async def start_nuorder(aiohttp_server: Any, http: aiohttp.ClientSession, tmp_path: Path,
                         nuorder_sandbox: NuOrderSandbox
                         ) -> AsyncIterator[Callable[..., Awaitable[NuOrderGateway]]]:
-    async def start(**options: Any) -> NuOrderGateway:
+    async def start(env: dict[str, str] | None = None, **options: Any) -> NuOrderGateway:
         doc = nuorder_doc(tmp_path / "g.sqlite3", nuorder_sandbox.url, **options)
-        cfg = config_mod.parse(doc, NU_ENV)
+        cfg = config_mod.parse(doc, {**NU_ENV, **(env or {})})
         gateway = Gateway(cfg, first_poll_delay_seconds=3600.0)
         server = await aiohttp_server(gateway.web_app())
         return NuOrderGateway(server, gateway, http, Path(cfg.storage.path))

@@ -163,3 +163,41 @@ async def test_a_changed_order_is_recorded_and_the_fo_stays(
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_a_cancel_in_nuorder_cancels_the_order_placed_with_shipstation(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox, aiohttp_server: Any) -> None:
+    """The real fulfiller: ShipStation's sandbox has the order; NuOrder's cancel reaches it."""
+    from connectors.shipstation.sandbox import create_app, sandbox_state
+    from tests.shipstation.conftest import SS_ENV, SS_KEY, SS_SECRET
+
+    shipstation = await aiohttp_server(create_app(SS_KEY, SS_SECRET))
+    gw = await start_nuorder(env=SS_ENV, fulfiller={
+        "name": "wms", "type": "shipstation",
+        "base_url": str(shipstation.make_url("")).rstrip("/"),
+        "api_key_env": "SS_KEY", "api_secret_env": "SS_SECRET", "webhook_token_env": "SS_HOOK",
+        "allowed_resource_origin": r"http://127\.0\.0\.1:\d+"})
+    coat, _ = await _catalogue(nuorder_sandbox)
+    order = await nuorder_sandbox.order("6001", [(coat, {"L": 2})])
+    await gw.poll_feed("products")
+    await gw.wait_idle()
+    await gw.poll_feed("orders")
+    await gw.wait_idle()
+    [fo] = await _fos(gw)
+    placed = sandbox_state(shipstation.app).orders
+
+    async def at_shipstation() -> Any:
+        return next((o for o in placed.values() if o.get("orderKey") == fo["id"]), None)
+
+    ss_order = await gw.wait_for(at_shipstation)
+    assert ss_order["orderStatus"] == "awaiting_shipment"
+    assert [(i["sku"], i["quantity"]) for i in ss_order["items"]] == [("0003", 2)]
+
+    await nuorder_sandbox.control(f"/orders/{order['_id']}", {"status": "cancelled"})
+    await gw.poll_feed("orders")
+    await gw.wait_status(fo["id"], "cancelled")
+
+    async def cancelled_there() -> bool:
+        return (await at_shipstation())["orderStatus"] == "cancelled"
+
+    await gw.wait_for(cancelled_there)

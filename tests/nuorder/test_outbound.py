@@ -71,6 +71,27 @@ async def test_two_shipments_reach_nuorder_and_the_order_ships(
     assert nuorder_sandbox.calls("POST", f"/api/order/{order['_id']}/shipments") == 3
 
 
+async def test_a_shipment_whose_answer_was_lost_is_not_written_twice(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox) -> None:
+    gw = await start_nuorder()
+    order, fo = await _one_order(gw, nuorder_sandbox, {"S": 3})
+    held = nuorder_sandbox.state.orders[order["_id"]]
+    # NuOrder writes the shipment, then the answer is lost (a 502 on the way back).
+    await nuorder_sandbox.control("/faults", {"path": f"/api/order/{order['_id']}/shipments",
+                                              "method": "POST", "status": 502, "after": True})
+    await gw.ship(fo["id"], "S1", [("0001", 3)], "1Z-ONCE")
+
+    async def recorded() -> Any:
+        fo_now = await gw.fo(fo["id"])
+        [origin] = [ln for ln in fo_now["links"] if ln["role"] == "origin"]
+        return origin["pushed"] or None
+
+    pushed = await gw.wait_for(recorded)
+    [shipment] = held["shipments"]  # the retry found it rather than writing it again
+    assert [p["partner_id"] for p in pushed.values()] == [shipment["_id"]]
+    assert nuorder_sandbox.calls("POST", f"/api/order/{order['_id']}/shipments") == 1
+
+
 async def test_a_voided_shipment_is_withdrawn_from_nuorder(
         start_nuorder: Any, nuorder_sandbox: NuOrderSandbox) -> None:
     gw = await start_nuorder()

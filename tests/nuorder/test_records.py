@@ -188,3 +188,15 @@ async def test_company_writes_off_with_sync_companies(
                         expect=501)
     assert "sync_companies = false" in off["error"]["message"]
     assert nuorder_sandbox.state.requests == []
+
+
+async def test_one_company_per_code_when_nuorder_lists_two(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox) -> None:
+    """A company re-created in NuOrder under the same code: the newer one is kept."""
+    gw = await start_nuorder()
+    await nuorder_sandbox.control("/companies", {"name": "Old entry", "code": "SAME"})
+    newer = await nuorder_sandbox.control("/companies", {"name": "New entry", "code": "SAME"})
+    await gw.poll_feed("companies")
+    await gw.wait_idle()
+    [kept] = await gw.records("companies")
+    assert kept["id"] == newer["_id"] and kept["fields"]["name"] == "New entry"
