@@ -123,28 +123,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def command_types() -> dict[str, type[Connector]]:
-    """Every connector package under connectors/ with commands of its own."""
+def _types_with(what: str) -> dict[str, type[Connector]]:
+    """Every connector package under connectors/ whose type has `what` (its help text)."""
     import connectors
 
     found = {}
     for module in pkgutil.iter_modules(connectors.__path__):
-        cls = connector_type(module.name, "command")
-        if cls.cli_about:
+        cls = connector_type(module.name, what)
+        if getattr(cls, f"{what}_about"):
             found[module.name] = cls
     return found
+
+
+def command_types() -> dict[str, type[Connector]]:
+    """The connector types with commands of their own."""
+    return _types_with("cli")
 
 
 def sandbox_types() -> dict[str, type[Connector]]:
-    """Every connector package under connectors/ that has a sandbox."""
-    import connectors
-
-    found = {}
-    for module in pkgutil.iter_modules(connectors.__path__):
-        cls = connector_type(module.name, "sandbox")
-        if cls.sandbox_about:
-            found[module.name] = cls
-    return found
+    """The connector types that have a sandbox."""
+    return _types_with("sandbox")
 
 
 async def _sandbox(type_name: str, host: str, port: int) -> None:

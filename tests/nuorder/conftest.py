@@ -100,6 +100,20 @@ class NuOrderGateway(GatewayUnderTest):
     async def records(self, kind: str) -> list[dict[str, Any]]:
         return (await self.call("GET", f"/api/v1/connectors/nuorder/records/{kind}"))["items"]
 
+    async def take_orders(self) -> list[dict[str, Any]]:
+        """Poll the products, then the orders (their sizes map from the products kept);
+        the FOs there are once the inbox is processed."""
+        await self.poll_feed("products")
+        await self.wait_idle()
+        await self.poll_feed("orders")
+        await self.wait_idle()
+        return (await self.call("GET", "/api/v1/fulfillment-orders"))["items"]
+
+    async def origin_link(self, fo_id: str) -> dict[str, Any]:
+        """The FO's link to NuOrder: what was pushed there, per shipment."""
+        [origin] = [ln for ln in (await self.fo(fo_id))["links"] if ln["role"] == "origin"]
+        return origin
+
     async def partner_orders(self, query: str = "") -> list[dict[str, Any]]:
         return (await self.call("GET", f"/api/v1/partner-orders?connector=nuorder{query}")
                 )["items"]
@@ -132,3 +146,20 @@ async def start_nuorder(aiohttp_server: Any, http: aiohttp.ClientSession, tmp_pa
         return NuOrderGateway(server, gateway, http, Path(cfg.storage.path))
 
     yield start
+
+
+def nuorder_toml(path: Path, sandbox_url: str, style: str = "rfc5849") -> None:
+    """A config file with one NuOrder connector, for a command run as its own process."""
+    path.write_text(f"""
+[storage]
+path = "{path.parent / 'g.sqlite3'}"
+[[connectors]]
+name = "nuorder"
+type = "nuorder"
+base_url = "{sandbox_url}"
+consumer_key_env = "NU_KEY"
+consumer_secret_env = "NU_SECRET"
+token_env = "NU_TOKEN"
+token_secret_env = "NU_TOKEN_SECRET"
+signature_style = "{style}"
+""")

@@ -13,31 +13,15 @@ from typing import Any
 import pytest
 
 from connectors.nuorder.signing import LEGACY_HEX, RFC5849
-from tests.nuorder.conftest import GOOD, NuOrderSandbox
+from tests.nuorder.conftest import GOOD, NuOrderSandbox, nuorder_toml
 from tests.processes import ROOT, run_cli
-
-
-def _config(path: Path, sandbox_url: str, style: str) -> None:
-    path.write_text(f"""
-[storage]
-path = "{path.parent / 'g.sqlite3'}"
-[[connectors]]
-name = "wholesale"
-type = "nuorder"
-base_url = "{sandbox_url}"
-consumer_key_env = "NU_KEY"
-consumer_secret_env = "NU_SECRET"
-token_env = "NU_TOKEN"
-token_secret_env = "NU_TOKEN_SECRET"
-signature_style = "{style}"
-""")
 
 
 @pytest.mark.parametrize("style", [RFC5849, LEGACY_HEX])
 async def test_the_handshake_prints_the_token_and_writes_nothing(
         nuorder_sandbox: NuOrderSandbox, tmp_path: Path, style: str) -> None:
     config = tmp_path / "config.toml"
-    _config(config, nuorder_sandbox.url, style)
+    nuorder_toml(config, nuorder_sandbox.url, style)
     before = set(os.listdir(tmp_path))
     # The token variables are not set yet: that is what the handshake is for.
     env = {**os.environ, "NU_KEY": GOOD.consumer_key, "NU_SECRET": GOOD.consumer_secret}
@@ -69,7 +53,7 @@ async def test_the_handshake_prints_the_token_and_writes_nothing(
 async def test_a_wrong_verifier_or_consumer_secret_is_one_clear_line(
         nuorder_sandbox: NuOrderSandbox, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
-    _config(config, nuorder_sandbox.url, RFC5849)
+    nuorder_toml(config, nuorder_sandbox.url)
     code, out = await run_cli("nuorder", "handshake", "--config", str(config),
                               env={"NU_KEY": GOOD.consumer_key, "NU_SECRET": "wrong"})
     assert code == 1 and out.strip() == (
@@ -81,7 +65,7 @@ async def test_a_wrong_verifier_or_consumer_secret_is_one_clear_line(
 async def test_the_wrong_verifier_is_refused(nuorder_sandbox: NuOrderSandbox,
                                              tmp_path: Any) -> None:
     config = tmp_path / "config.toml"
-    _config(config, nuorder_sandbox.url, RFC5849)
+    nuorder_toml(config, nuorder_sandbox.url)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway.cli", "nuorder", "handshake", "--config", str(config),
         cwd=ROOT, env={**os.environ, "NU_KEY": GOOD.consumer_key,

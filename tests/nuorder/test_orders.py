@@ -91,11 +91,7 @@ async def test_a_size_with_no_sku_holds_the_order_until_the_product_has_one(
     # takes the held order although it did not change.
     coat["sizes"][1]["upc"] = "0004"
     await nuorder_sandbox.control("/products", coat)
-    await gw.poll_feed("products")
-    await gw.wait_idle()  # the products kept before the orders poll maps their sizes
-    await gw.poll_feed("orders")
-    await gw.wait_idle()
-    [fo] = await _fos(gw)
+    [fo] = await gw.take_orders()
     assert sorted((ln["sku"], ln["requested"]) for ln in (await gw.fo(fo["id"]))["lines"]) == [
         ("0001", 1), ("0004", 2)]
     assert await gw.partner_orders("&held=true") == []
@@ -124,11 +120,7 @@ async def test_an_order_cancelled_in_nuorder_cancels_the_fo_and_its_push(
     gw = await start_nuorder()
     coat, _ = await _catalogue(nuorder_sandbox)
     order = await nuorder_sandbox.order("3001", [(coat, {"M": 3})])
-    await gw.poll_feed("products")
-    await gw.wait_idle()  # the products kept before the orders poll maps their sizes
-    await gw.poll_feed("orders")
-    await gw.wait_idle()
-    [fo] = await _fos(gw)
+    [fo] = await gw.take_orders()
     await gw.wait_for(lambda: _async(bool(partner("wms").called("push_order"))))
 
     await nuorder_sandbox.control(f"/orders/{order['_id']}", {"status": "cancelled"})
@@ -143,11 +135,7 @@ async def test_a_changed_order_is_recorded_and_the_fo_stays(
     gw = await start_nuorder()
     coat, _ = await _catalogue(nuorder_sandbox)
     order = await nuorder_sandbox.order("4001", [(coat, {"M": 3})])
-    await gw.poll_feed("products")
-    await gw.wait_idle()  # the products kept before the orders poll maps their sizes
-    await gw.poll_feed("orders")
-    await gw.wait_idle()
-    [fo] = await _fos(gw)
+    [fo] = await gw.take_orders()
 
     changed = dict(order["line_items"][0])
     changed["sizes"] = [{"size": "M", "quantity": 5, "upc": "0002", "price": 40}]
@@ -179,11 +167,7 @@ async def test_a_cancel_in_nuorder_cancels_the_order_placed_with_shipstation(
         "allowed_resource_origin": r"http://127\.0\.0\.1:\d+"})
     coat, _ = await _catalogue(nuorder_sandbox)
     order = await nuorder_sandbox.order("6001", [(coat, {"L": 2})])
-    await gw.poll_feed("products")
-    await gw.wait_idle()
-    await gw.poll_feed("orders")
-    await gw.wait_idle()
-    [fo] = await _fos(gw)
+    [fo] = await gw.take_orders()
     placed = sandbox_state(shipstation.app).orders
 
     async def at_shipstation() -> Any:

@@ -16,12 +16,8 @@ async def _one_order(gw: NuOrderGateway, sandbox: NuOrderSandbox, sizes: dict[st
     coat = await sandbox.product("COAT1", "Navy", {"S": "0001", "M": "0002"})
     await sandbox.control("/warehouses", {"name": "Main", "code": "MAIN"})
     order = await sandbox.order("5001", [(coat, sizes)])
-    await gw.poll_feed("products")
     await gw.poll_feed("locations")
-    await gw.wait_idle()
-    await gw.poll_feed("orders")
-    await gw.wait_idle()
-    [fo] = (await gw.call("GET", "/api/v1/fulfillment-orders"))["items"]
+    [fo] = await gw.take_orders()
     await gw.wait_for(lambda: _now(bool(partner("wms").called("push_order"))))
     return order, fo
 
@@ -63,8 +59,7 @@ async def test_two_shipments_reach_nuorder_and_the_order_ships(
         return held["status"] == "shipped"
 
     await gw.wait_for(shipped)
-    links = (await gw.fo(fo["id"]))["links"]
-    [origin] = [ln for ln in links if ln["role"] == "origin"]
+    origin = await gw.origin_link(fo["id"])
     assert sorted(p["partner_id"] for p in origin["pushed"].values()) == sorted(
         s["_id"] for s in both)
     assert all(p["status"] == "pushed" for p in origin["pushed"].values())
@@ -82,9 +77,7 @@ async def test_a_shipment_whose_answer_was_lost_is_not_written_twice(
     await gw.ship(fo["id"], "S1", [("0001", 3)], "1Z-ONCE")
 
     async def recorded() -> Any:
-        fo_now = await gw.fo(fo["id"])
-        [origin] = [ln for ln in fo_now["links"] if ln["role"] == "origin"]
-        return origin["pushed"] or None
+        return (await gw.origin_link(fo["id"]))["pushed"] or None
 
     pushed = await gw.wait_for(recorded)
     [shipment] = held["shipments"]  # the retry found it rather than writing it again
@@ -162,30 +155,15 @@ async def test_an_unknown_sku_or_warehouse_is_refused_before_sending(
     assert "prebook stock needs its date" in bad["error"]["message"]
 
 
-def _cli_config(path: Any, db: Any, sandbox_url: str) -> None:
-    path.write_text(f"""
-[storage]
-path = "{db}"
-[[connectors]]
-name = "nuorder"
-type = "nuorder"
-base_url = "{sandbox_url}"
-consumer_key_env = "NU_KEY"
-consumer_secret_env = "NU_SECRET"
-token_env = "NU_TOKEN"
-token_secret_env = "NU_TOKEN_SECRET"
-""")
-
-
 async def test_inventory_push_from_a_csv_file(
         start_nuorder: Any, nuorder_sandbox: NuOrderSandbox, tmp_path: Any) -> None:
-    from tests.nuorder.conftest import NU_ENV
+    from tests.nuorder.conftest import NU_ENV, nuorder_toml
     from tests.processes import run_cli
 
     gw = await start_nuorder()
     await _one_order(gw, nuorder_sandbox, {"S": 1})
-    config = tmp_path / "cli.toml"
-    _cli_config(config, gw.db_path, nuorder_sandbox.url)
+    config = tmp_path / "cli.toml"  # on the serving gateway's database: tmp_path/g.sqlite3
+    nuorder_toml(config, nuorder_sandbox.url)
     bad = tmp_path / "bad.csv"
     bad.write_text("warehouse,sku,quantity,date,prebook\nMAIN,0001,-1,,\nMAIN,0001,2,"
                    "tomorrow,\nMAIN,0002,3,2027-01-01,maybe\n")
