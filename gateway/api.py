@@ -32,7 +32,6 @@ from gateway.domain.records import (
 from gateway.errors import (
     BadRequest,
     ClientGone,
-    Conflict,
     GatewayError,
     NotFound,
     OperationUnsupported,
@@ -384,14 +383,7 @@ async def list_unmatched(request: web.Request, inputs: Inputs) -> web.Response:
 
 async def match_unmatched(request: web.Request, inputs: Inputs) -> web.Response:
     gw, shipment_id = _gateway(request), request.match_info["id"]
-    fo_ids = list(inputs.body.fulfillment_order_ids)
-    view = await gw.storage.shipment_view(shipment_id)
-    if view is None:
-        raise NotFound(f"shipment {shipment_id} does not exist")
-    if view.match_state != "unmatched":
-        raise Conflict(f"shipment {shipment_id} is already matched to "
-                       f"{', '.join(view.fulfillment_order_ids)}")
-    await gw.commands.match_manually(shipment_id, fo_ids)
+    await gw.commands.match_unmatched(shipment_id, list(inputs.body.fulfillment_order_ids))
     return json_response(await gw.storage.shipment_view(shipment_id))
 
 

@@ -22,6 +22,7 @@ from gateway.backoff import RetryPolicy
 from gateway.commands import Commands
 from gateway.config import Config
 from gateway.connector import Connector, connector_class
+from gateway.console import add_console
 from gateway.domain.records import PartnerLink, now_iso
 from gateway.errors import ConfigError, Undeliverable
 from gateway.intake import GroupCommitter, webhook_handler
@@ -220,6 +221,7 @@ class Gateway:
         for route in api.ROUTES:
             app.router.add_route(route.method, route.path, api.guard(
                 route, tokens if route.secured else None))
+        add_console(app, self)
         app.router.add_route("*", api.CATCH_ALL, api.guard(api.NO_ROUTE, None))
         app.cleanup_ctx.append(self._lifecycle)
         return app

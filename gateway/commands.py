@@ -33,7 +33,7 @@ from gateway.domain.records import (
     parse_iso,
     utc_iso,
 )
-from gateway.errors import BadRequest, NotFound, OperationUnsupported
+from gateway.errors import BadRequest, Conflict, NotFound, OperationUnsupported
 from gateway.events import HeldData, SourceChangedData, UnclaimedData
 from gateway.inventory import consolidate
 from gateway.ledger import Outcome
@@ -127,26 +127,42 @@ class Commands:
         outcome.merge(cancelled)
         return await self.outbound.fulfillment_order_cancelled(tx, fo_id, at, cancelled)
 
-    async def cancel_fulfillment_order(self, fo_id: str) -> None:
+    async def cancel_fulfillment_order(self, fo_id: str, by: str = "api") -> None:
+        """`by`: who asked (the API, or a console operator), on the FO's timeline."""
         async def change(tx: Transaction, at: str) -> tuple[Outcome, int]:
             outcome = Outcome()
             sent = await self._cancel(tx, fo_id, at, outcome)
+            if any(c.fo_id == fo_id and c.new == "cancelled" for c in outcome.status_changes):
+                await tx.add_timeline(fo_id, "cancel_requested", at, {"by": by})
             return outcome, sent + await self._settle(tx, outcome, at)
 
         self._report(await self._run(change))
 
     # shipments
 
-    async def match_manually(self, shipment_id: str, fo_ids: Sequence[str]) -> None:
+    async def match_unmatched(self, shipment_id: str, fo_ids: Sequence[str],
+                              by: str = "api") -> None:
+        """A person's match for a shipment in the unmatched queue (Conflict when it is
+        matched already: undo that first)."""
+        view = await self.storage.shipment_view(shipment_id)
+        if view is None:
+            raise NotFound(f"shipment {shipment_id} does not exist")
+        if view.match_state != "unmatched":
+            raise Conflict(f"shipment {shipment_id} is already matched to "
+                           f"{', '.join(view.fulfillment_order_ids)}")
+        await self.match_manually(shipment_id, fo_ids, by)
+
+    async def match_manually(self, shipment_id: str, fo_ids: Sequence[str],
+                             by: str = "api") -> None:
         async def change(tx: Transaction, at: str) -> tuple[Outcome, int]:
-            outcome = await ledger.match_manually(tx, shipment_id, fo_ids, at)
+            outcome = await ledger.match_manually(tx, shipment_id, fo_ids, at, by)
             return outcome, await self._settle(tx, outcome, at)
 
         self._report(await self._run(change))
 
-    async def unmatch(self, shipment_id: str) -> None:
+    async def unmatch(self, shipment_id: str, by: str = "api") -> None:
         async def change(tx: Transaction, at: str) -> tuple[Outcome, int]:
-            outcome = await ledger.unmatch(tx, shipment_id, at)
+            outcome = await ledger.unmatch(tx, shipment_id, at, by)
             return outcome, await self._settle(tx, outcome, at)
 
         self._report(await self._run(change))

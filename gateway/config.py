@@ -80,6 +80,16 @@ class ApiConfig(Section):
     tokens_env: EnvName = "GATEWAY_API_TOKENS"
 
 
+class ConsoleConfig(Section):
+    """The operator console under /console/: off unless `tokens_env` names a variable."""
+
+    # The variable holding the operators' tokens, `name:token` comma-separated; separate
+    # from the API's, so an API client cannot act in the console. Every action is audited
+    # with the operator's name.
+    tokens_env: EnvName | None = None
+    session_idle_minutes: Positive = 30.0  # a session unused this long must log in again
+
+
 class RetryConfig(Section):
     """One retry policy for every retried thing: inbox events and outbound messages."""
 
@@ -204,6 +214,7 @@ class Config:
     polling: PollingConfig = PollingConfig()
     channels: tuple[ChannelConfig, ...] = ()
     subscribers: tuple[SubscriberConfig, ...] = ()
+    console: ConsoleConfig = ConsoleConfig()
     source: str = "<memory>"
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -235,6 +246,30 @@ class Config:
     def api_tokens(self) -> tuple[str, ...]:
         raw = self.secret(self.api.tokens_env)
         return tuple(t.strip() for t in raw.split(",") if t.strip())
+
+    def console_tokens(self) -> dict[str, str]:
+        """Operator name -> token; empty when the console is off."""
+        if self.console.tokens_env is None:
+            return {}
+        return _named_tokens(self.secret(self.console.tokens_env), self.console.tokens_env)
+
+
+def _named_tokens(raw: str, var: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for entry in (e.strip() for e in raw.split(",")):
+        name, sep, token = entry.partition(":")
+        if not entry:
+            continue
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name) or len(token) < 16:
+            raise ConfigError(f"console.tokens_env ({var}): each entry is name:token, the name"
+                              " letters, digits and ._@- (up to 64), the token at least 16"
+                              " characters")
+        if name in found:
+            raise ConfigError(f"console.tokens_env ({var}): operator {name!r} named twice")
+        found[name] = token
+    if not found:
+        raise ConfigError(f"console.tokens_env ({var}): no operator tokens")
+    return found
 
 
 def _take(table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -310,7 +345,7 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
     sections = {name: problems.check(model, doc.pop(name, {}), name) for name, model in (
         ("server", ServerConfig), ("storage", StorageConfig), ("api", ApiConfig),
         ("retry", RetryConfig), ("worker", WorkerConfig), ("outbox", OutboxConfig),
-        ("polling", PollingConfig), ("links", LinksConfig))}
+        ("polling", PollingConfig), ("links", LinksConfig), ("console", ConsoleConfig))}
 
     raw_connectors = doc.pop("connectors", [])
     if not isinstance(raw_connectors, list):
@@ -344,13 +379,18 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
     subscribers = _subscribers(doc.pop("subscribers", []), problems)
     for key in sorted(doc):
         problems.add(f"{key}: unknown table or key (known: server, storage, api, retry,"
-                     " worker, outbox, polling, links, connectors, channels, subscribers)")
+                     " worker, outbox, polling, links, console, connectors, channels,"
+                     " subscribers)")
     problems.raise_any()
     server, storage, api = sections["server"], sections["storage"], sections["api"]
     assert isinstance(server, ServerConfig) and isinstance(storage, StorageConfig)
     assert isinstance(api, ApiConfig)
 
+    console = sections["console"]
+    assert isinstance(console, ConsoleConfig)
     env_keys = [("api.tokens_env", api.tokens_env)]
+    if console.tokens_env is not None:
+        env_keys.append(("console.tokens_env", console.tokens_env))
     if storage.backend == "postgresql":
         env_keys.append(("storage.dsn_env", storage.dsn_env))
     env_keys += [(f"{s.key}.secret_env", s.secret_env) for s in subscribers]
@@ -371,12 +411,14 @@ def parse(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None,
                           f" {', '.join(missing)}; export {'them' if len(missing) > 1 else 'it'}"
                           " before starting")
 
+    if console.tokens_env is not None:
+        _named_tokens(secrets[console.tokens_env], console.tokens_env)  # refused at start
     return Config(server=server, storage=storage, api=api,
                   retry=sections["retry"], worker=sections["worker"],  # type: ignore[arg-type]
                   connectors=tuple(connectors), outbox=sections["outbox"],  # type: ignore[arg-type]
                   links=sections["links"], polling=sections["polling"],  # type: ignore[arg-type]
-                  channels=channels, subscribers=subscribers, source=source,
-                  secrets=MappingProxyType(secrets))
+                  channels=channels, subscribers=subscribers, console=console,
+                  source=source, secrets=MappingProxyType(secrets))
 
 
 def _tables(raw: Any, name: str) -> list[tuple[str, Any]]:

@@ -193,7 +193,7 @@ async def cancel_fulfillment_order(tx: Transaction, fo_id: str, at: str) -> Outc
     return outcome
 
 
-async def unmatch(tx: Transaction, shipment_id: str, at: str) -> Outcome:
+async def unmatch(tx: Transaction, shipment_id: str, at: str, by: str = "api") -> Outcome:
     """Undo a manual match: the shipment is matched by the rules again (or waits unmatched)."""
     outcome = Outcome()
     shipments = await tx.get_shipments([shipment_id])
@@ -207,7 +207,7 @@ async def unmatch(tx: Transaction, shipment_id: str, at: str) -> Outcome:
     await tx.set_match(shipment_id, match, at)
     for fo_id in previous:
         await tx.add_timeline(fo_id, "shipment_unmatched_manually", at,
-                              {"shipment_id": shipment_id})
+                              {"shipment_id": shipment_id, "by": by})
     if not match.matched and shipments[0].status != "voided":
         outcome.unmatched.append(shipment_id)
     outcome.recorded.append(shipment_id)
@@ -217,7 +217,7 @@ async def unmatch(tx: Transaction, shipment_id: str, at: str) -> Outcome:
 
 
 async def match_manually(tx: Transaction, shipment_id: str, fo_ids: Sequence[str],
-                         at: str) -> Outcome:
+                         at: str, by: str = "api") -> Outcome:
     """A person's answer for an unmatched shipment; later versions keep it."""
     outcome = Outcome()
     shipments = await tx.get_shipments([shipment_id])
@@ -230,6 +230,7 @@ async def match_manually(tx: Transaction, shipment_id: str, fo_ids: Sequence[str
     previous = (await tx.matches_of_shipments([shipment_id]))[shipment_id]
     await tx.set_match(shipment_id, Match(tuple(sorted(set(fo_ids))), rule="manual"), at)
     for fo_id in fo_ids:
-        await tx.add_timeline(fo_id, "shipment_matched_manually", at, {"shipment_id": shipment_id})
+        await tx.add_timeline(fo_id, "shipment_matched_manually", at,
+                              {"shipment_id": shipment_id, "by": by})
     await refresh(tx, set(previous) | set(fo_ids), [shipment_id], at, outcome)
     return outcome

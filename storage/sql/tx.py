@@ -223,6 +223,12 @@ class SqlTransaction:
             "INSERT INTO shipment_refs (shipment_id, kind, value) VALUES (?,?,?)"
             " ON CONFLICT DO NOTHING",
             [(shipment.id, r.kind, r.value) for r in shipment.order_refs])
+        await self.db.execute("DELETE FROM shipment_tracking WHERE shipment_id = ?",
+                              (shipment.id,))
+        await self.db.executemany(
+            "INSERT INTO shipment_tracking (tracking_number, shipment_id) VALUES (?,?)"
+            " ON CONFLICT DO NOTHING",
+            [(t, shipment.id) for t in dict.fromkeys(shipment.tracking_numbers) if t])
         return shipment.id
 
     async def set_match(self, shipment_id: str, match: Match, at: str) -> None:

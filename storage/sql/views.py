@@ -28,6 +28,7 @@ from storage.models import (
     ShipmentView,
     TimelineEntry,
 )
+from storage.sql.queues import dead_letter_number
 from storage.sql.tx import (
     Row,
     SqlConnection,
@@ -256,6 +257,73 @@ class SqlViews:
             kind, _, number = last.id.partition("-")
             nxt = encode_cursor(kind, int(number))
         return Page(items[:limit], nxt)
+
+    async def search(self, text: str, limit: int) -> list[dict[str, Any]]:
+        """What an id names, each through an index: an order number or partner order id, a
+        partner's shipment id, a tracking number, an outbox or inbox message (outbox-N,
+        inbox-N). Each hit: kind, label, and the fo_id, shipment_id or dead_letter it leads to."""
+        hits: list[dict[str, Any]] = []
+        for row in await self._read(
+                "SELECT kind, fo_id FROM fulfillment_order_refs WHERE kind IN"
+                " ('order_number', 'partner_order_id', 'order_key') AND value = ? LIMIT ?",
+                (text, limit)):
+            hits.append({"kind": row["kind"], "label": f"{row['kind']} {text}",
+                         "fo_id": row["fo_id"]})
+        for row in await self._read("SELECT id FROM fulfillment_orders WHERE order_number = ?"
+                                    " LIMIT ?", (text, limit)):
+            hits.append({"kind": "order_number", "label": f"order number {text}",
+                         "fo_id": row["id"]})
+        shipments = [(r["id"], f"{r['source']} shipment {text}") for r in await self._read(
+            "SELECT id, source FROM shipments WHERE external_id = ? LIMIT ?", (text, limit))]
+        shipments += [(r["shipment_id"], f"tracking number {text}") for r in await self._read(
+            "SELECT shipment_id FROM shipment_tracking WHERE tracking_number = ? LIMIT ?",
+            (text, limit))]
+        for shipment_id, label in shipments:
+            fo = await self._read("SELECT fo_id FROM shipment_matches WHERE shipment_id = ?"
+                                  " ORDER BY fo_id LIMIT 1", (shipment_id,))
+            hits.append({"kind": "shipment", "label": label, "shipment_id": shipment_id,
+                         "fo_id": fo[0]["fo_id"] if fo else None})
+        source, number = dead_letter_number(text)
+        if number is not None:
+            table = "inbox_events" if source == "inbox" else "outbox_messages"
+            fo_column = "NULL AS fo_id" if source == "inbox" else "fo_id"
+            for row in await self._read(f"SELECT status, {fo_column} FROM {table} WHERE id = ?",
+                                        (number,)):
+                dead = row["status"] == "dead"
+                hits.append({"kind": source, "label": f"{text} ({row['status']})",
+                             "dead_letter": text if dead else None,
+                             "fo_id": None if dead else row["fo_id"]})
+        unique = {(h["kind"], h.get("fo_id"), h.get("shipment_id"), h.get("dead_letter")): h
+                  for h in hits}
+        return list(unique.values())[:limit]
+
+    async def dead_letter(self, dead_letter_id: str) -> dict[str, Any] | None:
+        """One dead letter whole: its payload (an inbox event's body as text) and error."""
+        source, number = dead_letter_number(dead_letter_id)
+        if number is None:
+            return None
+        if source == "inbox":
+            rows = await self._read(
+                "SELECT connector, kind, delivery_key, body, received_at, attempts,"
+                " last_error FROM inbox_events WHERE id = ? AND status = 'dead'", (number,))
+            if not rows:
+                return None
+            r = rows[0]
+            body = bytes(r["body"]).decode(errors="replace")
+            return {"id": dead_letter_id, "source": "inbox", "connector": r["connector"],
+                    "destination": None, "kind": r["kind"], "delivery_key": r["delivery_key"],
+                    "fulfillment_order_id": None, "received_at": r["received_at"],
+                    "attempts": r["attempts"], "error": r["last_error"], "payload": body}
+        rows = await self._read(
+            "SELECT destination, kind, fo_id, payload, created_at, attempts, last_error"
+            " FROM outbox_messages WHERE id = ? AND status = 'dead'", (number,))
+        if not rows:
+            return None
+        r = rows[0]
+        return {"id": dead_letter_id, "source": "outbox", "connector": None,
+                "destination": r["destination"], "kind": r["kind"], "delivery_key": None,
+                "fulfillment_order_id": r["fo_id"], "received_at": r["created_at"],
+                "attempts": r["attempts"], "error": r["last_error"], "payload": r["payload"]}
 
     async def partner_record(self, connector: str, kind: str,
                              external_id: str) -> PartnerRecord | None:

@@ -1,0 +1,88 @@
+"""The console's fixtures: a gateway on the fake connector type with operators configured,
+and an HTTP client that keeps cookies as a browser does."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import FAKE_TOKEN, GatewayUnderTest, fake_doc
+
+ALICE, BOB = "alice-token-0123456789", "bob-token-9876543210xyz"
+CONSOLE_ENV = {"CONSOLE_TOKENS": f"alice:{ALICE},bob:{BOB}"}
+CHANNEL = {"name": "web", "internal": True}
+
+
+def console_doc(db_path: Path, **console: Any) -> dict[str, Any]:
+    doc = fake_doc(db_path, "wms", channels=[CHANNEL])
+    doc["console"] = {"tokens_env": "CONSOLE_TOKENS", **console}
+    return doc
+
+
+class Operator:
+    """A browser-like client: cookies kept, forms posted with their CSRF token."""
+
+    def __init__(self, gw: GatewayUnderTest, session: aiohttp.ClientSession) -> None:
+        self.gw, self.session = gw, session
+        self.csrf = ""
+
+    async def get(self, path: str, expect: int = 200, **kwargs: Any) -> str:
+        async with self.session.get(self.gw.url + path, allow_redirects=kwargs.pop(
+                "follow", True), **kwargs) as resp:
+            text = await resp.text()
+            assert resp.status == expect, (resp.status, text[:500])
+            found = re.search(r'name="csrf" value="([^"]+)"', text)
+            if found:
+                self.csrf = found.group(1)
+            return text
+
+    async def post(self, path: str, form: dict[str, str] | None = None, expect: int = 200,
+                   csrf: bool = True, follow: bool = True) -> tuple[int, str, str]:
+        data = {**({"csrf": self.csrf} if csrf else {}), **(form or {})}
+        async with self.session.post(self.gw.url + path, data=data,
+                                     allow_redirects=follow) as resp:
+            text = await resp.text()
+            assert resp.status == expect, (resp.status, text[:500])
+            return resp.status, str(resp.url), text
+
+    async def login(self, token: str = ALICE, expect: int = 200) -> str:
+        page = await self.get("/console/login")
+        nonce = re.search(r'name="nonce" value="([^"]+)"', page).group(1)
+        _, url, text = await self.post("/console/login", {"token": token, "nonce": nonce},
+                                       expect=expect, csrf=False)
+        await self.get("/console/") if expect == 200 else None
+        return text
+
+    async def shipment(self, shipment_id: str, refs: list[list[str]],
+                       lines: list[tuple[str, int]], tracking: str = "1Z-X") -> None:
+        record = {"id": shipment_id, "order_refs": refs, "lines": [list(x) for x in lines],
+                  "tracking_numbers": [tracking], "carrier": "ups",
+                  "updated_at": "2026-12-01T10:00:00Z"}
+        async with self.session.post(
+                f"{self.gw.url}/webhooks/wms", json={"kind": "shipment", "record": record},
+                headers={"X-Fake-Token": FAKE_TOKEN, "X-Fake-Delivery": shipment_id}) as resp:
+            assert resp.status == 200, await resp.text()
+        await self.gw.wait_idle()
+
+
+@pytest.fixture
+async def operator_client() -> AsyncIterator[aiohttp.ClientSession]:
+    # unsafe: keep cookies for an IP address host (127.0.0.1), as a browser does
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
+
+
+@pytest.fixture
+async def console(start_fake: Any, tmp_path: Path, operator_client: aiohttp.ClientSession
+                  ) -> Callable[..., Awaitable[Operator]]:
+    async def start(**console_options: Any) -> Operator:
+        gw = await start_fake(console_doc(tmp_path / "g.sqlite3", **console_options),
+                              env=CONSOLE_ENV)
+        return Operator(gw, operator_client)
+
+    return start

@@ -1,0 +1,190 @@
+"""The console's routes, server side, through HTTP as a browser calls them: access (no page
+without a session, a wrong token, CSRF, idle expiry), the overview, search by any id, the
+unmatched queue (match and undo, on the FO's timeline with who did it), dead letters (one's
+payload and error, replay, discard with a reason), cancelling an FO."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import aiohttp
+
+from gateway import logs
+from gateway.errors import PartnerUnavailable
+from tests.console.conftest import ALICE, CONSOLE_ENV, Operator
+from tests.fake_partner import partner
+
+
+async def test_nothing_of_the_console_without_a_session(console: Any) -> None:
+    op: Operator = await console()
+    for path in ("/console/", "/console/unmatched", "/console/dead-letters",
+                 "/console/fo/fo-1", "/console/search?q=x", "/console/dead-letters/inbox-1"):
+        async with op.session.get(op.gw.url + path, allow_redirects=False) as resp:
+            assert resp.status == 303, path
+            assert resp.headers["Location"].startswith("/console/login?next=")
+    for path in ("/console/fo/fo-1/cancel", "/console/shipments/s/match",
+                 "/console/dead-letters/inbox-1/replay", "/console/logout"):
+        await op.post(path, {"confirm": "yes"}, expect=401, csrf=False)
+    assert "Operator log in" in await op.get("/console/login")
+
+
+async def test_a_wrong_token_is_refused_and_never_logged(console: Any) -> None:
+    op: Operator = await console()
+    said = io.StringIO()
+    logs.configure("INFO", stream=said)
+    try:
+        text = await op.login("not-a-token-at-all-000", expect=401)
+        assert "not an operator token" in text
+        api_token = op.gw.headers["Authorization"].removeprefix("Bearer ")
+        await op.login(api_token, expect=401)  # an API token is not an operator token
+        await op.login(ALICE)
+    finally:
+        logs.configure("WARNING")
+    assert '"event":"console.login_failed"' in said.getvalue()
+    assert '"operator":"alice"' in said.getvalue()
+    for secret in ("not-a-token-at-all-000", ALICE, api_token):
+        assert secret not in said.getvalue()
+    cookie = next(c for c in op.session.cookie_jar if c.key == "gw_console")
+    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    assert cookie["path"] == "/console/"
+    assert ALICE not in cookie.value
+
+
+async def test_a_post_without_the_csrf_token_is_refused(console: Any) -> None:
+    op: Operator = await console()
+    fo = await op.gw.create_fo([("SKU-1", 1)], channel="web")
+    await op.login()
+    await op.post(f"/console/fo/{fo['id']}/cancel", {"confirm": "yes"}, expect=403,
+                  csrf=False)
+    await op.post(f"/console/fo/{fo['id']}/cancel", {"confirm": "yes", "csrf": "forged"},
+                  expect=403, csrf=False)
+    assert (await op.gw.fo(fo["id"]))["status"] == "unfulfilled"
+    # Logging in again starts another session: the old page's token no longer works.
+    old = op.csrf
+    await op.post("/console/logout")
+    await op.login()
+    assert op.csrf != old
+
+
+async def test_an_idle_session_must_log_in_again(console: Any) -> None:
+    op: Operator = await console(session_idle_minutes=1 / 60)  # a second
+    await op.login()
+    await op.get("/console/")
+    await asyncio.sleep(2.1)
+    async with op.session.get(op.gw.url + "/console/", allow_redirects=False) as resp:
+        assert resp.status == 303 and "/console/login" in resp.headers["Location"]
+
+
+async def test_the_overview_marks_a_failing_feed_and_counts_what_waits(console: Any) -> None:
+    op: Operator = await console()
+    await op.shipment("S-LOST", [["order_number", "NOPE-1"]], [("SKU-1", 1)])
+    partner("wms").poll_error = PartnerUnavailable("wms: HTTP 503: down for maintenance")
+    await op.gw.call("POST", "/api/v1/connectors/wms/poll?feed=orders", expect=None)
+    await op.login()
+    page = await op.get("/console/")
+    assert 'id="unmatched-count">1<' in page
+    assert "failing" in page and "HTTP 503: down for maintenance" in page
+    assert "wms" in page and "records" in page  # every feed listed
+
+
+async def test_search_finds_an_fo_by_any_of_its_ids(console: Any) -> None:
+    op: Operator = await console()
+    fo = await op.gw.create_fo([("SKU-1", 2)], channel="web", order_number="ORD-77")
+    await op.shipment("S-9", [["fulfillment_order_id", fo["id"]]], [("SKU-1", 2)],
+                      tracking="1ZTRACK42")
+    await op.login()
+    for query in (fo["id"], "ORD-77", "1ZTRACK42", "S-9"):
+        page = await op.get(f"/console/search?q={query}")
+        assert f"FO {fo['id']}" in page, query
+    [shipment] = (await op.gw.call("GET", f"/api/v1/shipments?fulfillment_order_id={fo['id']}")
+                  )["items"]
+    assert f"FO {fo['id']}" in await op.get(f"/console/search?q={shipment['id']}")
+    assert "Nothing has the id" in await op.get("/console/search?q=no-such-thing")
+
+
+async def test_match_and_undo_from_the_unmatched_queue(console: Any) -> None:
+    op: Operator = await console()
+    fo = await op.gw.create_fo([("SKU-1", 3)], channel="web", order_number="A-1")
+    await op.shipment("S-ODD", [["order_number", "a1-typo"]], [("SKU-1", 3)])
+    await op.login()
+    queue = await op.get("/console/unmatched")
+    [shipment] = (await op.gw.call("GET", "/api/v1/unmatched-shipments"))["items"]
+    assert shipment["id"] in queue and "a1-typo" in queue
+
+    _, url, page = await op.post(f"/console/shipments/{shipment['id']}/match",
+                                 {"fo_id": fo["id"]})
+    assert url.endswith(f"/console/fo/{fo['id']}?msg=Shipment+{shipment['id']}+matched+by+hand.")
+    assert 'id="fo-status">fulfilled<' in page
+    [entry] = [t for t in (await op.gw.fo(fo["id"]))["timeline"]
+               if t["kind"] == "shipment_matched_manually"]
+    assert entry["detail"]["by"] == "console:alice"
+    # A second match of a matched shipment is refused, shown on the page.
+    _, _, again = await op.post(f"/console/shipments/{shipment['id']}/match",
+                                {"fo_id": fo["id"]})
+    assert "already matched" in again
+
+    await op.post(f"/console/shipments/{shipment['id']}/unmatch",
+                  {"back": f"/console/fo/{fo['id']}"})
+    after = await op.gw.fo(fo["id"])
+    assert after["status"] == "unfulfilled"
+    [undone] = [t for t in after["timeline"] if t["kind"] == "shipment_unmatched_manually"]
+    assert undone["detail"]["by"] == "console:alice"
+    assert shipment["id"] in await op.get("/console/unmatched")
+
+
+async def test_dead_letters_are_read_replayed_and_discarded(console: Any) -> None:
+    op: Operator = await console()
+    bad = {"kind": "no-such-kind", "record": {"id": "x"}}
+    for n in (1, 2):
+        async with op.session.post(f"{op.gw.url}/webhooks/wms", json=bad, headers={
+                "X-Fake-Token": "fake-hook-token", "X-Fake-Delivery": f"bad-{n}"}) as resp:
+            assert resp.status == 200
+
+    async def two_dead() -> Any:
+        items = (await op.gw.call("GET", "/api/v1/dead-letters"))["items"]
+        return items if len(items) == 2 else None
+
+    first, second = await op.gw.wait_for(two_dead)
+    await op.login()
+    listing = await op.get("/console/dead-letters")
+    assert first["id"] in listing and second["id"] in listing
+    one = await op.get(f"/console/dead-letters/{first['id']}")
+    assert "unknown fake record kind" in one and "no-such-kind" in one  # error and payload
+
+    await op.post(f"/console/dead-letters/{first['id']}/replay")
+    _, _, page = await op.post(f"/console/dead-letters/{second['id']}/discard", {"reason": ""})
+    assert "Say why" in page
+    said = io.StringIO()
+    logs.configure("INFO", stream=said)
+    try:
+        await op.post(f"/console/dead-letters/{second['id']}/discard",
+                      {"reason": "a test event, never real"})
+    finally:
+        logs.configure("WARNING")
+    assert '"reason":"a test event, never real"' in said.getvalue()
+    remaining = [d["id"] for d in (await op.gw.call("GET", "/api/v1/dead-letters"))["items"]]
+    assert second["id"] not in remaining
+
+
+async def test_cancel_needs_its_confirmation(console: Any) -> None:
+    op: Operator = await console()
+    fo = await op.gw.create_fo([("SKU-1", 1)], channel="web")
+    await op.login()
+    _, _, page = await op.post(f"/console/fo/{fo['id']}/cancel", {})
+    assert "Tick the box" in page
+    _, _, page = await op.post(f"/console/fo/{fo['id']}/cancel", {"confirm": "yes"})
+    assert 'id="fo-status">cancelled<' in page
+    [entry] = [t for t in (await op.gw.fo(fo["id"]))["timeline"]
+               if t["kind"] == "cancel_requested"]
+    assert entry["detail"]["by"] == "console:alice"
+
+
+async def test_no_console_unless_configured(start_fake: Any, tmp_path: Any) -> None:
+    from tests.conftest import fake_doc
+
+    gw = await start_fake(fake_doc(tmp_path / "g.sqlite3"), env=CONSOLE_ENV)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{gw.url}/console/login") as resp:
+            assert resp.status == 404
