@@ -132,8 +132,9 @@ class Commands:
         async def change(tx: Transaction, at: str) -> tuple[Outcome, int]:
             outcome = Outcome()
             sent = await self._cancel(tx, fo_id, at, outcome)
-            if any(c.fo_id == fo_id and c.new == "cancelled" for c in outcome.status_changes):
-                await tx.add_timeline(fo_id, "cancel_requested", at, {"by": by})
+            if by != "api" and any(c.fo_id == fo_id and c.new == "cancelled"
+                                   for c in outcome.status_changes):
+                await tx.add_timeline(fo_id, "cancel_requested", at, {"by": by})  # a person
             return outcome, sent + await self._settle(tx, outcome, at)
 
         self._report(await self._run(change))

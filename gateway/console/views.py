@@ -179,9 +179,10 @@ async def overview(request: web.Request) -> web.StreamResponse:
             enabled = connector.feed_enabled(feed)
             failing = bool(state and state.last_error and (
                 not state.last_poll_at or state.last_error_at > state.last_poll_at))
-            late = enabled and (age is None or age > 2 * interval + 60)
-            next_run = next((when for job_id, when in jobs.items()
-                             if job_id.endswith(f"{name}:{feed.name}")), None)
+            next_run = jobs.get(f"poll:{name}:{feed.name}")  # the scheduler's job id
+            # Late: no run for two intervals, or never one and none scheduled.
+            late = enabled and (age > 2 * interval + 60 if age is not None
+                                else next_run is None)
             feeds.append({"name": feed.name, "enabled": enabled, "interval": interval,
                           "state": state, "age": age, "failing": failing,
                           "late": late and not failing, "next_run": next_run})

@@ -86,3 +86,37 @@ async def console(start_fake: Any, tmp_path: Path, operator_client: aiohttp.Clie
         return Operator(gw, operator_client)
 
     return start
+
+
+CHROMIUM = "/usr/bin/chromium"
+# This machine's Chromium, headless: no sandbox (root), and nothing that reaches out.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync",
+                 "--disable-quic"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                            args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def browser_gateway(aiohttp_server: Any, http: aiohttp.ClientSession, tmp_path: Path
+                          ) -> GatewayUnderTest:
+    """One backend is enough for the browser: the routes' storage is tested on both."""
+    from gateway import config as config_mod
+    from gateway.app import Gateway
+    from tests.conftest import ENV
+
+    cfg = config_mod.parse(console_doc(tmp_path / "g.sqlite3"), {**ENV, **CONSOLE_ENV})
+    gateway = Gateway(cfg, first_poll_delay_seconds=3600.0)
+    server = await aiohttp_server(gateway.web_app())
+    return GatewayUnderTest(server, gateway, http, Path(cfg.storage.path))
