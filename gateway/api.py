@@ -47,6 +47,9 @@ from gateway.shapes import (
     ChannelView,
     ConnectorView,
     DeadLetterAction,
+    DeadLetterQuery,
+    DeadLetterWhere,
+    DiscardRequest,
     FeedView,
     FulfillmentOrderQuery,
     FulfillmentOrderRequest,
@@ -67,11 +70,20 @@ from gateway.shapes import (
     RecordQuery,
     RecordView,
     RecordWrite,
+    ReplayJobView,
+    ReplayRequest,
     ReplenishmentRequest,
     ShipmentQuery,
     problems,
 )
-from storage import INBOX, OUTBOX, FeedState, InvalidCursor, NewFulfillmentOrder
+from storage import (
+    INBOX,
+    OUTBOX,
+    DeadLetterFilter,
+    FeedState,
+    InvalidCursor,
+    NewFulfillmentOrder,
+)
 from storage.models import DeadLetter, FulfillmentOrderSummary, FulfillmentOrderView, ShipmentView
 
 if TYPE_CHECKING:
@@ -444,10 +456,30 @@ async def poll_connector(request: web.Request, inputs: Inputs) -> web.Response:
 
 # dead letters
 
+def dead_letter_filter(where: DeadLetterWhere) -> DeadLetterFilter:
+    return DeadLetterFilter(name=where.name, kind=where.kind, error=where.error,
+                            since=where.since, source=where.source)
+
+
 async def list_dead_letters(request: web.Request, inputs: Inputs) -> web.Response:
-    q: Paging = inputs.query
-    page = await _gateway(request).storage.list_dead_letters(q.cursor, q.limit)
+    q: DeadLetterQuery = inputs.query
+    page = await _gateway(request).storage.list_dead_letters(q.cursor, q.limit,
+                                                             dead_letter_filter(q))
     return _page(page.items, page.next_cursor)
+
+
+async def replay_dead_letters(request: web.Request, inputs: Inputs) -> web.Response:
+    """Every dead letter the filter matches, replayed in the background."""
+    job = _gateway(request).commands.replay_matching(dead_letter_filter(inputs.body))
+    return json_response(job.view(), 202)
+
+
+async def replay_job(request: web.Request, inputs: Inputs) -> web.Response:
+    job = _gateway(request).commands.replays.get(request.match_info["id"])
+    if job is None:
+        raise NotFound(f"no replay {request.match_info['id']} on this process (jobs live in"
+                       " the process that runs them)")
+    return json_response(job.view())
 
 
 async def replay_dead_letter(request: web.Request, inputs: Inputs) -> web.Response:
@@ -459,7 +491,8 @@ async def replay_dead_letter(request: web.Request, inputs: Inputs) -> web.Respon
 
 async def discard_dead_letter(request: web.Request, inputs: Inputs) -> web.Response:
     gw, raw = _gateway(request), request.match_info["id"]
-    if not await gw.commands.discard_dead_letter(raw):
+    reason = inputs.body.reason if inputs.body is not None else None
+    if not await gw.commands.discard_dead_letter(raw, reason):
         raise NotFound(f"dead letter {raw} does not exist")
     return json_response(DeadLetterAction(id=raw, status="discarded"))
 
@@ -711,14 +744,23 @@ ROUTES: list[Route] = [
           " channel takes, held=true those the connector could not map", {200: (PageOf(PartnerOrderView), "A page")},
           query=PartnerOrderQuery),
     Route("GET", "/api/v1/dead-letters", list_dead_letters, "listDeadLetters",
-          "Inbox events and outbound messages that gave up",
-          {200: (PageOf(DeadLetter), "A page")}, query=Paging),
+          "Inbox events and outbound messages that gave up; filter by name, kind, error"
+          " text, since, source", {200: (PageOf(DeadLetter), "A page")},
+          query=DeadLetterQuery),
+    Route("POST", "/api/v1/dead-letters/replay", replay_dead_letters, "replayDeadLetters",
+          "Replay every dead letter the filter matches, in the background",
+          {202: (ReplayJobView, "Started: GET /api/v1/dead-letters/replays/{id} follows it")},
+          body=ReplayRequest, body_required=False),
+    Route("GET", "/api/v1/dead-letters/replays/{id}", replay_job, "getReplayJob",
+          "A bulk replay's progress and report (on the process that runs it)",
+          {200: (ReplayJobView, "The job")}, path_params={"id": str}),
     Route("POST", "/api/v1/dead-letters/{id}/replay", replay_dead_letter, "replayDeadLetter",
           "Put a dead letter back in the queue", {202: (DeadLetterAction, "Queued again")},
           path_params={"id": str}),
     Route("POST", "/api/v1/dead-letters/{id}/discard", discard_dead_letter,
           "discardDeadLetter", "Give up on a dead letter for good: no longer listed or"
-          " replayed", {200: (DeadLetterAction, "Discarded")}, path_params={"id": str}),
+          " replayed; the reason is kept with it", {200: (DeadLetterAction, "Discarded")},
+          body=DiscardRequest, body_required=False, path_params={"id": str}),
     Route("POST", "/webhooks/{connector}", receive_webhook, "receiveWebhook",
           "A partner's webhook; verified by the connector, not a bearer token",
           {200: ({"type": "object"}, "Stored (or nothing to do): safe to forget")},

@@ -7,9 +7,10 @@ is safe to run twice (a repeated partner order, a replayed event, a second cance
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -48,7 +49,13 @@ from gateway.names import (
     record_operation,
 )
 from gateway.outbound import Outbound
-from storage import NewFulfillmentOrder, NewOutboxMessage, Storage, Transaction
+from storage import (
+    DeadLetterFilter,
+    NewFulfillmentOrder,
+    NewOutboxMessage,
+    Storage,
+    Transaction,
+)
 
 log = logs.get("gateway.commands")
 T = TypeVar("T")
@@ -67,6 +74,7 @@ class Commands:
         self.connectors = connectors
         self.wake_dispatcher = wake_dispatcher
         self.wake_worker = wake_worker
+        self.replays: dict[str, ReplayJob] = {}  # this process's, newest last
 
     async def _run(self, change: Callable[[Transaction, str], Awaitable[tuple[T, int]]]) -> T:
         at = now_iso()
@@ -373,8 +381,75 @@ class Commands:
             self.wake_dispatcher()
         return replayed
 
-    async def discard_dead_letter(self, dead_letter_id: str) -> bool:
-        return await self.storage.discard_dead_letter(dead_letter_id, now_iso())
+    async def discard_dead_letter(self, dead_letter_id: str, reason: str | None = None,
+                                  by: str = "api") -> bool:
+        discarded = await self.storage.discard_dead_letter(dead_letter_id, now_iso(), reason)
+        if discarded:
+            log.info("dead_letter.discarded", dead_letter=dead_letter_id, reason=reason, by=by)
+        return discarded
+
+    async def matching_dead_letters(self, where: DeadLetterFilter) -> list[str]:
+        """The ids of every dead letter the filter matches, now."""
+        ids, cursor = [], None
+        while True:
+            page = await self.storage.list_dead_letters(cursor, 500, where)
+            ids += [letter.id for letter in page.items]
+            if page.next_cursor is None:
+                return ids
+            cursor = page.next_cursor
+
+    def replay_matching(self, where: DeadLetterFilter, by: str = "api") -> ReplayJob:
+        """Replay every dead letter the filter matches, in the background: the job's
+        progress and, when done, what was replayed and what was gone by then."""
+        job = ReplayJob(id=new_id("replay"), where=where, by=by)
+        self.replays[job.id] = job
+        job.task = asyncio.create_task(self._replay(job))
+        while len(self.replays) > 100:  # the newest hundred jobs are kept to look at
+            oldest = next(iter(self.replays))
+            if not self.replays[oldest].finished:
+                break
+            del self.replays[oldest]
+        return job
+
+    async def _replay(self, job: ReplayJob) -> None:
+        try:
+            ids = await self.matching_dead_letters(job.where)
+            job.matched = len(ids)
+            for dead_id in ids:
+                if await self.replay_dead_letter(dead_id):
+                    job.replayed += 1
+                else:
+                    job.gone.append(dead_id)  # replayed or discarded meanwhile
+            log.info("dead_letters.replayed", job=job.id, matched=job.matched,
+                     replayed=job.replayed, gone=len(job.gone), by=job.by)
+        except Exception as exc:  # the job reports it; the process goes on
+            job.error = f"{type(exc).__name__}: {exc}"
+            log.error("dead_letters.replay_failed", job=job.id, error=job.error)
+        finally:
+            job.finished = now_iso()
+
+
+@dataclass
+class ReplayJob:
+    """Dead letters replayed in the background (`replay_matching`)."""
+
+    id: str
+    where: DeadLetterFilter
+    by: str
+    started: str = field(default_factory=now_iso)
+    matched: int | None = None  # None until they are counted
+    replayed: int = 0
+    gone: list[str] = field(default_factory=list)
+    error: str | None = None
+    finished: str | None = None
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def view(self) -> dict[str, Any]:
+        return {"id": self.id, "state": "finished" if self.finished else "running",
+                "filter": {k: v for k, v in vars(self.where).items() if v is not None},
+                "by": self.by, "started_at": self.started, "finished_at": self.finished,
+                "matched": self.matched, "replayed": self.replayed, "gone": list(self.gone),
+                "error": self.error}
 
 
 def _fulfillment_order(order: PartnerOrder, channel: str, at: str) -> NewFulfillmentOrder:

@@ -204,6 +204,32 @@ class Paging(Query):
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
 
 
+class DeadLetterWhere(BaseModel):
+    """Which dead letters (every field narrows; none: all of them)."""
+
+    name: Name | None = Field(None, description="a connector's or subscriber's name: where"
+                                                " it came from or was going")
+    kind: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None, description="the event's or message's kind, e.g. push_order")
+    error: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        None, description="a piece of the error text, any case")
+    since: Timestamp | None = Field(None, description="failed at or after")
+    source: Literal["inbox", "outbox"] | None = None
+
+
+class DeadLetterQuery(Paging, DeadLetterWhere):
+    pass
+
+
+class ReplayRequest(Body, DeadLetterWhere):
+    pass
+
+
+class DiscardRequest(Body):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = Field(
+        None, description="why it is given up (kept with it)")
+
+
 class FulfillmentOrderQuery(Paging):
     status: FoStatus | None = None
     updated_since: Timestamp | None = None
@@ -367,6 +393,19 @@ class InventoryQueued(TypedDict):
 class DeadLetterAction(TypedDict):
     id: str
     status: Literal["replaying", "discarded"]
+
+
+class ReplayJobView(TypedDict):
+    id: str
+    state: Literal["running", "finished"]
+    filter: dict[str, Any]
+    by: str
+    started_at: str
+    finished_at: str | None
+    matched: int | None  # null until counted
+    replayed: int
+    gone: list[str]  # matched, but replayed or discarded by someone else meanwhile
+    error: str | None
 
 
 class Health(TypedDict):

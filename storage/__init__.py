@@ -89,6 +89,43 @@ class Page:
 
 
 @dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead letters: by where they were going or came from (a connector's or a
+    subscriber's name), kind, a piece of their error text (any case), failed since when,
+    and whether inbox or outbox ones."""
+
+    name: str | None = None
+    kind: str | None = None
+    error: str | None = None
+    since: str | None = None
+    source: str | None = None  # "inbox" or "outbox"
+
+    def sql(self, name_column: str, failed_column: str, outbox: bool = False
+            ) -> tuple[str, list[Any]]:
+        """" AND ..." conditions for one of the two tables, and their parameters."""
+        found, params = [], []
+        if self.name:
+            if outbox:
+                found.append(f"{name_column} IN (?, ?)")
+                params += [f"connector:{self.name}", f"subscriber:{self.name}"]
+            else:
+                found.append(f"{name_column} = ?")
+                params.append(self.name)
+        if self.kind:
+            found.append("kind = ?")
+            params.append(self.kind)
+        if self.error:
+            escaped = self.error.lower().replace("\\", "\\\\").replace("%", "\\%") \
+                .replace("_", "\\_")
+            found.append("LOWER(last_error) LIKE ? ESCAPE '\\'")
+            params.append(f"%{escaped}%")
+        if self.since:
+            found.append(f"{failed_column} >= ?")
+            params.append(self.since)
+        return "".join(f" AND {c}" for c in found), params
+
+
+@dataclass(frozen=True)
 class StoredPartnerOrder:
     """The latest version of a partner order, and the FO made from it (None: unclaimed)."""
 
@@ -305,14 +342,16 @@ class Storage(Protocol):
     async def list_shipments(self, fo_id: str | None, cursor: str | None, limit: int) -> Page: ...
     async def list_unmatched(self, cursor: str | None, limit: int) -> Page: ...
     # items: DeadLetter, of both kinds, ids "inbox-N" and "outbox-N".
-    async def list_dead_letters(self, cursor: str | None, limit: int) -> Page: ...
+    async def list_dead_letters(self, cursor: str | None, limit: int,
+                                where: DeadLetterFilter | None = None) -> Page: ...
     async def dead_letter(self, dead_letter_id: str) -> dict[str, Any] | None: ...
     # the console's search: what an id names (order refs, shipments, tracking numbers,
     # outbox-N / inbox-N), each hit {kind, label, fo_id | shipment_id | dead_letter}
     async def search(self, text: str, limit: int) -> list[dict[str, Any]]: ...
     async def replay_dead_letter(self, dead_letter_id: str, at: str) -> bool: ...
     # A dead letter a person decided not to retry: no longer listed, never replayed.
-    async def discard_dead_letter(self, dead_letter_id: str, at: str) -> bool: ...
+    async def discard_dead_letter(self, dead_letter_id: str, at: str,
+                                  reason: str | None = None) -> bool: ...
 
 
 BACKENDS = ("sqlite", "postgresql")

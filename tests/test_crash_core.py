@@ -50,11 +50,19 @@ async def test_sigkill_during_a_burst_loses_nothing_acknowledged_and_doubles_not
                                             {"sku": "A", "quantity": PER_FO}]}) as resp:
                     assert resp.status == 201
 
+            first_ack = asyncio.Event()
+
             async def deliver(n: int) -> int:
-                return await post_fake_shipment(session, api, n, FOS)
+                status = await post_fake_shipment(session, api, n, FOS)
+                if status == 200:
+                    first_ack.set()
+                return status
 
             sending = [asyncio.create_task(deliver(n)) for n in range(FOS * PER_FO)]
-            await asyncio.sleep(0.4)  # some acknowledged, some processed, some on the way
+            # Killed once some are acknowledged (so some processed, some on the way),
+            # however slow the machine is today.
+            await asyncio.wait_for(first_ack.wait(), timeout=20)
+            await asyncio.sleep(0.1)
             process.send_signal(signal.SIGKILL)
             statuses = await asyncio.gather(*sending)
             acknowledged = statuses.count(200)

@@ -50,6 +50,8 @@ def add_console(app: web.Application, gateway: Gateway) -> None:
             ("POST", "/console/shipments/{id}/match", views.match),
             ("POST", "/console/shipments/{id}/unmatch", views.unmatch),
             ("GET", "/console/dead-letters", views.dead_letters),
+            ("POST", "/console/dead-letters/replay", views.replay_matching),
+            ("GET", "/console/dead-letters/replays/{id}", views.replay_progress),
             ("GET", "/console/dead-letters/{id}", views.dead_letter),
             ("POST", "/console/dead-letters/{id}/replay", views.replay),
             ("POST", "/console/dead-letters/{id}/discard", views.discard)):

@@ -12,11 +12,15 @@ from urllib.parse import quote, urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
+from pydantic import ValidationError
 
 from gateway import logs
+from gateway.api import dead_letter_filter
 from gateway.console.session import COOKIE, LOGIN_COOKIE, Session, Sessions
 from gateway.domain.records import parse_iso
 from gateway.errors import GatewayError
+from gateway.shapes import DeadLetterWhere, problems
+from storage import DeadLetterFilter
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -243,11 +247,45 @@ async def unmatched(request: web.Request) -> web.StreamResponse:
         "shipments": page.items, "next_cursor": page.next_cursor, "manual": manual})
 
 
+FILTER_FIELDS = ("name", "kind", "error", "since", "source")
+
+
+def _filter(values: Any) -> tuple[DeadLetterFilter, dict[str, str]]:
+    """The dead-letter filter a form or query gives, checked as the API checks it."""
+    given = {k: str(values.get(k, "")).strip() for k in FILTER_FIELDS}
+    given = {k: v for k, v in given.items() if v}
+    if given.get("since") and len(given["since"]) == 10:
+        given["since"] += "T00:00:00Z"  # a date from the form's date field
+    try:
+        where = DeadLetterWhere.model_validate(given)
+    except ValidationError as exc:
+        raise _back("/console/dead-letters", error="; ".join(
+            f"{p['field']}: {p['message']}" for p in problems(exc))) from None
+    return dead_letter_filter(where), given
+
+
 async def dead_letters(request: web.Request) -> web.StreamResponse:
     gw = _gateway(request)
-    page = await gw.storage.list_dead_letters(request.query.get("cursor") or None, LIST_LIMIT)
+    where, given = _filter(request.query)
+    page = await gw.storage.list_dead_letters(request.query.get("cursor") or None, LIST_LIMIT,
+                                              where)
     return render("dead_letters.html", request, {
-        "letters": page.items, "next_cursor": page.next_cursor})
+        "letters": page.items, "next_cursor": page.next_cursor, "filter": given,
+        "query": urlencode(given)})
+
+
+async def replay_matching(request: web.Request) -> web.StreamResponse:
+    where, given = _filter(await request.post())
+    by = _audit(request, "replay_dead_letters", **given)
+    job = _gateway(request).commands.replay_matching(where, by=by)
+    raise web.HTTPSeeOther(f"/console/dead-letters/replays/{job.id}")
+
+
+async def replay_progress(request: web.Request) -> web.StreamResponse:
+    job = _gateway(request).commands.replays.get(request.match_info["id"])
+    if job is None:
+        raise web.HTTPNotFound(text="no such replay on this process")
+    return render("replay.html", request, {"job": job.view()})
 
 
 async def dead_letter(request: web.Request) -> web.StreamResponse:
@@ -317,11 +355,11 @@ async def discard(request: web.Request) -> web.StreamResponse:
     if not reason:
         raise _back(f"/console/dead-letters/{quote(letter_id)}",
                     error="Say why it is discarded.")
-    _audit(request, "discard_dead_letter", dead_letter=letter_id, reason=reason)
+    by = _audit(request, "discard_dead_letter", dead_letter=letter_id, reason=reason)
     gw = _gateway(request)
 
     async def run() -> None:
-        if not await gw.commands.discard_dead_letter(letter_id):
+        if not await gw.commands.discard_dead_letter(letter_id, reason, by=by):
             raise GatewayError(f"dead letter {letter_id} does not exist (or was discarded)")
 
     return await _act(request, "/console/dead-letters", f"{letter_id} discarded.", run)

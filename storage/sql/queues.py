@@ -65,19 +65,20 @@ class SqlQueues:
 
     # dead letters
 
-    async def discard_dead_letter(self, dead_letter_id: str, at: str) -> bool:
+    async def discard_dead_letter(self, dead_letter_id: str, at: str,
+                                  reason: str | None = None) -> bool:
         source, number = dead_letter_number(dead_letter_id)
         if number is None:
             return False
         async with self._write() as db:
             if source == "inbox":
                 cur = await db.execute(
-                    "UPDATE inbox_events SET status = 'discarded', processed_at = ?"
-                    " WHERE id = ? AND status = 'dead'", (at, number))
+                    "UPDATE inbox_events SET status = 'discarded', processed_at = ?,"
+                    " discard_reason = ? WHERE id = ? AND status = 'dead'", (at, reason, number))
             else:
                 cur = await db.execute(
-                    "UPDATE outbox_messages SET status = 'cancelled', updated_at = ?"
-                    " WHERE id = ? AND status = 'dead'", (at, number))
+                    "UPDATE outbox_messages SET status = 'cancelled', updated_at = ?,"
+                    " discard_reason = ? WHERE id = ? AND status = 'dead'", (at, reason, number))
             return cur.rowcount == 1
 
     async def replay_dead_letter(self, dead_letter_id: str, at: str) -> bool:

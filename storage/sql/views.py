@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import orjson
 
 from gateway.domain.records import OrderRef, PartnerRecord
-from storage import InvalidCursor, Page
+from storage import DeadLetterFilter, InvalidCursor, Page
 from storage.models import (
     AllocationView,
     DeadLetter,
@@ -220,16 +220,21 @@ class SqlViews:
         return await self._shipment_page([], [], cursor, limit, source="unmatched_shipments")
 
     @snapshot
-    async def list_dead_letters(self, cursor: str | None, limit: int) -> Page:
-        """Inbox dead letters, then outbox ones, each by id; the cursor names the last seen."""
+    async def list_dead_letters(self, cursor: str | None, limit: int,
+                                where: DeadLetterFilter | None = None) -> Page:
+        """Inbox dead letters, then outbox ones, each by id; the cursor names the last seen.
+        `where` narrows them (only dead rows are read: the status indexes)."""
         source, after_id = decode_cursor(cursor, str, int) if cursor else ("inbox", 0)
         if source not in ("inbox", "outbox"):
             raise InvalidCursor("cursor: not a cursor this list returned")
+        where = where or DeadLetterFilter()
+        inbox_sql, inbox_params = where.sql("connector", "failed_at")
+        outbox_sql, outbox_params = where.sql("destination", "updated_at", outbox=True)
         items: list[DeadLetter] = []
-        if source == "inbox":
+        if source == "inbox" and where.source in (None, "inbox"):
             rows = await self._read(
-                "SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, limit + 1))
+                f"SELECT * FROM dead_letters WHERE id > ?{inbox_sql} ORDER BY id LIMIT ?",
+                (after_id, *inbox_params, limit + 1))
             items += [DeadLetter(
                 id=f"inbox-{r['id']}", source="inbox", connector=r["connector"],
                 destination=None, kind=r["kind"], delivery_key=r["delivery_key"],
@@ -237,12 +242,13 @@ class SqlViews:
                 attempts=r["attempts"], error=r["last_error"], failed_at=r["failed_at"])
                 for r in rows]
             after_id = 0
-        if len(items) <= limit:
+        if len(items) <= limit and where.source in (None, "outbox"):
             rows = await self._read(
                 "SELECT id, destination, kind, fo_id, created_at, attempts, last_error,"
-                " updated_at FROM outbox_messages WHERE status = 'dead' AND id > ?"
+                f" updated_at FROM outbox_messages WHERE status = 'dead' AND id > ?{outbox_sql}"
                 " ORDER BY id LIMIT ?",
-                (after_id if source == "outbox" else 0, limit + 1 - len(items)))
+                (after_id if source == "outbox" else 0, *outbox_params,
+                 limit + 1 - len(items)))
             items += [DeadLetter(
                 id=f"outbox-{r['id']}", source="outbox",
                 connector=r["destination"].partition(":")[2]

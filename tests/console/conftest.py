@@ -16,10 +16,11 @@ from tests.conftest import FAKE_TOKEN, GatewayUnderTest, fake_doc
 ALICE, BOB = "alice-token-0123456789", "bob-token-9876543210xyz"
 CONSOLE_ENV = {"CONSOLE_TOKENS": f"alice:{ALICE},bob:{BOB}"}
 CHANNEL = {"name": "web", "internal": True}
+SHOP = {"name": "shop", "internal": True, "oms": {"connector": "wms"}}  # pushes to wms
 
 
 def console_doc(db_path: Path, **console: Any) -> dict[str, Any]:
-    doc = fake_doc(db_path, "wms", channels=[CHANNEL])
+    doc = fake_doc(db_path, "wms", channels=[CHANNEL, SHOP])
     doc["console"] = {"tokens_env": "CONSOLE_TOKENS", **console}
     return doc
 

@@ -145,3 +145,42 @@ async def test_the_overview_reads_on_a_phone(browser: Any,
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390 + 1  # nothing wider than the screen: tables scroll inside
     await _shot(page, "overview-phone", width=390)
+
+
+async def test_a_filtered_set_of_dead_letters_is_replayed_and_sent(
+        browser: Any, browser_gateway: GatewayUnderTest) -> None:
+    from gateway.errors import PartnerRejected
+    from tests.fake_partner import partner
+
+    gw = browser_gateway
+    wms = partner("wms")
+    wms.answer("push_order", PartnerRejected("3PL closed for stocktake", 422),
+               PartnerRejected("3PL closed for stocktake", 422))
+    fos = [await gw.create_fo([("SKU-1", 1)], channel="shop") for _ in range(2)]
+    await _webhook(gw, {"kind": "no-such-kind", "record": {"id": 1}}, "noise-1")
+
+    async def three_dead() -> Any:
+        items = (await gw.call("GET", "/api/v1/dead-letters"))["items"]
+        return items if len(items) == 3 else None
+
+    await gw.wait_for(three_dead)
+    page = await _log_in(browser, gw)
+    await page.get_by_role("link", name="Dead letters").first.click()
+    await page.fill("input[name=error]", "STOCKTAKE")
+    await page.get_by_role("button", name="Filter", exact=True).click()
+    await page.wait_for_url("**/console/dead-letters?*error=STOCKTAKE*")
+    assert await page.locator("#dead-letters tr").count() == 3  # the header and two pushes
+    await page.get_by_role("button", name="Replay every dead letter this filter matches").click()
+    await page.wait_for_url("**/console/dead-letters/replays/*")
+    await page.wait_for_function(
+        "document.querySelector('#replay-state').textContent.startsWith('finished')")
+    assert "2 matched, 2 queued again" in await page.text_content("#replay-report")
+    await _shot(page, "replay")
+
+    async def sent() -> bool:
+        views = [await gw.fo(fo["id"]) for fo in fos]
+        return all(v["outbound"][0]["status"] == "sent" for v in views)
+
+    await gw.wait_for(sent)  # the 3PL took them this time
+    left = (await gw.call("GET", "/api/v1/dead-letters"))["items"]
+    assert [(d["source"], d["kind"]) for d in left] == [("inbox", "webhook")]  # not matched

@@ -188,3 +188,34 @@ async def test_no_console_unless_configured(start_fake: Any, tmp_path: Any) -> N
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{gw.url}/console/login") as resp:
             assert resp.status == 404
+
+
+async def test_dead_letters_filtered_and_replayed_from_the_console(console: Any) -> None:
+    op: Operator = await console()
+    for n in (1, 2):
+        async with op.session.post(f"{op.gw.url}/webhooks/wms", json={
+                "kind": "no-such-kind", "record": {"id": n}}, headers={
+                "X-Fake-Token": "fake-hook-token", "X-Fake-Delivery": f"f-{n}"}) as resp:
+            assert resp.status == 200
+
+    async def two() -> Any:
+        items = (await op.gw.call("GET", "/api/v1/dead-letters"))["items"]
+        return items if len(items) == 2 else None
+
+    await op.gw.wait_for(two)
+    await op.login()
+    assert "No dead letters." in await op.get("/console/dead-letters?kind=push_order")
+    page = await op.get("/console/dead-letters?name=wms&error=UNKNOWN&since=2000-01-01")
+    assert page.count('<tr id="inbox-') == 2
+    _, _, wrong = await op.post("/console/dead-letters/replay", {"source": "elsewhere"})
+    assert "source" in wrong and "Dead letters" in wrong  # refused, shown, nothing started
+    _, url, progress = await op.post("/console/dead-letters/replay", {"name": "wms"})
+    assert "/console/dead-letters/replays/replay_" in url
+    job_id = url.rsplit("/", 1)[1]
+
+    async def finished() -> Any:
+        text = await op.get(f"/console/dead-letters/replays/{job_id}")
+        return text if 'id="replay-state">finished' in text else None
+
+    report = await op.gw.wait_for(finished)
+    assert "2 matched, 2 queued again" in report and "by console:alice" in report
