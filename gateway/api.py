@@ -12,11 +12,11 @@ import hmac
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, StringConstraints, ValidationError
 
 from gateway import logs
 from gateway.connector import Connector, Feed
@@ -49,6 +49,7 @@ from gateway.shapes import (
     DeadLetterAction,
     DeadLetterQuery,
     DeadLetterWhere,
+    DestinationView,
     DiscardRequest,
     FeedView,
     FulfillmentOrderQuery,
@@ -420,7 +421,9 @@ def _feed_view(connector: Connector, feed: Feed, state: FeedState | None) -> Fee
         running=_leased(state),
         # which process runs it (several replicas on one database: which one)
         lease_owner=state.owner if state and _leased(state) else None,
-        lease_until=state.lease_until if state and _leased(state) else None)
+        lease_until=state.lease_until if state and _leased(state) else None,
+        paused_by=state.paused_by if state else None,
+        paused_at=state.paused_at if state else None)
 
 
 def _leased(state: FeedState | None) -> bool:
@@ -452,6 +455,41 @@ async def list_connectors(request: web.Request, inputs: Inputs) -> web.Response:
 async def poll_connector(request: web.Request, inputs: Inputs) -> web.Response:
     return json_response(await _gateway(request).poller.poll(
         request.match_info["name"], inputs.query.feed))
+
+
+async def _feed_paused(request: web.Request, by: str | None) -> web.Response:
+    gw = _gateway(request)
+    name, feed_name = request.match_info["name"], request.match_info["feed"]
+    connector, feed = await gw.commands.pause_feed(name, feed_name, by)
+    states = {s.feed: s for s in await gw.storage.feed_states(name)}
+    return json_response(_feed_view(connector, feed, states.get(feed_name)))
+
+
+async def pause_feed(request: web.Request, inputs: Inputs) -> web.Response:
+    return await _feed_paused(request, "api")
+
+
+async def resume_feed(request: web.Request, inputs: Inputs) -> web.Response:
+    return await _feed_paused(request, None)
+
+
+async def list_destinations(request: web.Request, inputs: Inputs) -> web.Response:
+    return _page(await _gateway(request).commands.destinations(), None)
+
+
+async def _destination_paused(request: web.Request, by: str | None) -> web.Response:
+    gw, destination = _gateway(request), request.match_info["destination"]
+    await gw.commands.pause_destination(destination, by)
+    [view] = [d for d in await gw.commands.destinations() if d["destination"] == destination]
+    return json_response(view)
+
+
+async def pause_destination(request: web.Request, inputs: Inputs) -> web.Response:
+    return await _destination_paused(request, "api")
+
+
+async def resume_destination(request: web.Request, inputs: Inputs) -> web.Response:
+    return await _destination_paused(request, None)
 
 
 # dead letters
@@ -663,6 +701,8 @@ FO = FulfillmentOrderView
 ID = {"id": Id}
 NAME = {"name": Name}
 RECORDS = {"name": Name, "kind": Name}
+FEED = {"name": Name, "feed": Name}
+DESTINATION = Annotated[str, StringConstraints(pattern=r"^(connector|subscriber):[a-z][a-z0-9_-]{0,63}$")]
 ONE_RECORD = {"name": Name, "kind": Name, "id": str}
 ROUTES: list[Route] = [
     Route("POST", "/api/v1/fulfillment-orders", create_fulfillment_order,
@@ -705,6 +745,22 @@ ROUTES: list[Route] = [
           "Poll a connector now: every enabled feed, or ?feed=",
           {200: (PollResultView, "What the poll found")}, query=PollQuery, path_params=NAME,
           also=(409, 502, 503)),
+    Route("POST", "/api/v1/connectors/{name}/feeds/{feed}/pause", pause_feed, "pauseFeed",
+          "Stop polling a feed until resumed (scheduled and manual polls)",
+          {200: (FeedView, "The feed, paused")}, path_params=FEED),
+    Route("POST", "/api/v1/connectors/{name}/feeds/{feed}/resume", resume_feed,
+          "resumeFeed", "Poll a paused feed again at its interval",
+          {200: (FeedView, "The feed")}, path_params=FEED),
+    Route("GET", "/api/v1/destinations", list_destinations, "listDestinations",
+          "Where the outbox sends (each connector and subscriber): paused or not, and the"
+          " oldest message waiting", {200: (PageOf(DestinationView), "All destinations")}),
+    Route("POST", "/api/v1/destinations/{destination}/pause", pause_destination,
+          "pauseDestination", "Send nothing to a destination until resumed; its messages"
+          " wait, in order", {200: (DestinationView, "Paused")},
+          path_params={"destination": DESTINATION}),
+    Route("POST", "/api/v1/destinations/{destination}/resume", resume_destination,
+          "resumeDestination", "Send to a paused destination again",
+          {200: (DestinationView, "Resumed")}, path_params={"destination": DESTINATION}),
     Route("GET", "/api/v1/connectors/{name}/records/{kind}", list_partner_records,
           "listPartnerRecords", "A connector's partner records of one kind, oldest change"
           " first", {200: (PageOf(RecordView), "A page")}, query=RecordQuery,

@@ -47,6 +47,7 @@ from gateway.names import (
     RECORD_WRITES,
     connector_destination,
     record_operation,
+    subscriber_destination,
 )
 from gateway.outbound import Outbound
 from storage import (
@@ -371,6 +372,42 @@ class Commands:
             return queued, sent
 
         return lines, await self._run(change)
+
+    # pauses
+
+    async def pause_feed(self, connector_name: str, feed_name: str,
+                         by: str | None) -> tuple[Connector, Any]:
+        """Pause a feed (`by`: who) or resume it (None)."""
+        connector = self.connectors.get(connector_name)
+        feed = connector.feed(feed_name) if connector is not None else None
+        if connector is None or feed is None:
+            raise NotFound(f"no enabled connector {connector_name!r} with a feed {feed_name!r}")
+        await self.storage.pause_feed(connector_name, feed_name, by, now_iso())
+        log.info("feed.paused" if by else "feed.resumed", connector=connector_name,
+                 feed=feed_name, by=by)
+        return connector, feed
+
+    def _destinations(self) -> list[str]:
+        return [connector_destination(name) for name in self.connectors] + \
+            [subscriber_destination(s.name) for s in self.config.subscribers]
+
+    async def destinations(self) -> list[dict[str, Any]]:
+        paused = await self.storage.paused_destinations()
+        waiting = (await self.storage.outbox_stats())["oldest_pending_age_seconds"]
+        return [{"destination": d, "paused_by": paused.get(d, {}).get("paused_by"),
+                 "paused_at": paused.get(d, {}).get("paused_at"),
+                 "oldest_pending_age_seconds": waiting.get(d)} for d in self._destinations()]
+
+    async def pause_destination(self, destination: str, by: str | None) -> None:
+        """Send nothing to a destination (`by`: who) until resumed (None)."""
+        if destination not in self._destinations():
+            raise NotFound(f"no destination {destination!r}; the destinations: "
+                           + ", ".join(self._destinations()))
+        await self.storage.pause_destination(destination, by, now_iso())
+        log.info("destination.paused" if by else "destination.resumed",
+                 destination=destination, by=by)
+        if by is None:
+            self.wake_dispatcher()
 
     # dead letters
 

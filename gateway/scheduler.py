@@ -74,9 +74,18 @@ class Poller:
         """Poll now: every enabled feed of the connector, or the one named. A run under way
         elsewhere is waited for (up to MANUAL_WAIT_SECONDS, then 409), not doubled."""
         connector, feeds = self._feeds(name, feed_name)
+        paused = {s.feed: s for s in await self.storage.feed_states(name) if s.paused_by}
+        if feed_name is not None and feed_name in paused:
+            state = paused[feed_name]
+            raise Conflict(f"feed {feed_name!r} of connector {name!r} is paused (by"
+                           f" {state.paused_by} at {state.paused_at}); resume it first")
         results: dict[str, Any] = {}
         failure: Exception | None = None
         for feed in feeds:
+            if feed.name in paused:
+                results[feed.name] = {"records": 0, "new_events": 0,
+                                      "paused_by": paused[feed.name].paused_by}
+                continue
             try:
                 results[feed.name] = await self.run_feed(connector, feed, scheduled=False)
             except Exception as exc:  # noqa: BLE001 - the other feeds still run
@@ -109,6 +118,9 @@ class Poller:
                        ) -> dict[str, Any] | None:
         """One run of one feed; None when a scheduled run was already made this interval."""
         name = connector.name
+        if scheduled and any(s.feed == feed.name and s.paused_by
+                             for s in await self.storage.feed_states(name)):
+            return None  # an operator paused it
         async with self._locks.setdefault((name, feed.name), asyncio.Lock()):
             state = await self._claim(connector, feed, scheduled)
             if state is None:

@@ -296,6 +296,15 @@ class FeedView(TypedDict):
     running: bool  # a process holds this feed's lease
     lease_owner: str | None  # which process (replica)
     lease_until: str | None
+    paused_by: str | None  # an operator paused it (api, or console:<name>): not polled
+    paused_at: str | None
+
+
+class DestinationView(TypedDict):
+    destination: str  # connector:<name> or subscriber:<name>
+    paused_by: str | None  # nothing is sent there while paused; its messages wait in order
+    paused_at: str | None
+    oldest_pending_age_seconds: float | None  # the oldest message waiting to go there
 
 
 class RecordKindView(TypedDict):

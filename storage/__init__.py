@@ -80,6 +80,8 @@ class FeedState:
     last_started_at: str | None = None
     owner: str | None = None
     lease_until: str | None = None
+    paused_by: str | None = None  # an operator paused it: not polled until resumed
+    paused_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,11 @@ class Storage(Protocol):
     async def record_poll_error(self, connector: str, feed: str, owner: str, error: str,
                                 at: str) -> None: ...
     async def feed_states(self, connector: str) -> list[FeedState]: ...
+    # an operator's pauses (`by` None resumes): a paused feed is not polled, nothing is
+    # sent to a paused destination (its messages wait, in order)
+    async def pause_feed(self, connector: str, feed: str, by: str | None, at: str) -> None: ...
+    async def pause_destination(self, destination: str, by: str | None, at: str) -> None: ...
+    async def paused_destinations(self) -> dict[str, dict[str, str]]: ...
 
     # Claims. Inbox events and outbox messages are claimed by an owner with a lease (in
     # seconds): what another owner holds under an unexpired lease is never handed out, an

@@ -188,15 +188,18 @@ async def overview(request: web.Request) -> web.StreamResponse:
             late = enabled and (age > 2 * interval + 60 if age is not None
                                 else next_run is None)
             feeds.append({"name": feed.name, "enabled": enabled, "interval": interval,
+                          "paused": state.paused_by if state else None,
                           "state": state, "age": age, "failing": failing,
                           "late": late and not failing, "next_run": next_run})
         connectors.append({"name": name, "type": gw.config.connector(name).type,
                            "feeds": feeds, "status": connector.status()})
     inbox = await gw.storage.inbox_stats()
     outbox = await gw.storage.outbox_stats()
+    destinations = await gw.commands.destinations()
     unmatched = await gw.storage.list_unmatched(None, 200)
     return render("overview.html", request, {
         "connectors": connectors, "inbox": inbox, "outbox": outbox,
+        "destinations": destinations,
         "unmatched": len(unmatched.items), "unmatched_more": unmatched.next_cursor is not None,
         "dead": inbox["dead"] + outbox["dead"]})
 
@@ -296,7 +299,56 @@ async def dead_letter(request: web.Request) -> web.StreamResponse:
     return render("dead_letter.html", request, {"letter": letter})
 
 
+async def connector_page(request: web.Request) -> web.StreamResponse:
+    gw, name = _gateway(request), request.match_info["name"]
+    connector = gw.connectors.get(name)
+    if connector is None:
+        raise web.HTTPNotFound(text=f"no enabled connector {name!r}")
+    states = {s.feed: s for s in await gw.storage.feed_states(name)}
+    destination = next(d for d in await gw.commands.destinations()
+                       if d["destination"] == f"connector:{name}")
+    return render("connector.html", request, {
+        "name": name, "type": gw.config.connector(name).type, "connector": connector,
+        "feeds": [(f, states.get(f.name)) for f in connector.feeds],
+        "destination": destination, "status": connector.status()})
+
+
 # actions: each the API's command, with who did it
+
+async def poll_now(request: web.Request) -> web.StreamResponse:
+    name, form = request.match_info["name"], await request.post()
+    feed = str(form.get("feed") or "") or None
+    _audit(request, "poll", connector=name, feed=feed)
+    back = f"/console/connectors/{quote(name)}"
+    try:
+        result = await _gateway(request).poller.poll(name, feed)
+    except GatewayError as exc:
+        raise _back(back, error=exc.message) from None
+    except Exception as exc:  # the partner's failure, shown as the API shows it
+        raise _back(back, error=f"{type(exc).__name__}: {exc}") from None
+    raise _back(back, msg=f"Polled: {result['records']} record(s),"
+                          f" {result['new_events']} new.")
+
+
+async def feed_pause(request: web.Request) -> web.StreamResponse:
+    name, feed = request.match_info["name"], request.match_info["feed"]
+    pause = request.match_info["action"] == "pause"
+    by = _audit(request, "pause_feed" if pause else "resume_feed", connector=name, feed=feed)
+    return await _act(request, f"/console/connectors/{quote(name)}",
+                      f"Feed {feed} {'paused' if pause else 'resumed'}.",
+                      lambda: _gateway(request).commands.pause_feed(
+                          name, feed, by if pause else None))
+
+
+async def destination_pause(request: web.Request) -> web.StreamResponse:
+    destination, form = request.match_info["destination"], await request.post()
+    pause = request.match_info["action"] == "pause"
+    by = _audit(request, "pause_destination" if pause else "resume_destination",
+                destination=destination)
+    return await _act(request, _next(str(form.get("back") or "/console/")),
+                      f"{destination} {'paused' if pause else 'resumed'}.",
+                      lambda: _gateway(request).commands.pause_destination(
+                          destination, by if pause else None))
 
 async def _act(request: web.Request, back: str, done: str,
                action: Callable[[], Awaitable[Any]]) -> web.StreamResponse:

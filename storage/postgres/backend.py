@@ -338,6 +338,7 @@ async def _notify(db: PgConnection, queue: str) -> None:
 # due, pending, and first of its sequence; `$3` is now (the claim's and the listing's)
 _DUE_OUTBOX = (
     "m.status = 'pending' AND m.not_before <= $3"
+    " AND m.destination NOT IN (SELECT destination FROM paused_destinations)"
     " AND (m.sequence_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox_messages p"
     " WHERE p.status = 'pending' AND p.destination = m.destination"
     " AND p.sequence_key = m.sequence_key AND p.id < m.id))")

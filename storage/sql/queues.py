@@ -188,6 +188,30 @@ class SqlQueues:
                 "SELECT * FROM feed_state WHERE connector = ? AND feed = ?", (connector, feed))
             return feed_state_from_row(rows[0])
 
+    async def pause_feed(self, connector: str, feed: str, by: str | None, at: str) -> None:
+        async with self._write() as db:
+            await db.execute("INSERT INTO feed_state (connector, feed) VALUES (?,?)"
+                             " ON CONFLICT DO NOTHING", (connector, feed))
+            await db.execute("UPDATE feed_state SET paused_by = ?, paused_at = ?"
+                             " WHERE connector = ? AND feed = ?",
+                             (by, at if by else None, connector, feed))
+
+    async def pause_destination(self, destination: str, by: str | None, at: str) -> None:
+        async with self._write() as db:
+            if by is None:
+                await db.execute("DELETE FROM paused_destinations WHERE destination = ?",
+                                 (destination,))
+            else:
+                await db.execute(
+                    "INSERT INTO paused_destinations (destination, paused_by, paused_at)"
+                    " VALUES (?,?,?) ON CONFLICT (destination) DO NOTHING",
+                    (destination, by, at))
+
+    async def paused_destinations(self) -> dict[str, dict[str, str]]:
+        rows = await self._read("SELECT * FROM paused_destinations ORDER BY destination")
+        return {r["destination"]: {"paused_by": r["paused_by"], "paused_at": r["paused_at"]}
+                for r in rows}
+
     async def extend_feed_lease(self, connector: str, feed: str, owner: str,
                                 lease_until: str) -> bool:
         async with self._write() as db:
@@ -271,5 +295,6 @@ def feed_state_from_row(row: Row) -> FeedState:
         connector=row["connector"], feed=row["feed"], cursor=row["cursor"],
         last_poll_at=row["last_poll_at"], last_result=from_json(row["last_result"]) or {},
         last_error=row["last_error"], last_error_at=row["last_error_at"],
+        paused_by=row["paused_by"], paused_at=row["paused_at"],
         last_started_at=row["last_started_at"], owner=row["owner"],
         lease_until=row["lease_until"])

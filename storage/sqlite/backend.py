@@ -361,6 +361,7 @@ class SqliteStorage(SqliteCoordination, SqlQueues, SqlViews):
         rows = await self._read(
             "SELECT m.* FROM outbox_messages m WHERE m.status = 'pending' AND m.not_before <= ?"
             " AND m.id NOT IN (SELECT value FROM json_each(?))"
+            " AND m.destination NOT IN (SELECT destination FROM paused_destinations)"
             " AND (m.sequence_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox_messages p"
             " WHERE p.status = 'pending' AND p.destination = m.destination"
             " AND p.sequence_key = m.sequence_key AND p.id < m.id))"

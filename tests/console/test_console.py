@@ -219,3 +219,32 @@ async def test_dead_letters_filtered_and_replayed_from_the_console(console: Any)
 
     report = await op.gw.wait_for(finished)
     assert "2 matched, 2 queued again" in report and "by console:alice" in report
+
+
+async def test_the_connector_page_polls_pauses_and_resumes(console: Any) -> None:
+    op: Operator = await console()
+    await op.login()
+    page = await op.get("/console/connectors/wms")
+    assert 'id="feed-orders"' in page and "Poll orders now" in page
+    _, _, after = await op.post("/console/connectors/wms/poll", {"feed": "orders"})
+    assert "Polled: 0 record(s)" in after
+    assert [feed for feed, _ in partner("wms").polls] == ["orders"]
+
+    _, _, after = await op.post("/console/connectors/wms/feeds/orders/pause")
+    assert "Feed orders paused." in after and "by console:alice" in after
+    _, _, refused = await op.post("/console/connectors/wms/poll", {"feed": "orders"})
+    assert "is paused (by console:alice" in refused
+    assert "paused" in await op.get("/console/")
+    await op.post("/console/connectors/wms/feeds/orders/resume")
+    assert "by console:alice" not in await op.get("/console/connectors/wms")
+
+    _, _, after = await op.post("/console/destinations/connector:wms/pause",
+                                {"back": "/console/connectors/wms"})
+    assert "Paused</span> by console:alice" in after
+    [destination] = [d for d in (await op.gw.call("GET", "/api/v1/destinations"))["items"]
+                     if d["destination"] == "connector:wms"]
+    assert destination["paused_by"] == "console:alice"
+    await op.post("/console/destinations/connector:wms/resume", {"back": "https://evil.example/"})
+    [destination] = [d for d in (await op.gw.call("GET", "/api/v1/destinations"))["items"]
+                     if d["destination"] == "connector:wms"]
+    assert destination["paused_by"] is None
