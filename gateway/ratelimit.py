@@ -49,6 +49,7 @@ class RateBudget:
         self.partner_remaining: int | None = None
         self.longest_wait = 0.0  # of a foreground request (a push) for the budget, seconds
         self.partner_limit: int | None = None
+        self._limited: deque[float] = deque()  # when the partner said 429, this process
 
     def background_share(self, share: float) -> None:
         """Background requests may take at most this share of each window (at least one)."""
@@ -121,6 +122,18 @@ class RateBudget:
             self._pausing.add(task)
             task.add_done_callback(self._pausing.discard)
 
+    def limited(self, seconds: float) -> None:
+        """The partner answered 429: pause, and count it (the console shows the last hour's)."""
+        now = time.monotonic()
+        self._limited.append(now)
+        while self._limited and self._limited[0] < now - 3600:
+            self._limited.popleft()
+        self.pause(seconds)
+
+    def limited_last_hour(self) -> int:
+        now = time.monotonic()
+        return sum(1 for at in self._limited if at >= now - 3600)
+
     def observe(self, limit: int | None, remaining: int | None, reset_seconds: float | None) -> None:
         self.partner_limit, self.partner_remaining = limit, remaining
         if remaining is not None and remaining <= 0 and reset_seconds is not None:
@@ -135,4 +148,5 @@ class RateBudget:
                 "background_limit": self._background_limit, "shared": self._reserve is not None,
                 "longest_wait_seconds": round(self.longest_wait, 3),
                 "partner_limit": self.partner_limit, "partner_remaining": self.partner_remaining,
-                "paused_for_seconds": round(max(self._blocked_until - now, 0.0), 3)}
+                "paused_for_seconds": round(max(self._blocked_until - now, 0.0), 3),
+                "rate_limited_last_hour": self.limited_last_hour()}

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -187,6 +189,11 @@ class NuOrderConnector(Connector):
         self.base_url = config.base_url
         self.timeout = aiohttp.ClientTimeout(total=s["request_timeout_seconds"])
         self.api = NuOrderApi(self.request)
+        self._limited: deque[float] = deque(maxlen=10_000)  # when NuOrder answered 429
+
+    def status(self) -> dict[str, Any]:
+        hour_ago = time.monotonic() - 3600
+        return {"rate_limited_last_hour": sum(1 for at in self._limited if at >= hour_ago)}
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         """One signed call; NuOrder's error (the call, status and message; never a secret or
@@ -211,6 +218,8 @@ class NuOrderConnector(Connector):
                 message = payload[:300].decode(errors="replace")
             log.warning("nuorder.error", connector=self.name, call=call, status=status,
                         message=message)
+            if status == 429:
+                self._limited.append(time.monotonic())
             raise nuorder_error(call, status, message)
         try:
             return orjson.loads(payload) if payload else None

@@ -75,7 +75,7 @@ class ShipStationClient:
             self.on_response(status)
             if status == 429:
                 reset = float(retry_after or reset_header or DEFAULT_RESET_SECONDS)
-                self.budget.pause(reset)
+                self.budget.limited(reset)
                 continue
             if status >= 500:
                 raise PartnerUnavailable(f"{method} {url.path}: HTTP {status}")

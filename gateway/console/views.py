@@ -197,9 +197,10 @@ async def overview(request: web.Request) -> web.StreamResponse:
     outbox = await gw.storage.outbox_stats()
     destinations = await gw.commands.destinations()
     unmatched = await gw.storage.list_unmatched(None, 200)
+    changes = await gw.storage.recent_status_changes(15)
     return render("overview.html", request, {
         "connectors": connectors, "inbox": inbox, "outbox": outbox,
-        "destinations": destinations,
+        "destinations": destinations, "changes": changes,
         "unmatched": len(unmatched.items), "unmatched_more": unmatched.next_cursor is not None,
         "dead": inbox["dead"] + outbox["dead"]})
 
@@ -215,7 +216,7 @@ async def search(request: web.Request) -> web.StreamResponse:
             found.append({"kind": "shipment", "label": f"shipment {shipment.id}",
                           "href": _shipment_href(shipment),
                           "fo_id": next(iter(shipment.fulfillment_order_ids), None)})
-        for hit in await gw.storage.search(text, 20):
+        for hit in await gw.storage.search(text, 20, list(gw.connectors)):
             found.append({**hit, "href": _hit_href(hit)})
     return render("search.html", request, {"q": text, "found": found})
 

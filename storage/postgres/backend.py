@@ -91,6 +91,8 @@ class PgTransaction(SqlTransaction):
 class PostgresStorage(SqlQueues, SqlViews):
     """`storage.Storage` on a PostgreSQL database shared by any number of processes."""
 
+    webhook_keys_indexed = True  # UNIQUE (connector, kind, delivery_key): de-duplication
+
     def __init__(self, dsn: str, pool_size: int = 10, dsn_source: str = "the DSN") -> None:
         self.dsn = dsn
         self.dsn_key = dsn_source

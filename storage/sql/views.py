@@ -264,10 +264,17 @@ class SqlViews:
             nxt = encode_cursor(kind, int(number))
         return Page(items[:limit], nxt)
 
-    async def search(self, text: str, limit: int) -> list[dict[str, Any]]:
+    # whether this backend keeps webhook delivery keys indexed (SQLite keeps them in memory
+    # instead: an index over random keys was intake's largest cost)
+    webhook_keys_indexed = False
+
+    async def search(self, text: str, limit: int,
+                     connectors: Sequence[str] = ()) -> list[dict[str, Any]]:
         """What an id names, each through an index: an order number or partner order id, a
         partner's shipment id, a tracking number, an outbox or inbox message (outbox-N,
-        inbox-N). Each hit: kind, label, and the fo_id, shipment_id or dead_letter it leads to."""
+        inbox-N), a delivery key of one of `connectors` (a polled record's; a webhook's where
+        the backend indexes them). Each hit: kind, label, and the fo_id, shipment_id or
+        dead_letter it leads to."""
         hits: list[dict[str, Any]] = []
         for row in await self._read(
                 "SELECT kind, fo_id FROM fulfillment_order_refs WHERE kind IN"
@@ -289,19 +296,35 @@ class SqlViews:
                                   " ORDER BY fo_id LIMIT 1", (shipment_id,))
             hits.append({"kind": "shipment", "label": label, "shipment_id": shipment_id,
                          "fo_id": fo[0]["fo_id"] if fo else None})
+        inbox = [r["id"] for connector in connectors for kind in (
+            ("poll", "webhook") if self.webhook_keys_indexed else ("poll",))
+            for r in await self._read(  # the kind a literal: SQLite's partial index needs it
+                f"SELECT id FROM inbox_events WHERE connector = ? AND kind = '{kind}'"
+                " AND delivery_key = ? LIMIT ?", (connector, text, limit))]
         source, number = dead_letter_number(text)
+        messages = [(f"inbox-{i}", f"delivery {text}") for i in inbox]
         if number is not None:
+            messages.append((text, text))
+        for message_id, label in messages:
+            source, number = dead_letter_number(message_id)
             table = "inbox_events" if source == "inbox" else "outbox_messages"
             fo_column = "NULL AS fo_id" if source == "inbox" else "fo_id"
             for row in await self._read(f"SELECT status, {fo_column} FROM {table} WHERE id = ?",
                                         (number,)):
                 dead = row["status"] == "dead"
-                hits.append({"kind": source, "label": f"{text} ({row['status']})",
-                             "dead_letter": text if dead else None,
+                hits.append({"kind": source, "label": f"{label} ({message_id}, {row['status']})",
+                             "dead_letter": message_id if dead else None,
                              "fo_id": None if dead else row["fo_id"]})
         unique = {(h["kind"], h.get("fo_id"), h.get("shipment_id"), h.get("dead_letter")): h
                   for h in hits}
         return list(unique.values())[:limit]
+
+    async def recent_status_changes(self, limit: int) -> list[dict[str, Any]]:
+        """The latest FO status changes, newest first (the partial index, no scan)."""
+        rows = await self._read(
+            "SELECT fo_id, at, from_status, to_status FROM timeline"
+            " WHERE kind = 'status_changed' ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
 
     async def dead_letter(self, dead_letter_id: str) -> dict[str, Any] | None:
         """One dead letter whole: its payload (an inbox event's body as text) and error."""

@@ -82,8 +82,12 @@ async def test_the_overview_marks_a_failing_feed_and_counts_what_waits(console: 
     await op.shipment("S-LOST", [["order_number", "NOPE-1"]], [("SKU-1", 1)])
     partner("wms").poll_error = PartnerUnavailable("wms: HTTP 503: down for maintenance")
     await op.gw.call("POST", "/api/v1/connectors/wms/poll?feed=orders", expect=None)
+    fo = await op.gw.create_fo([("SKU-2", 1)], channel="web", order_number="SEEN-1")
+    await op.shipment("S-SEEN", [["order_number", "SEEN-1"]], [("SKU-2", 1)])
     await op.login()
     page = await op.get("/console/")
+    changes = page[page.index('id="changes"'):]
+    assert fo["id"] in changes and "unfulfilled → fulfilled" in changes
     assert 'id="unmatched-count">1<' in page
     assert "failing" in page and "HTTP 503: down for maintenance" in page
     assert "wms" in page and "records" in page  # every feed listed
@@ -98,6 +102,10 @@ async def test_search_finds_an_fo_by_any_of_its_ids(console: Any) -> None:
     for query in (fo["id"], "ORD-77", "1ZTRACK42", "S-9"):
         page = await op.get(f"/console/search?q={query}")
         assert f"FO {fo['id']}" in page, query
+    partner("wms").add("orders", "noise", {"id": "N1"})  # a polled record: its delivery key
+    await op.gw.call("POST", "/api/v1/connectors/wms/poll?feed=orders")
+    found = await op.get("/console/search?q=orders:0")
+    assert "delivery orders:0 (inbox-" in found
     [shipment] = (await op.gw.call("GET", f"/api/v1/shipments?fulfillment_order_id={fo['id']}")
                   )["items"]
     assert f"FO {fo['id']}" in await op.get(f"/console/search?q={shipment['id']}")

@@ -220,6 +220,9 @@ async def test_nuorder_errors_are_logged_with_call_status_and_message_but_no_sec
     finally:
         logs.configure("WARNING")
     assert "HTTP 429: Too many requests" in str(failed)
+    [item] = [c for c in (await gw.call("GET", "/api/v1/connectors"))["items"]
+              if c["name"] == "nuorder"]
+    assert item["rate_limited_last_hour"] == 1  # the console's overview shows it
     assert "TimeoutError" in str(slow)  # request_timeout_seconds = 5
     text = said.getvalue()
     assert '"call":"GET /api/products/list"' in text and '"status":429' in text
