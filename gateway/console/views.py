@@ -31,6 +31,7 @@ SESSION = web.RequestKey("console_session", Session)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LOGIN_SECONDS = 600  # how long a login form stays good
 LIST_LIMIT = 50
+UNMATCHED_CAP = 1000  # the overview counts this many at most ("1000+")
 
 
 def _gateway(request: web.Request) -> Gateway:
@@ -196,12 +197,12 @@ async def overview(request: web.Request) -> web.StreamResponse:
     inbox = await gw.storage.inbox_stats()
     outbox = await gw.storage.outbox_stats()
     destinations = await gw.commands.destinations()
-    unmatched = await gw.storage.list_unmatched(None, 200)
+    unmatched = await gw.storage.count_unmatched(UNMATCHED_CAP + 1)
     changes = await gw.storage.recent_status_changes(15)
     return render("overview.html", request, {
         "connectors": connectors, "inbox": inbox, "outbox": outbox,
         "destinations": destinations, "changes": changes,
-        "unmatched": len(unmatched.items), "unmatched_more": unmatched.next_cursor is not None,
+        "unmatched": min(unmatched, UNMATCHED_CAP), "unmatched_more": unmatched > UNMATCHED_CAP,
         "dead": inbox["dead"] + outbox["dead"]})
 
 

@@ -319,6 +319,13 @@ class SqlViews:
                   for h in hits}
         return list(unique.values())[:limit]
 
+    async def count_unmatched(self, cap: int) -> int:
+        """How many shipments wait for a person, counted up to `cap` (the index, no scan)."""
+        rows = await self._read(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM shipments WHERE match_state = 'unmatched'"
+            " AND status != 'voided' LIMIT ?) AS waiting", (cap,))
+        return int(rows[0]["n"])
+
     async def recent_status_changes(self, limit: int) -> list[dict[str, Any]]:
         """The latest FO status changes, newest first (the partial index, no scan)."""
         rows = await self._read(
