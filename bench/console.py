@@ -147,16 +147,7 @@ async def timed(session: aiohttp.ClientSession, url: str, samples: int) -> list[
     return took
 
 
-async def run(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="bench-console-"))
-    db = work / "gateway.sqlite3"
-    await migrate(db)
-    started = time.monotonic()
-    ids = fill(db, args.shipments)
-    print(f"{args.shipments:,} shipments stored ({args.shipments // 4:,} FOs, 1 % unmatched,"
-          f" 1,000 dead letters) in {time.monotonic() - started:.0f} s")
-    scans = plans(db)
-    port = 18700 + os.getpid() % 200
+def serve(work: Path, db: Path, port: int) -> subprocess.Popen:
     config = work / "c.toml"
     config.write_text(f"""
 [server]
@@ -178,45 +169,69 @@ webhook_token_env = "H"
 """)
     env = {**os.environ, "BENCH_CONSOLE": f"bench:{TOKEN}", "GATEWAY_API_TOKENS": API_TOKEN,
            "K": "k", "S": "s", "H": "h"}
-    process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--config", str(config),
-                                "--log-level", "warning", "serve"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    return subprocess.Popen([sys.executable, "-m", "gateway.cli", "--config", str(config),
+                             "--log-level", "warning", "serve"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+async def measure(base: str, ids: dict[str, str], samples: int) -> float:
+    """Log in, time every page; the worst p95."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as session:
+        for _ in range(200):  # up to 20 s for it to listen
+            try:
+                async with session.get(f"{base}/healthz") as resp:
+                    if resp.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        async with session.get(f"{base}/console/login") as resp:
+            nonce = re.search(r'name="nonce" value="([^"]+)"', await resp.text()).group(1)
+        async with session.post(f"{base}/console/login", data={
+                "token": TOKEN, "nonce": nonce}) as resp:
+            assert resp.status == 200
+        pages = {
+            "overview": "/console/", "FO page": f"/console/fo/{ids['fo']}",
+            "unmatched queue": "/console/unmatched", "dead letters": "/console/dead-letters",
+            "dead letters, filtered": "/console/dead-letters?error=unknown&name=wms",
+            "dead letter": "/console/dead-letters/inbox-500",
+            "search: order number": f"/console/search?q={ids['order']}",
+            "search: tracking number": f"/console/search?q={ids['tracking']}",
+            "search: partner shipment id": f"/console/search?q={ids['shipment']}",
+            "search: webhook delivery key": "/console/search?q=d42000",
+            "connector page": "/console/connectors/wms",
+        }
+        baseline = statistics.median(await timed(session, f"{base}/healthz", samples))
+        print(f"\n{'page':<28} {'p50':>8} {'p95':>8} {'worst':>8}  vs /healthz")
+        worst_p95 = 0.0
+        for name, path in pages.items():
+            took = sorted(await timed(session, base + path, samples))
+            p50, p95 = statistics.median(took), took[int(len(took) * 0.95) - 1]
+            worst_p95 = max(worst_p95, p95)
+            print(f"{name:<28} {p50:7.1f}ms {p95:7.1f}ms {took[-1]:7.1f}ms"
+                  f"  {p50 / baseline:6.1f}x")
+        print(f"{'/healthz (baseline)':<28} {baseline:7.1f}ms")
+    return worst_p95
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shipments", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=30)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-console-"))
+    db = work / "gateway.sqlite3"
+    asyncio.run(migrate(db))
+    started = time.monotonic()
+    ids = fill(db, args.shipments)
+    print(f"{args.shipments:,} shipments stored ({args.shipments // 4:,} FOs, 1 % unmatched,"
+          f" 1,000 dead letters) in {time.monotonic() - started:.0f} s")
+    scans = plans(db)
+    port = 18700 + os.getpid() % 200
+    process = serve(work, db, port)
     try:
-        jar = aiohttp.CookieJar(unsafe=True)
-        async with aiohttp.ClientSession(cookie_jar=jar) as session:
-            for _ in range(200):  # up to 20 s for it to listen
-                try:
-                    async with session.get(f"{base}/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            async with session.get(f"{base}/console/login") as resp:
-                nonce = re.search(r'name="nonce" value="([^"]+)"', await resp.text()).group(1)
-            async with session.post(f"{base}/console/login", data={
-                    "token": TOKEN, "nonce": nonce}) as resp:
-                assert resp.status == 200
-            pages = {
-                "overview": "/console/", "FO page": f"/console/fo/{ids['fo']}",
-                "unmatched queue": "/console/unmatched", "dead letters": "/console/dead-letters",
-                "dead letters, filtered": "/console/dead-letters?error=unknown&name=wms",
-                "dead letter": "/console/dead-letters/inbox-500",
-                "search: order number": f"/console/search?q={ids['order']}",
-                "search: tracking number": f"/console/search?q={ids['tracking']}",
-                "search: partner shipment id": f"/console/search?q={ids['shipment']}",
-                "connector page": "/console/connectors/wms",
-            }
-            baseline = statistics.median(await timed(session, f"{base}/healthz", args.samples))
-            print(f"\n{'page':<28} {'p50':>8} {'p95':>8} {'worst':>8}  vs /healthz")
-            worst_p95 = 0.0
-            for name, path in pages.items():
-                took = sorted(await timed(session, base + path, args.samples))
-                p50, p95 = statistics.median(took), took[int(len(took) * 0.95) - 1]
-                worst_p95 = max(worst_p95, p95)
-                print(f"{name:<28} {p50:7.1f}ms {p95:7.1f}ms {took[-1]:7.1f}ms  {p50 / baseline:6.1f}x")
-            print(f"{'/healthz (baseline)':<28} {baseline:7.1f}ms")
+        worst_p95 = asyncio.run(measure(f"http://127.0.0.1:{port}", ids, args.samples))
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -225,13 +240,6 @@ webhook_token_env = "H"
           f" {TARGET_MS:.0f} ms (times from a loopback client: server time plus one round trip)")
     print("overview queries: " + ("each through an index" if not scans else
                                   "SCANS: " + "; ".join(scans)))
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shipments", type=int, default=1_000_000)
-    parser.add_argument("--samples", type=int, default=30)
-    asyncio.run(run(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -265,8 +265,10 @@ class SqlViews:
         return Page(items[:limit], nxt)
 
     # whether this backend keeps webhook delivery keys indexed (SQLite keeps them in memory
-    # instead: an index over random keys was intake's largest cost)
+    # instead: an index over random keys was intake's largest cost); without, a webhook's key
+    # is looked for among the latest WEBHOOK_KEY_WINDOW inbox events only (a primary-key range)
     webhook_keys_indexed = False
+    WEBHOOK_KEY_WINDOW = 100_000
 
     async def search(self, text: str, limit: int,
                      connectors: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -296,11 +298,13 @@ class SqlViews:
                                   " ORDER BY fo_id LIMIT 1", (shipment_id,))
             hits.append({"kind": "shipment", "label": label, "shipment_id": shipment_id,
                          "fo_id": fo[0]["fo_id"] if fo else None})
-        inbox = [r["id"] for connector in connectors for kind in (
-            ("poll", "webhook") if self.webhook_keys_indexed else ("poll",))
-            for r in await self._read(  # the kind a literal: SQLite's partial index needs it
-                f"SELECT id FROM inbox_events WHERE connector = ? AND kind = '{kind}'"
-                " AND delivery_key = ? LIMIT ?", (connector, text, limit))]
+        inbox = [r["id"] for connector in connectors for kind in ("poll", "webhook")
+                 for r in await self._read(  # a literal kind: SQLite's partial index needs it
+                     f"SELECT id FROM inbox_events WHERE connector = ? AND kind = '{kind}'"
+                     " AND delivery_key = ?" + ("" if kind == "poll" or self.webhook_keys_indexed
+                                                else " AND id > (SELECT MAX(id) FROM"
+                                                     f" inbox_events) - {self.WEBHOOK_KEY_WINDOW}")
+                     + " LIMIT ?", (connector, text, limit))]
         source, number = dead_letter_number(text)
         messages = [(f"inbox-{i}", f"delivery {text}") for i in inbox]
         if number is not None:
