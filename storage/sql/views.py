@@ -298,13 +298,9 @@ class SqlViews:
                                   " ORDER BY fo_id LIMIT 1", (shipment_id,))
             hits.append({"kind": "shipment", "label": label, "shipment_id": shipment_id,
                          "fo_id": fo[0]["fo_id"] if fo else None})
-        inbox = [r["id"] for connector in connectors for kind in ("poll", "webhook")
-                 for r in await self._read(  # a literal kind: SQLite's partial index needs it
-                     f"SELECT id FROM inbox_events WHERE connector = ? AND kind = '{kind}'"
-                     " AND delivery_key = ?" + ("" if kind == "poll" or self.webhook_keys_indexed
-                                                else " AND id > (SELECT MAX(id) FROM"
-                                                     f" inbox_events) - {self.WEBHOOK_KEY_WINDOW}")
-                     + " LIMIT ?", (connector, text, limit))]
+        # Delivery keys last, and only for what named nothing else (a webhook's key on
+        # SQLite costs a bounded range read).
+        inbox = [] if hits else await self._delivery_keys(text, connectors, limit)
         source, number = dead_letter_number(text)
         messages = [(f"inbox-{i}", f"delivery {text}") for i in inbox]
         if number is not None:
@@ -322,6 +318,21 @@ class SqlViews:
         unique = {(h["kind"], h.get("fo_id"), h.get("shipment_id"), h.get("dead_letter")): h
                   for h in hits}
         return list(unique.values())[:limit]
+
+    async def _delivery_keys(self, text: str, connectors: Sequence[str],
+                             limit: int) -> list[int]:
+        """Inbox events with this delivery key: polled ones through their unique index, a
+        webhook's through the backend's index or among the latest WEBHOOK_KEY_WINDOW."""
+        window = "" if self.webhook_keys_indexed else \
+            f" AND id > (SELECT MAX(id) FROM inbox_events) - {self.WEBHOOK_KEY_WINDOW}"
+        found = []
+        for connector in connectors:
+            for kind, bound in (("poll", ""), ("webhook", window)):
+                found += [r["id"] for r in await self._read(  # a literal kind: SQLite's
+                    # partial index over polled keys needs it
+                    f"SELECT id FROM inbox_events WHERE connector = ? AND kind = '{kind}'"
+                    f" AND delivery_key = ?{bound} LIMIT ?", (connector, text, limit))]
+        return found
 
     async def count_unmatched(self, cap: int) -> int:
         """How many shipments wait for a person, counted up to `cap` (the index, no scan)."""
