@@ -247,9 +247,8 @@ async def fo_page(request: web.Request) -> web.StreamResponse:
 async def unmatched(request: web.Request) -> web.StreamResponse:
     gw = _gateway(request)
     page = await gw.storage.list_unmatched(request.query.get("cursor") or None, LIST_LIMIT)
-    manual = []  # matched by hand recently: what an undo is for
     return render("unmatched.html", request, {
-        "shipments": page.items, "next_cursor": page.next_cursor, "manual": manual})
+        "shipments": page.items, "next_cursor": page.next_cursor})
 
 
 FILTER_FIELDS = ("name", "kind", "error", "since", "source")
