@@ -308,7 +308,14 @@ async def test_webhooks_it_cannot_act_on_are_refused_at_intake(
         f"{origin}/orders?storeID=1",
         "",
         "not a url",
+        f"{origin}/shipments?batchId=1#x",  # the same prefix as the good one below, and more
+        f"{origin}/shipments#x?batchId=1",
+        f"{origin}/shipments?" + "b" * 2048,
     ]
+    # A good one first: its prefix is then known safe, and each refusal must still hold.
+    good = {"resource_url": f"{origin}/shipments?batchId=999", "resource_type": "SHIP_NOTIFY"}
+    async with gw.session.post(gw.webhook_url, data=orjson.dumps(good)) as resp:
+        assert resp.status == 200
     bodies = [{"resource_url": url, "resource_type": "SHIP_NOTIFY"} for url in hostile] + [
         [], "text", 7, None, {"resource_type": "SHIP_NOTIFY"},
         {"resource_url": 12, "resource_type": "SHIP_NOTIFY"},
@@ -323,7 +330,7 @@ async def test_webhooks_it_cannot_act_on_are_refused_at_intake(
         body = {"resource_url": f"{origin}/orders?storeID=1&importBatch=x", "resource_type": kind}
         async with gw.session.post(gw.webhook_url, data=orjson.dumps(body)) as resp:
             assert resp.status == 200
-    assert await gw.sql("SELECT COUNT(*) FROM inbox_events") == [(0,)]
+    assert await gw.sql("SELECT COUNT(*) FROM inbox_events") == [(1,)]  # the good one
     assert seen == []
     async with gw.session.get(f"{gw.url}/metrics") as resp:
         text = await resp.text()
