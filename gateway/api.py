@@ -606,7 +606,7 @@ async def hold_partner_record(request: web.Request, inputs: Inputs) -> web.Respo
 
 
 async def push_replenishments(request: web.Request, inputs: Inputs) -> web.Response:
-    """Inventory levels for partners (NuOrder's replenishments): consolidated, checked against
+    """Inventory levels for partners (their replenishments): consolidated, checked against
     what each partner knows, queued; 202 once queued."""
     body: ReplenishmentRequest = inputs.body
     levels = [level.model_dump() for level in body.levels]

@@ -66,8 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = command("demo", "run the gateway with its sandboxes and a scripted order",
                    "Start each enabled connector's sandbox and the gateway on the embedded"
                    " SQLite default, then play each connector's scripted act through them.")
-    demo.add_argument("--scenario", help="only this connector's act (its type or name, e.g."
-                                          " nuorder); default: every act in turn")
+    demo.add_argument("--scenario", help="only one connector's act (its type or its name in"
+                                          " the config); default: every act in turn")
     command("migrate", "apply database migrations and exit",
             "Apply the storage backend's pending migrations and print the schema version.")
     poll = command("poll", "poll one connector now (every feed, or --feed)",
@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         child.add_argument("ids", nargs="*", help="dead letter ids, e.g. inbox-12 outbox-7")
         child.add_argument("--all", action="store_true", help="every dead letter")
     inventory = command("inventory", "push stock levels to partners from a file",
-                        "Stock levels for the partners that take them (NuOrder).")
+                        "Stock levels for the partners that take them.")
     inventory_sub = inventory.add_subparsers(dest="action", required=True, metavar="action")
     push = inventory_sub.add_parser(
         "push", help="queue the levels of a CSV file (a running gateway sends them)",

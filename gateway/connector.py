@@ -197,7 +197,7 @@ class Connector:
     # (the credentials it accepts and its control routes); a type without it has no sandbox.
     sandbox_port: ClassVar[int] = 8081
     sandbox_about: ClassVar[str] = ""
-    # `fulfillment-gateway TYPE ...`: commands of the type's own (NuOrder's one-time OAuth
+    # `fulfillment-gateway TYPE ...`: commands of the type's own (a partner's one-time OAuth
     # handshake, say); what --help says of them. A type without it has none.
     cli_about: ClassVar[str] = ""
 

@@ -15,7 +15,7 @@ CANCEL_ORDER = "cancel_order"
 PUSH_FULFILLMENT = "push_fulfillment"
 CANCEL_FULFILLMENT = "cancel_fulfillment"
 PUSH_INVENTORY = "push_inventory"
-# Sent to an order's origin once its FO exists: the partner's "taken" mark (NuOrder's
+# Sent to an order's origin once its FO exists: the partner's "taken" mark (a wholesale portal's
 # processed), so the next poll does not fetch it again.
 ACKNOWLEDGE_ORDER = "acknowledge_order"
 # Writes to a connector's partner records: "<write>:<kind>", e.g. "update:company".
