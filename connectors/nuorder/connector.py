@@ -348,6 +348,8 @@ class NuOrderConnector(Connector):
             order = await self.api.mark_processed(order_id)
         except PartnerRejected:
             order = await self.api.order(order_id)  # moved on meanwhile: say where it is
+            if order.get("status") == "cancelled":  # its FO follows on the next poll
+                return {"skipped": "cancelled in NuOrder before it was marked processed"}
             if order.get("status") not in ("processed", "shipped"):
                 raise
         return {"status": order.get("status")}

@@ -185,3 +185,26 @@ async def test_a_cancel_in_nuorder_cancels_the_order_placed_with_shipstation(
         return (await at_shipstation())["orderStatus"] == "cancelled"
 
     await gw.wait_for(cancelled_there)
+
+
+async def test_an_order_cancelled_before_it_is_marked_processed_is_no_dead_letter(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox) -> None:
+    gw = await start_nuorder()
+    coat, _ = await _catalogue(nuorder_sandbox)
+    order = await nuorder_sandbox.order("7001", [(coat, {"S": 1})])
+    # NuOrder is slow to answer /process; the buyer cancels meanwhile.
+    await nuorder_sandbox.control("/faults", {"path": f"/api/order/{order['_id']}/process",
+                                              "status": 200, "delay_seconds": 1.5})
+    [fo] = await gw.take_orders()
+    await nuorder_sandbox.control(f"/orders/{order['_id']}", {"status": "cancelled"})
+
+    async def acknowledged() -> Any:
+        sent = [m for m in (await gw.fo(fo["id"]))["outbound"]
+                if m["kind"] == "acknowledge_order" and m["status"] == "sent"]
+        return sent or None
+
+    [ack] = await gw.wait_for(acknowledged)
+    assert ack["result"]["skipped"].startswith("cancelled in NuOrder")
+    assert (await gw.call("GET", "/api/v1/dead-letters"))["items"] == []
+    await gw.poll_feed("orders")
+    await gw.wait_status(fo["id"], "cancelled")
