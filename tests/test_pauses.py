@@ -55,6 +55,8 @@ async def test_a_paused_destination_gets_nothing_until_resumed(start_fake: Any,
     assert (await gw.wait_for(waiting))["paused_by"] == "api"
     gw.gateway.dispatcher.wake()
     assert partner("wms").calls == []  # nothing sent while paused
+    # and nothing is due: the dispatcher sleeps instead of waking for them again and again
+    assert await gw.gateway.storage.next_outbox_due() is None
     await gw.call("POST", "/api/v1/destinations/connector:wms/resume")
 
     async def both_sent() -> Any:

@@ -101,8 +101,10 @@ class SqlQueues:
     # the outbox
 
     async def next_outbox_due(self) -> str | None:
+        # A paused destination's messages are not due: the dispatcher must not wake for them.
         rows = await self._read(
-            "SELECT MIN(not_before) AS due FROM outbox_messages WHERE status = 'pending'")
+            "SELECT MIN(not_before) AS due FROM outbox_messages WHERE status = 'pending'"
+            " AND destination NOT IN (SELECT destination FROM paused_destinations)")
         return rows[0]["due"]
 
     async def outbox_stats(self) -> dict[str, Any]:
