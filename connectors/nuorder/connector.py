@@ -140,6 +140,8 @@ class NuOrderConnector(Connector):
                help="each orders poll starts this long before the previous one"),
         Option("order_lookback_days", float, 30.0, minimum=0.0,
                help="the first orders poll lists approved orders modified this far back"),
+        Option("max_order_reads", int, 500, minimum=1, maximum=100_000,
+               help="tracked orders read again per orders poll, at most (they take turns)"),
     )
     feeds: ClassVar[tuple[Feed, ...]] = (
         Feed("companies", 1440.0, toggle="sync_companies",
@@ -303,12 +305,17 @@ class NuOrderConnector(Connector):
                                                     _nuorder_time(parse_iso(started))):
             if order.get("status") in ORDER_STATUSES_TAKEN and order.get("_id"):
                 seen[str(order["_id"])] = order
-        held_before, tracked = [i for i in state.get("held", []) if i not in seen], 0
-        async for link in self.watched_links("origin"):
-            if link.partner_order_id and link.partner_order_id not in seen:
-                held_before.append(link.partner_order_id)
-                tracked += 1
-        for order_id in dict.fromkeys(held_before):
+        # Held orders are read again each poll (they are few); the orders the gateway still
+        # tracks, at most `max_order_reads` a poll, taking turns from where the last poll
+        # stopped, so thousands of open orders cost a bounded number of reads per poll.
+        held_before = [i for i in state.get("held", []) if i not in seen]
+        tracked = [link.partner_order_id async for link in self.watched_links("origin")
+                   if link.partner_order_id and link.partner_order_id not in seen
+                   and link.partner_order_id not in held_before]
+        start = state.get("tracked_from", 0) if state.get("tracked_from", 0) < len(tracked) else 0
+        turn = (tracked[start:] + tracked[:start])[:self.settings["max_order_reads"]]
+        tracked_from = (start + len(turn)) % len(tracked) if tracked else 0
+        for order_id in dict.fromkeys(held_before + turn):
             try:
                 seen[order_id] = await self.api.order(order_id)
             except PartnerRejected as exc:
@@ -326,9 +333,11 @@ class NuOrderConnector(Connector):
             events.append(NewInboxEvent(
                 self.name, f"orders:{order_id}:{order.get('modified_on')}:{fingerprint}",
                 "poll", orjson.dumps({"kind": "order", "order": order, "skus": resolved})))
-        next_cursor = orjson.dumps({"since": started, "held": held}).decode()
+        next_cursor = orjson.dumps({"since": started, "held": held,
+                                    "tracked_from": tracked_from}).decode()
         return PollResult(events, next_cursor, {"orders": len(seen), "held": len(held),
-                                                "tracked": tracked})
+                                                "tracked": len(tracked),
+                                                "tracked_read": len(turn)})
 
     async def normalize(self, event: InboxEvent) -> Sequence[Any]:
         body = orjson.loads(event.body)

@@ -208,3 +208,37 @@ async def test_an_order_cancelled_before_it_is_marked_processed_is_no_dead_lette
     assert (await gw.call("GET", "/api/v1/dead-letters"))["items"] == []
     await gw.poll_feed("orders")
     await gw.wait_status(fo["id"], "cancelled")
+
+
+async def test_tracked_orders_are_read_again_in_turns_of_max_order_reads(
+        start_nuorder: Any, nuorder_sandbox: NuOrderSandbox) -> None:
+    gw = await start_nuorder(max_order_reads=2, mark_processed=False)
+    coat, _ = await _catalogue(nuorder_sandbox)
+    orders = [await nuorder_sandbox.order(f"80{n}", [(coat, {"S": 1})]) for n in range(3)]
+    fos = await gw.take_orders()
+    assert len(fos) == 3
+    # Out of the listing's reach from now on (not approved any more): only re-reads see them.
+    for order in orders:
+        await nuorder_sandbox.control(f"/orders/{order['_id']}", {"status": "processed"})
+
+    def reads() -> dict[str, int]:
+        return {o["_id"]: nuorder_sandbox.calls("GET", f"/api/order/{o['_id']}")
+                for o in orders}
+
+    before = reads()
+    first = (await gw.poll_feed("orders"))["feeds"]["orders"]
+    assert first["tracked"] == 3 and first["tracked_read"] == 2
+    second = (await gw.poll_feed("orders"))["feeds"]["orders"]
+    assert second["tracked_read"] == 2
+    after = reads()
+    assert sum(after.values()) - sum(before.values()) == 4  # two a poll, never more
+    assert all(after[o["_id"]] > before[o["_id"]] for o in orders)  # each one had its turn
+
+    # A cancel of any of them is seen within a turn.
+    await nuorder_sandbox.control(f"/orders/{orders[0]['_id']}", {"status": "cancelled"})
+    for _ in range(2):
+        await gw.poll_feed("orders")
+    await gw.wait_idle()
+    cancelled = [fo for fo in (await gw.call("GET", "/api/v1/fulfillment-orders"))["items"]
+                 if fo["status"] == "cancelled"]
+    assert len(cancelled) == 1
