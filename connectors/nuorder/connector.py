@@ -474,21 +474,7 @@ class NuOrderConnector(Connector):
         return found
 
     async def check_inventory(self, levels: Sequence[Mapping[str, Any]]) -> list[str]:
-        skus, locations = await self.sku_map(), await self._locations()
-        problems = []
-        for name in dict.fromkeys(str(level["warehouse"]) for level in levels):
-            if name not in locations:
-                problems.append(f"warehouse {name!r} is not a NuOrder location the gateway"
-                                " knows (poll the locations feed, or check the name)")
-        for sku in dict.fromkeys(str(level["sku"]) for level in levels):
-            size = skus.size_of(sku)
-            if size is None:
-                problems.append(f"SKU {sku!r} is no size of a NuOrder product the gateway"
-                                " knows")
-            elif not size.sku_id:
-                problems.append(f"SKU {sku!r} has no NuOrder SKU id (product {size.product_id}"
-                                f" size {size.size})")
-        return problems
+        return _inventory_problems(levels, await self.sku_map(), await self._locations())
 
     async def push_inventory(self, message: OutboxMessage) -> dict[str, Any]:
         """Levels (already consolidated) per warehouse as replenishments: immediate
@@ -496,10 +482,10 @@ class NuOrderConnector(Connector):
         inventory flags of the products touched are refreshed. Levels, not deltas: sending
         them again sets the same levels."""
         levels = message.payload["levels"]
-        problems = await self.check_inventory(levels)
-        if problems:
+        skus, locations = await self.sku_map(), await self._locations()  # read once
+        problems = _inventory_problems(levels, skus, locations)
+        if problems:  # the catalogue changed since the levels were checked
             raise NuOrderRejected("; ".join(problems))
-        skus, locations = await self.sku_map(), await self._locations()
         by_warehouse: dict[str, list[dict[str, Any]]] = {}
         products: dict[str, None] = {}
         for level in levels:
@@ -558,6 +544,25 @@ class NuOrderConnector(Connector):
             os.environ.get("NUORDER_CONSUMER_SECRET", d.consumer_secret),
             os.environ.get("NUORDER_TOKEN", d.token),
             os.environ.get("NUORDER_TOKEN_SECRET", d.token_secret)))
+
+
+def _inventory_problems(levels: Sequence[Mapping[str, Any]], skus: SkuMap,
+                        locations: Mapping[str, str]) -> list[str]:
+    """What in these levels NuOrder does not know, by the kept products and locations."""
+    problems = []
+    for name in dict.fromkeys(str(level["warehouse"]) for level in levels):
+        if name not in locations:
+            problems.append(f"warehouse {name!r} is not a NuOrder location the gateway"
+                            " knows (poll the locations feed, or check the name)")
+    for sku in dict.fromkeys(str(level["sku"]) for level in levels):
+        size = skus.size_of(sku)
+        if size is None:
+            problems.append(f"SKU {sku!r} is no size of a NuOrder product the gateway"
+                            " knows")
+        elif not size.sku_id:
+            problems.append(f"SKU {sku!r} has no NuOrder SKU id (product {size.product_id}"
+                            f" size {size.size})")
+    return problems
 
 
 def _latest_by(items: Sequence[Mapping[str, Any]], key: str) -> list[Mapping[str, Any]]:

@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from gateway import logs
-from gateway.api import dead_letter_filter
+from gateway.api import GATEWAY_KEY, dead_letter_filter
 from gateway.console.session import COOKIE, LOGIN_COOKIE, Session, Sessions
 from gateway.domain.records import parse_iso
 from gateway.errors import GatewayError
@@ -35,8 +35,6 @@ UNMATCHED_CAP = 1000  # the overview counts this many at most ("1000+")
 
 
 def _gateway(request: web.Request) -> Gateway:
-    from gateway.api import GATEWAY_KEY
-
     return request.app[GATEWAY_KEY]
 
 
