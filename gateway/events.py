@@ -19,6 +19,7 @@ from gateway.names import (
     PARTNER_ORDER_HELD,
     PARTNER_ORDER_UNCLAIMED,
     SHIPMENT_RECORDED,
+    SHIPMENT_REJECTED,
     SHIPMENT_UNMATCHED,
 )
 
@@ -78,6 +79,11 @@ class ShipmentData(TypedDict):
 class UnmatchedData(ShipmentData):
     reason: str | None
     candidates: list[str]  # FO ids a person may match it to
+
+
+class RejectedData(ShipmentData):
+    connector: str  # the origin the fulfilment was not pushed to
+    reason: str
 
 
 class OrderPushedData(TypedDict):
@@ -143,4 +149,7 @@ EVENT_DATA: dict[str, tuple[str, type]] = {
     PARTNER_ORDER_HELD: ("A partner order the connector could not turn into FO lines (a size"
                          " with no SKU, say): kept and listed as held, no FO made until a"
                          " later version can be", HeldData),
+    SHIPMENT_REJECTED: ("A shipment's fulfilment was not pushed to the FO's origin (one item"
+                        " with several tracking numbers, say): flagged on the FO's link for a"
+                        " person", RejectedData),
 }

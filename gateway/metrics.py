@@ -40,6 +40,10 @@ class Metrics:
         self.partner_requests = Counter("gateway_partner_requests_total",
                                         "Requests to partners by connector and status",
                                         ["connector", "status"], registry=r)
+        self.poll_requests = Histogram(
+            "gateway_poll_requests", "Requests to the partner per feed run (for connectors"
+            " that count them)", ["connector", "feed"],
+            buckets=(0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000), registry=r)
         self.partner_429 = Counter("gateway_partner_rate_limited_total",
                                    "429 answers from partners", ["connector"], registry=r)
         self.outbox_sent = Counter("gateway_outbox_messages_total",

@@ -33,6 +33,7 @@ from gateway.events import (
     OrderPushedData,
     OrderPushFailedData,
     QuantityLine,
+    RejectedData,
     RequestedLine,
     ShipmentData,
     ShippedLine,
@@ -55,6 +56,7 @@ from gateway.names import (
     PUSH_ORDER,
     RECORD_WRITES,
     SHIPMENT_RECORDED,
+    SHIPMENT_REJECTED,
     SHIPMENT_UNMATCHED,
     connector_destination,
     split_destination,
@@ -115,6 +117,21 @@ def _shipment_data(shipment: Shipment, fo_ids: list[str]) -> ShipmentData:
         carrier=shipment.carrier, service=shipment.service,
         tracking_numbers=list(shipment.tracking_numbers), shipped_at=shipment.shipped_at,
         fulfillment_order_ids=fo_ids)
+
+
+def rejection(shipment: Shipment) -> str | None:
+    """Why a shipment's fulfilment must not be pushed to an order's origin, or None.
+
+    Several tracking numbers mean several parcels, so one item cannot carry them: such a
+    shipment is a data error at the fulfiller (a relabel not voided, a number typed twice),
+    and pushing it would show the end customer parcels that do not exist."""
+    units = sum(line.quantity for line in shipment.lines)
+    if len(set(shipment.tracking_numbers)) > 1 and units <= 1:
+        return (f"one item with {len(set(shipment.tracking_numbers))} tracking numbers"
+                f" ({', '.join(dict.fromkeys(shipment.tracking_numbers))}): an item travels in"
+                " one parcel; correct the shipment at the fulfiller (void it and ship again"
+                " with one number)")
+    return None
 
 
 class Outbound:
@@ -272,7 +289,11 @@ class Outbound:
             if channel.push_fulfillment_updates:
                 shipment = shipments.get(shipment_id) or (
                     await tx.get_shipments([shipment_id]))[0]
+                reason = rejection(shipment)
                 for link in await self._origins(tx, fo_id):
+                    if reason is not None:
+                        sent += await self._reject(tx, link, shipment, reason, at)
+                        continue
                     sent += await self._to_connector(tx, link.connector, PUSH_FULFILLMENT, fo_id, {
                         "fulfillment_order_id": fo_id, "channel": channel.name,
                         "partner_order_id": link.partner_order_id,
@@ -293,6 +314,21 @@ class Outbound:
                             "type": "status_changed", "old_status": change.old,
                             "new_status": change.new, "lines": list(change.lines)}, at, key=None)
         return sent
+
+    async def _reject(self, tx: Transaction, link: PartnerLink, shipment: Shipment,
+                      reason: str, at: str) -> int:
+        """A fulfilment not pushed: flagged on the link (the FO's view and the console show
+        it), on the timeline, and as an event."""
+        assert shipment.id is not None
+        await self._note_on_link(tx, link.fo_id, link.connector, "origin", at,
+                                 {"rejected": reason}, partner_order_id=link.partner_order_id,
+                                 pushed={shipment.id: {"status": "rejected", "reason": reason,
+                                                       "at": at}})
+        await tx.add_timeline(link.fo_id, "fulfillment_rejected", at, {
+            "connector": link.connector, "shipment_id": shipment.id, "reason": reason})
+        return await self.event(tx, SHIPMENT_REJECTED, RejectedData(
+            **_shipment_data(shipment, [link.fo_id]), connector=link.connector, reason=reason),
+            at, link.fo_id, key=f"{SHIPMENT_REJECTED}:{shipment.id}:{link.fo_id}:{link.connector}")
 
     async def _origins(self, tx: Transaction, fo_id: str) -> list[PartnerLink]:
         return [link for link in await tx.links_of([fo_id]) if link.role == "origin"]

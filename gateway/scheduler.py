@@ -140,6 +140,9 @@ class Poller:
                 name, feed.name, self.owner, result.records, result.cursor, result.stats,
                 now_iso())
             self.metrics.polls.labels(name, "ok").inc()
+            if isinstance(result.stats.get("requests"), int):
+                self.metrics.poll_requests.labels(name, feed.name).observe(
+                    result.stats["requests"])
             if inserted:
                 self.on_records()
             summary = {"records": len(result.records), "new_events": inserted,

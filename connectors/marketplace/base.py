@@ -1,0 +1,281 @@
+"""The marketplace flow a store connector plays, either side (issue: seller to buyer).
+
+A marketplace order has two copies. The buyer's store is a channel's `source_connector`: its
+orders come in (webhook or the `orders` feed) as partner orders, so FOs with an `origin` link,
+and each shipment allocated to one goes back as a fulfilment there (`push_fulfillment`; a void
+withdraws it, `cancel_fulfillment`; the FO fulfilled marks the order shipped in the platform's
+terms). The seller's store is the channel's OMS: the FO is placed there (`push_order`), and
+its fulfilments come back as shipments.
+
+Polling only what can change: the `fulfillments` feed (15 min) asks the seller's store for the
+orders updated since its cursor, and reads further only those the gateway still watches with
+an open link; `corrections` (hourly) does the same for links `watching` after their FO was
+done, for late corrections. No watched link, no request. The requests each run made are in
+its stats and in /metrics (gateway_poll_requests).
+
+A platform's connector subclasses `StoreConnector` and supplies the calls: the listing, what
+one order's fulfilments are, its normalizers and its operations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import orjson
+
+from connectors.marketplace.client import RequestCount
+from gateway import logs
+from gateway.connector import Connector, Feed, Option, PollResult, RecordKind
+from gateway.domain.records import (
+    OrderRef,
+    PartnerOrder,
+    PartnerRecord,
+    Shipment,
+    ShipmentLine,
+    now_iso,
+    parse_iso,
+    utc_iso,
+)
+from gateway.names import CANCEL_FULFILLMENT, CANCEL_ORDER, PUSH_FULFILLMENT, PUSH_ORDER
+from storage import InboxEvent, NewInboxEvent
+
+log = logs.get("connectors.marketplace")
+ORDERS_KIND = "orders"  # the seller's orders the gateway watches, each as last read
+OPEN, WATCHING = "open", "watching"
+
+
+def common_options() -> tuple[Option, ...]:
+    return (
+        Option("request_timeout_seconds", float, 30.0, minimum=0.1),
+        Option("max_rate_limit_waits", int, 10, minimum=0, maximum=100,
+               help="429 answers waited out per call before it fails (and is retried later)"),
+        Option("import_orders", bool, True,
+               help="buyer side: take the store's orders (webhooks and the orders feed)"),
+        Option("poll_fulfillments", bool, True,
+               help="seller side: read the fulfilments of the orders placed there"),
+        Option("push_fulfillments", bool, True,
+               help="buyer side: write fulfilments and the shipped status to the store"),
+        Option("order_overlap_minutes", float, 10.0, minimum=0.0,
+               help="each poll starts this long before the previous one began"),
+        Option("order_lookback_days", float, 7.0, minimum=0.0,
+               help="the first poll of a feed lists orders updated this far back"),
+    )
+
+
+class StoreConnector(Connector):
+    """A store platform on either side of a marketplace channel (see the module)."""
+
+    webhooks: ClassVar[bool] = True
+    feeds: ClassVar[tuple[Feed, ...]] = (
+        Feed("orders", 15.0, toggle="import_orders",
+             description="buyer side: orders updated since the cursor, as partner orders"),
+        Feed("fulfillments", 15.0, toggle="poll_fulfillments",
+             description="seller side: orders updated since the cursor that the gateway"
+                         " watches (open links), with their fulfilments"),
+        Feed("corrections", 60.0, toggle="poll_fulfillments",
+             description="seller side: the same for orders whose FO is done, during their"
+                         " watch time (late corrections)"),
+    )
+    produces: ClassVar[tuple[type, ...]] = (PartnerOrder, Shipment, PartnerRecord)
+    record_kinds: ClassVar[tuple[RecordKind, ...]] = (
+        RecordKind(ORDERS_KIND, frozenset(),
+                   "seller side: each order placed or watched here, as last read (its"
+                   " fulfilments, for telling a deleted one)"),
+    )
+    operations: ClassVar[frozenset[str]] = frozenset(
+        {PUSH_ORDER, CANCEL_ORDER, PUSH_FULFILLMENT, CANCEL_FULFILLMENT})
+    platform: ClassVar[str] = ""
+
+    # roles, from the channels
+
+    def is_origin(self) -> bool:
+        return any(c.source_connector == self.name for c in self._app_config.channels)
+
+    def is_fulfiller(self) -> bool:
+        return any(c.oms is not None and c.oms.connector == self.name
+                   for c in self._app_config.channels)
+
+    def __init__(self, config: Any, app_config: Any, *args: Any, **contract: Any) -> None:
+        super().__init__(config, app_config, *args, **contract)
+        self._app_config = app_config
+
+    def feed_enabled(self, feed: Feed) -> bool:
+        if not super().feed_enabled(feed):
+            return False
+        return self.is_origin() if feed.name == "orders" else self.is_fulfiller()
+
+    def refusal(self, operation: str) -> str | None:
+        if operation in (PUSH_FULFILLMENT, CANCEL_FULFILLMENT) \
+                and not self.settings["push_fulfillments"]:
+            return "push_fulfillments = false"
+        return super().refusal(operation)
+
+    async def perform(self, operation: str, message: Any) -> Mapping[str, Any]:
+        """A fulfilment update queued before push_fulfillments was turned off is let go."""
+        if operation in (PUSH_FULFILLMENT, CANCEL_FULFILLMENT) \
+                and not self.settings["push_fulfillments"]:
+            log.info("store.skipped", connector=self.name, operation=operation)
+            return {"skipped": "push_fulfillments = false"}
+        return await super().perform(operation, message)
+
+    # polling
+
+    async def poll(self, feed: Feed, cursor: str | None) -> PollResult:
+        state = orjson.loads(cursor) if cursor else {}
+        started = now_iso()
+        if state.get("since"):
+            since = parse_iso(state["since"]) - timedelta(
+                minutes=self.settings["order_overlap_minutes"])
+        else:
+            since = parse_iso(started) - timedelta(days=self.settings["order_lookback_days"])
+        events: list[NewInboxEvent] = []
+        stats: dict[str, Any] = {}
+        with RequestCount() as count:
+            if feed.name == "orders":
+                orders = await self.updated_orders(utc_iso(since), started, buyer=True)
+                events = [await self.poll_order_event(o) for o in orders]
+                stats["orders"] = len(orders)
+            else:
+                wanted = OPEN if feed.name == "fulfillments" else WATCHING
+                watched = {link.partner_order_id async for link in
+                           self.watched_links("fulfiller")
+                           if link.partner_order_id and link.state == wanted}
+                stats["watched"] = len(watched)
+                if watched:
+                    orders = await self.updated_orders(utc_iso(since), started, buyer=False)
+                    changed = [o for o in orders if self.order_id(o) in watched]
+                    for order in changed:
+                        events.append(await self.fulfilment_event(order))
+                    stats.update(updated=len(orders), read=len(changed))
+        stats["requests"] = count.n
+        return PollResult(events, orjson.dumps({"since": started}).decode(), stats)
+
+    async def poll_order_event(self, order: Mapping[str, Any]) -> NewInboxEvent:
+        """A buyer's order as the orders feed stores it (a platform that must read more of
+        it, its lines say, does so here)."""
+        return self.order_event(order)
+
+    def order_event(self, order: Mapping[str, Any]) -> NewInboxEvent:
+        body = orjson.dumps({"kind": "order", "order": order})
+        return NewInboxEvent(self.name, f"order:{self.order_id(order)}:"
+                             f"{hashlib.sha256(body).hexdigest()[:16]}", "poll", body)
+
+    def fulfilment_body(self, detail: Mapping[str, Any]) -> NewInboxEvent:
+        """A seller's order with what normalizing its fulfilments needs, as an inbox event
+        keyed by its content (the same state read twice is stored once)."""
+        body = orjson.dumps({"kind": "fulfilments", **detail})
+        return NewInboxEvent(self.name, f"fulfilments:{detail['order_id']}:"
+                             f"{hashlib.sha256(body).hexdigest()[:16]}", "poll", body)
+
+    async def normalize(self, event: InboxEvent) -> Sequence[Any]:
+        body = orjson.loads(event.body)
+        at = event.received_at
+        if event.kind == "webhook":
+            return await self.normalize_webhook(body, dict(event.headers), at)
+        if body.get("kind") == "order":
+            return [self.partner_order(body["order"], at)]
+        return await self.fulfilment_records(body, at)
+
+    async def fulfilment_records(self, detail: Mapping[str, Any], at: str) -> list[Any]:
+        """A seller's order's fulfilments as shipments, those gone since it was last read as
+        voided, and the order as now read (a partner record)."""
+        order_id = str(detail["order_id"])
+        shipments = self.shipments(detail, at)
+        previous = await self.stored_record(ORDERS_KIND, order_id)
+        seen = {s.external_id for s in shipments}
+        gone = [] if previous is None else [
+            summary for external_id, summary in (previous.fields.get("fulfilments") or {}
+                                                 ).items() if external_id not in seen]
+        for summary in gone:
+            shipments.append(voided(self.name, summary, at))
+        kept = {s.external_id: summary_of(s) for s in shipments if s.status != "voided"}
+        return [*shipments, PartnerRecord(
+            source=self.name, kind=ORDERS_KIND, external_id=order_id,
+            fields={"order": detail.get("summary") or {}, "fulfilments": kept},
+            updated_at=at)]
+
+    # what a platform supplies
+
+    def order_id(self, order: Mapping[str, Any]) -> str:
+        raise NotImplementedError
+
+    async def updated_orders(self, since: str, until: str, buyer: bool) -> list[dict[str, Any]]:
+        """Every order updated in [since, until], all pages; `buyer`: those to be shipped
+        (the buyer's side), else any (a seller's order may be done and corrected)."""
+        raise NotImplementedError
+
+    async def fulfilment_event(self, order: Mapping[str, Any]) -> NewInboxEvent:
+        """What one watched order's fulfilments are now: reads what it must, then
+        `fulfilment_body({"order_id", "summary", ...})`."""
+        raise NotImplementedError
+
+    def partner_order(self, order: Mapping[str, Any], at: str) -> PartnerOrder:
+        raise NotImplementedError
+
+    def shipments(self, detail: Mapping[str, Any], at: str) -> list[Shipment]:
+        raise NotImplementedError
+
+    async def normalize_webhook(self, body: Any, headers: Mapping[str, str],
+                                at: str) -> list[Any]:
+        """A verified delivery (its body and the stored headers) as records: the platform's
+        webhooks are thin or of another shape, so the order is read again here."""
+        raise NotImplementedError
+
+    async def records_of_order(self, order: Mapping[str, Any], at: str) -> list[Any]:
+        """What one order read afresh (after a webhook) stands for, on each side this
+        connector plays: a partner order (buyer side), its fulfilments (seller side, for an
+        order the gateway watches)."""
+        found: list[Any] = []
+        if self.is_origin() and self.settings["import_orders"] and self.takes(order):
+            event = await self.poll_order_event(order)
+            found.append(self.partner_order(orjson.loads(event.body)["order"], at))
+        if self.is_fulfiller() and self.settings["poll_fulfillments"] and \
+                self.order_id(order) in {link.partner_order_id async for link in
+                                         self.watched_links("fulfiller")}:
+            event = await self.fulfilment_event(order)
+            found.extend(await self.fulfilment_records(orjson.loads(event.body), at))
+        return found
+
+    def takes(self, order: Mapping[str, Any]) -> bool:
+        """Whether a buyer's order is one to ship (not a pending or unpaid one)."""
+        return True
+
+
+def summary_of(shipment: Shipment) -> dict[str, Any]:
+    """What is kept of a fulfilment to void it once the platform no longer lists it."""
+    return {"external_id": shipment.external_id,
+            "order_refs": [[r.kind, r.value] for r in shipment.order_refs],
+            "lines": [[ln.sku, ln.quantity] for ln in shipment.lines],
+            "carrier": shipment.carrier, "tracking_numbers": list(shipment.tracking_numbers),
+            "tracking_url": shipment.tracking_url, "shipped_at": shipment.shipped_at}
+
+
+def voided(source: str, summary: Mapping[str, Any], at: str) -> Shipment:
+    return Shipment(
+        source=source, external_id=summary["external_id"],
+        order_refs=tuple(OrderRef(k, v) for k, v in summary["order_refs"]),
+        lines=tuple(ShipmentLine(sku, q) for sku, q in summary["lines"]), status="voided",
+        partner_updated_at=at, shipped_at=summary.get("shipped_at"),
+        carrier=summary.get("carrier"),
+        tracking_numbers=tuple(summary.get("tracking_numbers") or ()),
+        tracking_url=summary.get("tracking_url"))
+
+
+def tracking_units(lines: Sequence[Mapping[str, Any]], numbers: Sequence[str]
+                   ) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Lines split over tracking numbers for a platform that takes one number per shipment:
+    the units dealt out in turn, so each number gets a share (the gateway does not know which
+    unit travels in which parcel). With no number, one shipment of every line."""
+    if len(numbers) <= 1:
+        return [(numbers[0] if numbers else "", [dict(ln) for ln in lines])]
+    parts: list[dict[str, int]] = [{} for _ in numbers]
+    units = [ln for ln in lines for _ in range(int(ln["quantity"]))]
+    by_key = {str(ln["line_id"]): ln for ln in lines}
+    for index, line in enumerate(units):
+        part = parts[index % len(numbers)]
+        part[str(line["line_id"])] = part.get(str(line["line_id"]), 0) + 1
+    return [(number, [{**by_key[key], "quantity": q} for key, q in part.items()])
+            for number, part in zip(numbers, parts, strict=True) if part]
