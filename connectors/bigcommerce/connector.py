@@ -126,8 +126,10 @@ class BigCommerceConnector(StoreConnector):
 
     async def normalize_webhook(self, body: Any, headers: Mapping[str, str],
                                 at: str) -> list[Any]:
-        order = await self._get(f"/v2/orders/{order_of(body)}")
-        return await self.records_of_order(order, at) if order else []
+        answer = await self.client.call("GET", f"/v2/orders/{order_of(body)}", accept=(404,))
+        if answer.status == 404:  # deleted since: nothing to take or watch
+            return []
+        return await self.records_of_order(answer.body, at)
 
     def takes(self, order: Mapping[str, Any]) -> bool:
         return normalize.status_of(order) is not None
@@ -160,7 +162,7 @@ class BigCommerceConnector(StoreConnector):
                     f"/v2/orders/{order_id}/shipping_addresses", background=True) or []}
 
     async def poll_order_event(self, order: Mapping[str, Any]) -> NewInboxEvent:
-        return self.order_event(await self.order_detail(order))
+        return self.order_event(await self.order_detail(order), self.order_id(order))
 
     def partner_order(self, order: Mapping[str, Any], at: str) -> PartnerOrder:
         return normalize.partner_order(self.name, order, at)

@@ -158,9 +158,10 @@ class StoreConnector(Connector):
         it, its lines say, does so here)."""
         return self.order_event(order)
 
-    def order_event(self, order: Mapping[str, Any]) -> NewInboxEvent:
+    def order_event(self, order: Mapping[str, Any], order_id: str | None = None
+                    ) -> NewInboxEvent:
         body = orjson.dumps({"kind": "order", "order": order})
-        return NewInboxEvent(self.name, f"order:{self.order_id(order)}:"
+        return NewInboxEvent(self.name, f"order:{order_id or self.order_id(order)}:"
                              f"{hashlib.sha256(body).hexdigest()[:16]}", "poll", body)
 
     def fulfilment_body(self, detail: Mapping[str, Any]) -> NewInboxEvent:

@@ -109,3 +109,17 @@ def start_market(start_fake: Any) -> Callable[..., Awaitable[MarketplaceGateway]
 
     start.backend = start_fake.backend  # type: ignore[attr-defined]
     return start
+
+
+async def fake_ship(gw: GatewayUnderTest, seller: str, fo_id: str, shipment_id: str,
+                    lines: list[tuple[str, int]], tracking: list[str], status: str = "shipped",
+                    updated_at: str = "2026-12-01T10:00:00Z") -> None:
+    """The (fake) seller's store tells of a fulfilment of the FO, by webhook."""
+    record = {"id": shipment_id, "order_refs": [["fulfillment_order_id", fo_id]],
+              "lines": [list(x) for x in lines], "status": status, "carrier": "ups",
+              "tracking_numbers": tracking, "updated_at": updated_at}
+    async with gw.session.post(
+            f"{gw.url}/webhooks/{seller}", json={"kind": "shipment", "record": record},
+            headers={"X-Fake-Token": FAKE_TOKEN,
+                     "X-Fake-Delivery": f"{shipment_id}:{status}:{updated_at}"}) as resp:
+        assert resp.status == 200, await resp.text()
