@@ -72,6 +72,7 @@ class ShipmentData(TypedDict):
     carrier: str | None
     service: str | None
     tracking_numbers: list[str]
+    tracking_url: str | None
     shipped_at: str | None
     fulfillment_order_ids: list[str]
 

@@ -115,7 +115,8 @@ def _shipment_data(shipment: Shipment, fo_ids: list[str]) -> ShipmentData:
         status=shipment.status,
         lines=[ShippedLine(sku=ln.sku, quantity=ln.quantity) for ln in shipment.lines],
         carrier=shipment.carrier, service=shipment.service,
-        tracking_numbers=list(shipment.tracking_numbers), shipped_at=shipment.shipped_at,
+        tracking_numbers=list(shipment.tracking_numbers), tracking_url=shipment.tracking_url,
+        shipped_at=shipment.shipped_at,
         fulfillment_order_ids=fo_ids)
 
 

@@ -23,6 +23,7 @@ class Fault:
     status: int
     times: int
     after: bool = False  # carried out, then answered with the error: an answer lost
+    skip: int = 0  # matching calls let through first (a GraphQL mutation after its read)
 
 
 @dataclass
@@ -61,6 +62,9 @@ class SandboxBase:
     def fault_for(self, request: web.Request) -> Fault | None:
         fault = next((f for f in self.faults if request.path.startswith(f.path)
                       and f.method in (None, request.method)), None)
+        if fault is not None and fault.skip > 0:
+            fault.skip -= 1
+            return None
         if fault is not None:
             fault.times -= 1
             if fault.times <= 0:
@@ -91,7 +95,8 @@ class SandboxBase:
 
 def read_fault(body: dict[str, Any]) -> Fault:
     return Fault(path=str(body["path"]), method=body.get("method"), status=int(body["status"]),
-                 times=int(body.get("times", 1)), after=bool(body.get("after")))
+                 times=int(body.get("times", 1)), after=bool(body.get("after")),
+                 skip=int(body.get("skip", 0)))
 
 
 async def json_body(request: web.Request) -> Any:

@@ -15,10 +15,15 @@ from aiohttp.test_utils import TestServer
 from connectors.bigcommerce.sandbox import BigCommerceState
 from connectors.bigcommerce.sandbox import create_app as bigcommerce_app
 from connectors.bigcommerce.sandbox import state_of as bigcommerce_state
+from connectors.shopify.sandbox import ShopifyState
+from connectors.shopify.sandbox import create_app as shopify_app
+from connectors.shopify.sandbox import state_of as shopify_state
 from tests.conftest import FAKE_TOKEN, GatewayUnderTest, base_doc
 
 BC_TOKEN, BC_SECRET = "bc-token-for-tests", "bc-client-secret-for-tests"
-STORE_ENV = {"BC_TOKEN": BC_TOKEN, "BC_SECRET": BC_SECRET}
+SHOP_TOKEN, SHOP_SECRET = "shpat_for_tests", "shopify-client-secret-for-tests"
+STORE_ENV = {"BC_TOKEN": BC_TOKEN, "BC_SECRET": BC_SECRET, "SHOP_TOKEN": SHOP_TOKEN,
+             "SHOP_SECRET": SHOP_SECRET}
 
 
 class Sandbox:
@@ -49,6 +54,31 @@ class BigCommerceSandbox(Sandbox):
 @pytest.fixture
 async def bigcommerce(aiohttp_server: Any, http: aiohttp.ClientSession) -> BigCommerceSandbox:
     return BigCommerceSandbox(await aiohttp_server(bigcommerce_app(BC_TOKEN, BC_SECRET)), http)
+
+
+class ShopifySandbox(Sandbox):
+    @property
+    def state(self) -> ShopifyState:
+        return shopify_state(self.server.app)  # type: ignore[arg-type]
+
+    def order_of(self, fo_id: str) -> dict[str, Any]:
+        [order] = [o for o in self.state.orders.values() if o.get("sourceIdentifier") == fo_id]
+        return order
+
+    def graphql_calls(self, operation: str | None = None) -> int:
+        return sum(1 for r in self.state.requests
+                   if operation is None or r.get("operation") == operation)
+
+
+@pytest.fixture
+async def shopify(aiohttp_server: Any, http: aiohttp.ClientSession) -> ShopifySandbox:
+    return ShopifySandbox(await aiohttp_server(shopify_app(SHOP_TOKEN, SHOP_SECRET)), http)
+
+
+def shopify_connector(name: str, url: str, **options: Any) -> dict[str, Any]:
+    return {"name": name, "type": "shopify", "base_url": url,
+            "access_token_env": "SHOP_TOKEN", "client_secret_env": "SHOP_SECRET",
+            "request_timeout_seconds": 5, **options}
 
 
 def bigcommerce_connector(name: str, url: str, **options: Any) -> dict[str, Any]:
