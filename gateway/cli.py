@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import pkgutil
 import sys
@@ -124,11 +125,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _types_with(what: str) -> dict[str, type[Connector]]:
-    """Every connector package under connectors/ whose type has `what` (its help text)."""
+    """Every connector package under connectors/ whose type has `what` (its help text).
+    A package without CONNECTOR is code several types share, not a type."""
     import connectors
 
     found = {}
     for module in pkgutil.iter_modules(connectors.__path__):
+        if not hasattr(importlib.import_module(f"connectors.{module.name}"), "CONNECTOR"):
+            continue
         cls = connector_type(module.name, what)
         if getattr(cls, f"{what}_about"):
             found[module.name] = cls

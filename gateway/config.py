@@ -134,7 +134,7 @@ class PollingConfig(Section):
 class LinksConfig(Section):
     # Once an FO is fulfilled or cancelled, its partner links stay watched this long for late
     # corrections (a relabel, a cancelled-then-refulfilled order) before they are complete.
-    watch_days: NonNegative = 14.0
+    watch_days: NonNegative = 7.0
 
 
 class OmsPushConfig(Section):

@@ -383,6 +383,14 @@ class Connector:
         shows it. A type whose sandbox does not ship has none."""
         raise NotImplementedError
 
+    @classmethod
+    async def demo_reship(cls, ctx: DemoContext, partner_order_id: str, external_id: str,
+                          tracking: str) -> dict[str, Any]:
+        """For another type's demo: have this partner's sandbox correct one shipment it
+        made (withdraw it, ship its items again under a new tracking number), telling the
+        gateway as the partner would; the new shipment as the partner shows it."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class DemoContext:

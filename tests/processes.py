@@ -114,12 +114,13 @@ async def run_demo(tmp_path: Path, *args: str, within: float = 90) -> tuple[str,
     config = tmp_path / "demo.toml"
     gateway_port = free_port()
     text = (ROOT / "config.toml").read_text().replace("port = 8080", f"port = {gateway_port}")
-    for sandbox_port in ("8081", "8082"):
+    for sandbox_port in ("8081", "8082", "8083", "8084"):
         text = text.replace(sandbox_port, str(free_port()))
     config.write_text(text.replace('path = "data/gateway.sqlite3"',
                                    f'path = "{tmp_path / "gateway.sqlite3"}"'))
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SHIPSTATION_", "GATEWAY_", "NUORDER_"))}
+           if not k.startswith(("SHIPSTATION_", "GATEWAY_", "NUORDER_", "SHOPIFY_",
+                                  "BIGCOMMERCE_"))}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway.cli", "--config", str(config), "demo", *args, cwd=ROOT,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import aiohttp
@@ -63,8 +63,6 @@ class BigCommerceConnector(StoreConnector):
         Option("rate_limit_per_window", int, 150, minimum=1, maximum=100_000,
                help="the store's quota (Standard/Plus 150, Pro 450 per 30 s)"),
         Option("rate_limit_window_seconds", float, 30.0, minimum=1.0),
-        Option("webhook_tolerance_seconds", int, 300, minimum=1,
-               help="how old a signed delivery may be"),
     )
     stored_headers: ClassVar[tuple[str, ...]] = ()
     sandbox_port = 8083
@@ -281,6 +279,23 @@ class BigCommerceConnector(StoreConnector):
             await self.client.call("DELETE", f"/v2/orders/{order_id}/shipments/{shipment_id}",
                                    accept=(404,))
         return {"cancelled": True, "partner_fulfillment_id": ",".join(ids)}
+
+    # demos
+
+    @classmethod
+    async def demo_ship(cls, ctx: Any, partner_order_id: str,
+                        parts: Sequence[Sequence[tuple[str, int]]]) -> list[dict[str, Any]]:
+        from connectors.bigcommerce import demo
+
+        numbers = [f"1ZBC{partner_order_id}{n + 1:02d}" for n in range(len(parts))]
+        return await demo.ship(ctx, partner_order_id, parts, numbers)
+
+    @classmethod
+    async def demo_reship(cls, ctx: Any, partner_order_id: str, external_id: str,
+                          tracking: str) -> dict[str, Any]:
+        from connectors.bigcommerce import demo
+
+        return await demo.reship(ctx, partner_order_id, external_id, tracking)
 
     # sandboxes
 

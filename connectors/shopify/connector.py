@@ -297,6 +297,12 @@ class ShopifyConnector(StoreConnector):
                 _raise_user_errors("fulfillmentCancel", errors)
         return {"cancelled": True, "partner_fulfillment_id": ",".join(ids)}
 
+    @classmethod
+    async def demo(cls, ctx: Any) -> None:
+        from connectors.shopify.demo import run
+
+        await run(ctx)
+
     # sandboxes
 
     @classmethod

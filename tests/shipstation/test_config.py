@@ -25,8 +25,11 @@ def test_shipped_config_parses_with_its_variables() -> None:
     env = {"GATEWAY_API_TOKENS": "tok-91", "SHIPSTATION_API_KEY": "key-92",
            "SHIPSTATION_API_SECRET": "sec-93", "SHIPSTATION_WEBHOOK_TOKEN": "hook-94",
            "NUORDER_CONSUMER_KEY": "nk-95", "NUORDER_CONSUMER_SECRET": "ns-96",
-           "NUORDER_TOKEN": "nt-97", "NUORDER_TOKEN_SECRET": "nts-98"}
+           "NUORDER_TOKEN": "nt-97", "NUORDER_TOKEN_SECRET": "nts-98",
+           "SHOPIFY_ACCESS_TOKEN": "st-99", "SHOPIFY_CLIENT_SECRET": "ss-100",
+           "BIGCOMMERCE_ACCESS_TOKEN": "bt-101", "BIGCOMMERCE_CLIENT_SECRET": "bs-102"}
     cfg = config_mod.load(ROOT / "config.toml", env)
+    assert cfg.channel_for_source("shopify-buyer").oms.connector == "bigcommerce-seller"
     nuorder = next(c for c in cfg.connectors if c.type == "nuorder")
     assert nuorder.settings["sku"] == "upc" and nuorder.settings["mark_processed"] is True
     assert cfg.channel_for_source("nuorder").oms.connector == "shipstation"
