@@ -22,9 +22,11 @@ gateway/ names no partner; each connector talks to its partner only through the 
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -403,6 +405,27 @@ class DemoContext:
     webhook_url: str
     session: aiohttp.ClientSession
     say: Callable[[str], None]
+
+    async def api(self, method: str, path: str, body: Any = None) -> Any:
+        """One call to the gateway's API with the demo token; its answer (raises on >= 300)."""
+        async with self.session.request(method, f"{self.api_url}{path}", json=body, headers={
+                "Authorization": f"Bearer {self.api_token}"}) as resp:
+            answer = await resp.json()
+            if resp.status >= 300:
+                raise RuntimeError(f"{method} {path}: {resp.status} {answer}")
+            return answer
+
+    @staticmethod
+    async def until(check: Callable[[], Awaitable[Any]], what: str,
+                    within: float = 60.0) -> Any:
+        """`check()` until it answers something true (that answer), or TimeoutError."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            found = await check()
+            if found:
+                return found
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"{what}: not within {within:.0f} s")
 
 
 def connector_type(type_name: str, where: str) -> type[Connector]:

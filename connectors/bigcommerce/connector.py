@@ -23,7 +23,13 @@ from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from connectors.bigcommerce import normalize
-from connectors.marketplace.base import ORDERS_KIND, StoreConnector, common_options, tracking_units
+from connectors.marketplace.base import (
+    ORDERS_KIND,
+    StoreConnector,
+    common_options,
+    credential_options,
+    tracking_units,
+)
 from connectors.marketplace.client import StoreClient
 from gateway.config import Config, ConnectorConfig
 from gateway.connector import Option, WebhookRequest
@@ -56,9 +62,7 @@ PAGE = 250
 class BigCommerceConnector(StoreConnector):
     platform = "bigcommerce"
     options: ClassVar[tuple[Option, ...]] = (
-        Option("access_token_env", str, help="variable holding the API account's access token"),
-        Option("client_secret_env", str, help="variable holding the app's client secret"
-                                              " (webhook signatures)"),
+        *credential_options("variable holding the API account's access token"),
         *common_options(),
         Option("rate_limit_per_window", int, 150, minimum=1, maximum=100_000,
                help="the store's quota (Standard/Plus 150, Pro 450 per 30 s)"),
@@ -79,14 +83,9 @@ class BigCommerceConnector(StoreConnector):
             {"X-Auth-Token": app_config.secret(s["access_token_env"])}, self.budget,
             timeout_seconds=s["request_timeout_seconds"],
             max_rate_waits=s["max_rate_limit_waits"], retry_after=_reset_seconds,
-            observe=self._observe, message=_message, on_response=self._count)
+            observe=self._observe, message=_message, on_response=self.count_response)
         secret = app_config.secret(s["client_secret_env"])
         self._webhook = Webhook(base64.b64encode(secret.encode()).decode())
-
-    def _count(self, status: int) -> None:
-        self.metrics.partner_requests.labels(self.name, str(status)).inc()
-        if status == 429:
-            self.metrics.partner_429.labels(self.name).inc()
 
     def _observe(self, headers: Mapping[str, str]) -> None:
         quota = _int(headers.get("X-Rate-Limit-Requests-Quota"))

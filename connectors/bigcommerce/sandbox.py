@@ -28,10 +28,10 @@ from connectors.bigcommerce.normalize import rfc2822, timestamp
 from connectors.marketplace.sandbox import (
     Quota,
     SandboxBase,
+    add_control_routes,
     answer,
     hook_session,
     json_body,
-    read_fault,
 )
 from gateway.domain.records import now_iso
 
@@ -333,22 +333,6 @@ async def control_status(request: web.Request) -> web.Response:
     return answer(state.orders[order_id])
 
 
-async def control_hooks(request: web.Request) -> web.Response:
-    state = state_of(request.app)
-    state.hook_url = (await json_body(request)).get("url")
-    return answer({"url": state.hook_url})
-
-
-async def control_faults(request: web.Request) -> web.Response:
-    state = state_of(request.app)
-    body = await json_body(request)
-    if body.get("clear"):
-        state.faults.clear()
-    else:
-        state.faults.append(read_fault(body))
-    return answer({"faults": len(state.faults)})
-
-
 async def control_state(request: web.Request) -> web.Response:
     state = state_of(request.app)
     return answer({"orders": {str(k): {**o, "products": state.products[k],
@@ -357,16 +341,13 @@ async def control_state(request: web.Request) -> web.Response:
                    "hooks_sent": state.hooks_sent})
 
 
-async def control_requests(request: web.Request) -> web.Response:
-    return answer(state_of(request.app).requests)
-
-
 def create_app(token: str, client_secret: str, quota: int = 150,
                window_seconds: float = 30.0) -> web.Application:
     app = web.Application(middlewares=[platform])
     app[STATE_KEY] = BigCommerceState(token=token, client_secret=client_secret,
                                       quota=Quota(quota, window_seconds))
     hook_session(app, SESSION_KEY)
+    add_control_routes(app, STATE_KEY)
     r = app.router
     r.add_get("/v2/orders", list_orders)
     r.add_post("/v2/orders", create_order)
@@ -382,8 +363,5 @@ def create_app(token: str, client_secret: str, quota: int = 150,
     r.add_post("/_sandbox/orders/{order_id}/status", control_status)
     r.add_post("/_sandbox/orders/{order_id}/shipments/{shipment_id}/delete",
                control_delete_shipment)
-    r.add_post("/_sandbox/hooks", control_hooks)
-    r.add_post("/_sandbox/faults", control_faults)
     r.add_get("/_sandbox/state", control_state)
-    r.add_get("/_sandbox/requests", control_requests)
     return app

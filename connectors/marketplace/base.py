@@ -47,6 +47,12 @@ ORDERS_KIND = "orders"  # the seller's orders the gateway watches, each as last 
 OPEN, WATCHING = "open", "watching"
 
 
+def credential_options(token_help: str) -> tuple[Option, ...]:
+    return (Option("access_token_env", str, help=token_help),
+            Option("client_secret_env", str, help="variable holding the app's client secret"
+                                                  " (webhook signatures)"))
+
+
 def common_options() -> tuple[Option, ...]:
     return (
         Option("request_timeout_seconds", float, 30.0, minimum=0.1),
@@ -101,6 +107,12 @@ class StoreConnector(Connector):
     def __init__(self, config: Any, app_config: Any, *args: Any, **contract: Any) -> None:
         super().__init__(config, app_config, *args, **contract)
         self._app_config = app_config
+
+    def count_response(self, status: int) -> None:
+        """A partner answer, for /metrics (the client's on_response)."""
+        self.metrics.partner_requests.labels(self.name, str(status)).inc()
+        if status == 429:
+            self.metrics.partner_429.labels(self.name).inc()
 
     def feed_enabled(self, feed: Feed) -> bool:
         if not super().feed_enabled(feed):

@@ -119,3 +119,28 @@ def hook_session(app: web.Application, key: web.AppKey[Any]) -> None:
         await app[key].close()
 
     app.cleanup_ctx.append(open_close)
+
+
+def add_control_routes(app: web.Application, key: web.AppKey[Any]) -> None:
+    """The control routes every store sandbox has: where its webhooks go, faults on command,
+    the request log (its state route is its own)."""
+    async def hooks(request: web.Request) -> web.Response:
+        state = request.app[key]
+        state.hook_url = (await json_body(request)).get("url")
+        return answer({"url": state.hook_url})
+
+    async def faults(request: web.Request) -> web.Response:
+        state = request.app[key]
+        body = await json_body(request)
+        if body.get("clear"):
+            state.faults.clear()
+        else:
+            state.faults.append(read_fault(body))
+        return answer({"faults": len(state.faults)})
+
+    async def requests(request: web.Request) -> web.Response:
+        return answer(request.app[key].requests)
+
+    app.router.add_post("/_sandbox/hooks", hooks)
+    app.router.add_post("/_sandbox/faults", faults)
+    app.router.add_get("/_sandbox/requests", requests)

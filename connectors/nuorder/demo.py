@@ -10,9 +10,6 @@ levels for two dates are pushed and show consolidated at NuOrder.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -21,33 +18,14 @@ from gateway.connector import DemoContext, connector_class
 UPCS = {"S": "0840001", "M": "0840002", "L": "0840003"}
 
 
-async def _until(check: Callable[[], Awaitable[Any]], what: str, within: float = 60.0) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = await check()
-        if found:
-            return found
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"{what}: not within {within:.0f} s")
-
-
 async def run(ctx: DemoContext) -> None:
     base, name = ctx.connector.base_url, ctx.connector.name
-    api = {"Authorization": f"Bearer {ctx.api_token}"}
 
     async def sandbox(path: str, body: Any = None) -> Any:
         async with ctx.session.request("POST" if body is not None else "GET",
                                        f"{base}/_sandbox{path}", json=body) as resp:
             resp.raise_for_status()
             return await resp.json()
-
-    async def gateway(method: str, path: str, body: Any = None) -> Any:
-        async with ctx.session.request(method, f"{ctx.api_url}{path}", json=body,
-                                       headers=api) as resp:
-            answer = await resp.json()
-            if resp.status >= 300:
-                raise RuntimeError(f"{method} {path}: {resp.status} {answer}")
-            return answer
 
     channel = next((c for c in ctx.app_config.channels if c.source_connector == name), None)
     if channel is None or channel.oms is None:
@@ -79,17 +57,17 @@ async def run(ctx: DemoContext) -> None:
             " (10 x COAT1 Navy, size M)")
 
     for feed in ("products", "locations"):
-        await gateway("POST", f"/api/v1/connectors/{name}/poll?feed={feed}")
-    await _until(lambda: _records(gateway, name, "products"), "the products kept")
-    await gateway("POST", f"/api/v1/connectors/{name}/poll?feed=orders")
+        await ctx.api("POST", f"/api/v1/connectors/{name}/poll?feed={feed}")
+    await ctx.until(lambda: _records(ctx, name, "products"), "the products kept")
+    await ctx.api("POST", f"/api/v1/connectors/{name}/poll?feed=orders")
 
     async def taken() -> Any:
-        items = (await gateway("GET", f"/api/v1/partner-orders?connector={name}"))["items"]
+        items = (await ctx.api("GET", f"/api/v1/partner-orders?connector={name}"))["items"]
         return next((o["fulfillment_order_id"] for o in items
                      if o["id"] == order["_id"] and o["fulfillment_order_id"]), None)
 
-    fo_id = await _until(taken, "the FO")
-    fo = await gateway("GET", f"/api/v1/fulfillment-orders/{fo_id}")
+    fo_id = await ctx.until(taken, "the FO")
+    fo = await ctx.api("GET", f"/api/v1/fulfillment-orders/{fo_id}")
     line = fo["lines"][0]
     ctx.say(f"  Gateway: polled it in as FO {fo_id}: {line['requested']} x SKU {line['sku']}"
             " (the size's UPC)")
@@ -97,17 +75,17 @@ async def run(ctx: DemoContext) -> None:
     async def processed() -> Any:
         return (await _order(sandbox, order["_id"]))["status"] == "processed"
 
-    await _until(processed, "marked processed")
+    await ctx.until(processed, "marked processed")
     ctx.say("  NuOrder: the order is now processed (the next poll will not take it again)")
 
     async def pushed() -> Any:
-        fo = await gateway("GET", f"/api/v1/fulfillment-orders/{fo_id}")
+        fo = await ctx.api("GET", f"/api/v1/fulfillment-orders/{fo_id}")
         return next((p["result"]["partner_order_id"] for p in fo["outbound"]
                      if p["kind"] == "push_order" and p["status"] == "sent"), None)
 
     ctx.say(f"  Channel {channel.name!r} places it with {channel.oms.connector} after"
             f" {channel.oms.delay_minutes * 60:.0f} s")
-    placed = await _until(pushed, "the push to the OMS")
+    placed = await ctx.until(pushed, "the push to the OMS")
     oms = next(c for c in ctx.app_config.connectors if c.name == channel.oms.connector)
     oms_ctx = replace(ctx, connector=oms, webhook_url=f"{ctx.api_url}/webhooks/{oms.name}")
     await connector_class(oms).demo_ship(oms_ctx, str(placed),
@@ -118,14 +96,14 @@ async def run(ctx: DemoContext) -> None:
         live = [s for s in found["shipments"] if not s.get("voided")]
         return (found, live) if found["status"] == "shipped" and len(live) == 2 else None
 
-    found, live = await _until(shipped, "NuOrder's order shipped")
+    found, live = await ctx.until(shipped, "NuOrder's order shipped")
     for shipment in live:
         units = sum(ln["quantity"] for ln in shipment["lines"])
         ctx.say(f"  NuOrder: shipment of {units} unit(s), {shipment['carrier']}"
                 f" {', '.join(shipment['tracking_numbers'])}")
     ctx.say(f"  NuOrder: order {found['order_number']} is {found['status']}")
 
-    queued = await gateway("POST", "/api/v1/inventory/replenishments", {
+    queued = await ctx.api("POST", "/api/v1/inventory/replenishments", {
         "connector": name, "levels": [
             {"warehouse": "MAIN", "sku": UPCS["M"], "quantity": 40},
             {"warehouse": "MAIN", "sku": UPCS["M"], "quantity": 35},  # a later count
@@ -139,7 +117,7 @@ async def run(ctx: DemoContext) -> None:
         state = await sandbox("/state")
         return state["replenishments"] if state["flag_refreshes"] else None
 
-    for push in await _until(replenished, "the replenishments"):
+    for push in await ctx.until(replenished, "the replenishments"):
         for item in push["replenishments"]:
             when = f"from {item['period_start']}" if item["period_start"] else "now"
             ctx.say(f"  NuOrder: {item['display_name']} {item['quantity']:>3} available {when}"
@@ -147,8 +125,8 @@ async def run(ctx: DemoContext) -> None:
     ctx.say("  NuOrder: inventory flags refreshed for the product")
 
 
-async def _records(gateway: Any, name: str, kind: str) -> Any:
-    return (await gateway("GET", f"/api/v1/connectors/{name}/records/{kind}"))["items"]
+async def _records(ctx: DemoContext, name: str, kind: str) -> Any:
+    return (await ctx.api("GET", f"/api/v1/connectors/{name}/records/{kind}"))["items"]
 
 
 async def _order(sandbox: Any, order_id: str) -> dict[str, Any]:

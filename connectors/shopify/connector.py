@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import aiohttp
 from aiohttp import web
 
-from connectors.marketplace.base import StoreConnector, common_options
+from connectors.marketplace.base import StoreConnector, common_options, credential_options
 from connectors.marketplace.client import StoreClient
 from connectors.shopify import normalize, queries
 from connectors.shopify.normalize import nodes
@@ -67,9 +67,7 @@ PAGE = 100
 class ShopifyConnector(StoreConnector):
     platform = "shopify"
     options: ClassVar[tuple[Option, ...]] = (
-        Option("access_token_env", str, help="variable holding the Admin API access token"),
-        Option("client_secret_env", str, help="variable holding the app's client secret"
-                                              " (webhook signatures)"),
+        *credential_options("variable holding the Admin API access token"),
         Option("api_version", str, "2025-01", help="the Admin API version in the path"),
         *common_options(),
         Option("notify_customer", bool, True,
@@ -93,14 +91,9 @@ class ShopifyConnector(StoreConnector):
             {"X-Shopify-Access-Token": app_config.secret(s["access_token_env"])}, self.budget,
             timeout_seconds=s["request_timeout_seconds"],
             max_rate_waits=s["max_rate_limit_waits"], retry_after=_retry_after,
-            on_response=self._count)
+            on_response=self.count_response)
         self._secret = app_config.secret(s["client_secret_env"]).encode()
         self.throttle: dict[str, Any] = {}
-
-    def _count(self, status: int) -> None:
-        self.metrics.partner_requests.labels(self.name, str(status)).inc()
-        if status == 429:
-            self.metrics.partner_429.labels(self.name).inc()
 
     def status(self) -> dict[str, Any]:
         return {**self.budget.state(), "cost_bucket": dict(self.throttle)}

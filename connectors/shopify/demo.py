@@ -6,41 +6,20 @@ buyer's Shopify shows the correction."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 from gateway.connector import DemoContext, connector_class
 
 
-async def _until(check: Callable[[], Awaitable[Any]], what: str, within: float = 60.0) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = await check()
-        if found:
-            return found
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"{what}: not within {within:.0f} s")
-
-
 async def run(ctx: DemoContext) -> None:
     base, name = ctx.connector.base_url, ctx.connector.name
-    api = {"Authorization": f"Bearer {ctx.api_token}"}
 
     async def sandbox(path: str, body: Any = None) -> Any:
         async with ctx.session.request("POST" if body is not None else "GET",
                                        f"{base}/_sandbox{path}", json=body) as resp:
             resp.raise_for_status()
             return await resp.json()
-
-    async def gateway(method: str, path: str) -> Any:
-        async with ctx.session.request(method, f"{ctx.api_url}{path}", headers=api) as resp:
-            answer = await resp.json()
-            if resp.status >= 300:
-                raise RuntimeError(f"{method} {path}: {resp.status} {answer}")
-            return answer
 
     channel = next((c for c in ctx.app_config.channels if c.source_connector == name), None)
     if channel is None or channel.oms is None:
@@ -63,19 +42,19 @@ async def run(ctx: DemoContext) -> None:
             " orders/create, signed)")
 
     async def taken() -> Any:
-        items = (await gateway("GET", f"/api/v1/partner-orders?connector={name}"))["items"]
+        items = (await ctx.api("GET", f"/api/v1/partner-orders?connector={name}"))["items"]
         return next((o["fulfillment_order_id"] for o in items
                      if o["id"] == order["id"] and o["fulfillment_order_id"]), None)
 
-    fo_id = await _until(taken, "the FO")
+    fo_id = await ctx.until(taken, "the FO")
     ctx.say(f"  Gateway: FO {fo_id}, origin {name} order {order['name']}")
 
     async def placed() -> Any:
-        fo = await gateway("GET", f"/api/v1/fulfillment-orders/{fo_id}")
+        fo = await ctx.api("GET", f"/api/v1/fulfillment-orders/{fo_id}")
         return next((ln["partner_order_id"] for ln in fo["links"]
                      if ln["role"] == "fulfiller" and ln["partner_order_id"]), None)
 
-    seller_order = str(await _until(placed, "the push to the seller"))
+    seller_order = str(await ctx.until(placed, "the push to the seller"))
     ctx.say(f"  Gateway: placed with {seller.name} as its order {seller_order}")
     made = await connector_class(seller).demo_ship(seller_ctx, seller_order,
                                                    [[("MUG", 2)], [("TEE", 1)]])
@@ -92,16 +71,16 @@ async def run(ctx: DemoContext) -> None:
         return found if len(live) == 2 and found["displayFulfillmentStatus"] == "FULFILLED" \
             else None
 
-    found = await _until(fulfilled, "both fulfilments in Shopify")
+    found = await ctx.until(fulfilled, "both fulfilments in Shopify")
     for f in found["fulfillments"]:
         items = ", ".join(f"{n['quantity']} x {n['lineItem']['sku']}"
                           for n in f["fulfillmentLineItems"])
         ctx.say(f"  Shopify: fulfilment {items}, {f['trackingInfo'][0]['company']}"
                 f" {f['trackingInfo'][0]['number']}")
-    fo = await gateway("GET", f"/api/v1/fulfillment-orders/{fo_id}")
+    fo = await ctx.api("GET", f"/api/v1/fulfillment-orders/{fo_id}")
     ctx.say(f"  Shopify: order {found['name']} is {found['displayFulfillmentStatus']};"
             f" FO {fo['status']}")
-    polled = await gateway("POST", f"/api/v1/connectors/{seller.name}/poll?feed=fulfillments")
+    polled = await ctx.api("POST", f"/api/v1/connectors/{seller.name}/poll?feed=fulfillments")
     ctx.say(f"  Gateway: polling stopped: the 15-minute poll made"
             f" {polled['feeds']['fulfillments']['requests']} request(s) to {seller.name}"
             " about it")
@@ -119,6 +98,6 @@ async def run(ctx: DemoContext) -> None:
         return found if states.get(corrected) == "SUCCESS" and \
             states.get(made[1]["tracking_number"]) == "CANCELLED" else None
 
-    found = await _until(shows_correction, "the correction in Shopify")
+    found = await ctx.until(shows_correction, "the correction in Shopify")
     ctx.say(f"  Shopify: fulfilment {made[1]['tracking_number']} cancelled, {corrected}"
             f" added; order {found['name']} is {found['displayFulfillmentStatus']}")

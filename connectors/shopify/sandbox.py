@@ -27,7 +27,13 @@ import orjson
 from aiohttp import web
 from graphql import build_schema, graphql
 
-from connectors.marketplace.sandbox import SandboxBase, answer, hook_session, json_body, read_fault
+from connectors.marketplace.sandbox import (
+    SandboxBase,
+    add_control_routes,
+    answer,
+    hook_session,
+    json_body,
+)
 from gateway.domain.records import now_iso, parse_iso
 
 STATE_KEY = web.AppKey("shopify_sandbox", object)
@@ -420,31 +426,11 @@ async def control_cancel_order(request: web.Request) -> web.Response:
     return answer(order)
 
 
-async def control_hooks(request: web.Request) -> web.Response:
-    state = state_of(request.app)
-    state.hook_url = (await json_body(request)).get("url")
-    return answer({"url": state.hook_url})
-
-
-async def control_faults(request: web.Request) -> web.Response:
-    state = state_of(request.app)
-    body = await json_body(request)
-    if body.get("clear"):
-        state.faults.clear()
-    else:
-        state.faults.append(read_fault(body))
-    return answer({"faults": len(state.faults)})
-
-
 async def control_state(request: web.Request) -> web.Response:
     state = state_of(request.app)
     return answer({"orders": {str(k): {**o, "displayFulfillmentStatus": display_status(o)}
                               for k, o in state.orders.items()},
                    "hooks_sent": state.hooks_sent, "bucket": state.bucket.status()})
-
-
-async def control_requests(request: web.Request) -> web.Response:
-    return answer(state_of(request.app).requests)
 
 
 def create_app(token: str, client_secret: str, api_version: str = "2025-01",
@@ -453,14 +439,12 @@ def create_app(token: str, client_secret: str, api_version: str = "2025-01",
     app[STATE_KEY] = ShopifyState(token=token, client_secret=client_secret,
                                   bucket=bucket or Bucket())
     hook_session(app, SESSION_KEY)
+    add_control_routes(app, STATE_KEY)
     r = app.router
     r.add_post(f"/admin/api/{api_version}/graphql.json", graphql_endpoint)
     r.add_post("/_sandbox/orders", control_add_order)
     r.add_post("/_sandbox/orders/{number}/fulfill", control_fulfil)
     r.add_post("/_sandbox/orders/{number}/cancel", control_cancel_order)
     r.add_post("/_sandbox/fulfillments/{number}/cancel", control_cancel_fulfillment)
-    r.add_post("/_sandbox/hooks", control_hooks)
-    r.add_post("/_sandbox/faults", control_faults)
     r.add_get("/_sandbox/state", control_state)
-    r.add_get("/_sandbox/requests", control_requests)
     return app
