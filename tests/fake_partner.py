@@ -119,7 +119,8 @@ def to_record(source: str, kind: str, record: Mapping[str, Any]) -> Shipment | P
             status=record.get("status", "shipped"), partner_updated_at=record["updated_at"],
             shipped_at=record.get("shipped_at", record["updated_at"]),
             carrier=record.get("carrier"),
-            tracking_numbers=tuple(record.get("tracking_numbers", ())))
+            tracking_numbers=tuple(record.get("tracking_numbers", ())),
+            tracking_url=record.get("tracking_url"))
     if kind == "partner_order":
         return PartnerOrder(
             source=source, external_id=str(record["id"]), status=record.get("status", "open"),

@@ -143,11 +143,11 @@ def start_market(start_fake: Any) -> Callable[..., Awaitable[MarketplaceGateway]
 
 async def fake_ship(gw: GatewayUnderTest, seller: str, fo_id: str, shipment_id: str,
                     lines: list[tuple[str, int]], tracking: list[str], status: str = "shipped",
-                    updated_at: str = "2026-12-01T10:00:00Z") -> None:
+                    updated_at: str = "2026-12-01T10:00:00Z", url: str | None = None) -> None:
     """The (fake) seller's store tells of a fulfilment of the FO, by webhook."""
     record = {"id": shipment_id, "order_refs": [["fulfillment_order_id", fo_id]],
               "lines": [list(x) for x in lines], "status": status, "carrier": "ups",
-              "tracking_numbers": tracking, "updated_at": updated_at}
+              "tracking_numbers": tracking, "updated_at": updated_at, "tracking_url": url}
     async with gw.session.post(
             f"{gw.url}/webhooks/{seller}", json={"kind": "shipment", "record": record},
             headers={"X-Fake-Token": FAKE_TOKEN,

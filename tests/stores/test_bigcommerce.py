@@ -156,9 +156,13 @@ async def test_buyer_order_becomes_an_fo_and_fulfilments_go_back(
     assert all(s["items"][0]["quantity"] == 1 for s in state.shipments[order["id"]])
     assert state.orders[order["id"]]["status_id"] == 3
 
-    await fake_ship(gw, "wh", fo["id"], "S2", [("TEE", 1)], ["1Z-C"])
+    await fake_ship(gw, "wh", fo["id"], "S2", [("TEE", 1)], ["1Z-C"],
+                    url="https://track.example/1Z-C")
     await gw.wait_status(fo["id"], "fulfilled")
     await gw.wait_for(lambda: shipments(3))
+    third = state.shipments[order["id"]][2]
+    assert (third["tracking_number"], third["tracking_link"], third["shipping_provider"]) == (
+        "1Z-C", "https://track.example/1Z-C", "ups")
     link = await gw.link(fo["id"], "origin")
     assert [p["status"] for p in link["pushed"].values()] == ["pushed", "pushed"]
     assert sorted(len(p["partner_id"].split(",")) for p in link["pushed"].values()) == [1, 2]
@@ -263,3 +267,25 @@ async def test_rate_limit_waited_out_and_lost_answers_not_doubled(
     assert 429 in statuses and 502 in statuses
     metrics = await (await gw.session.get(f"{gw.url}/metrics")).text()
     assert 'gateway_partner_rate_limited_total{connector="seller"}' in metrics
+
+
+async def test_buyer_lost_shipment_answer_not_doubled(
+        start_market: Any, tmp_path: Any, bigcommerce: BigCommerceSandbox) -> None:
+    gw = await start_market(marketplace_doc(
+        tmp_path / "g.sqlite3", bigcommerce_connector("buyer", bigcommerce.url),
+        fake_connector("wh")))
+    order, fo = await buyer_order(gw, bigcommerce, [("MUG", 2)])
+    # the first shipment is made, its answer lost: the retry finds it by its key
+    await bigcommerce.control("/faults", {"path": f"/v2/orders/{order['id']}/shipments",
+                                          "method": "POST", "status": 502, "after": True})
+    await fake_ship(gw, "wh", fo["id"], "S1", [("MUG", 2)], ["1Z-A", "1Z-B"])
+
+    async def pushed() -> Any:
+        link = await gw.link(fo["id"], "origin")
+        return next((p for p in link["pushed"].values() if p["status"] == "pushed"), None)
+
+    entry = await gw.wait_for(pushed)
+    made = bigcommerce.state.shipments[order["id"]]
+    assert sorted(s["tracking_number"] for s in made) == ["1Z-A", "1Z-B"]
+    assert sorted(entry["partner_id"].split(",")) == sorted(str(s["id"]) for s in made)
+    assert 502 in [r["status"] for r in bigcommerce.state.requests]

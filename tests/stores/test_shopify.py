@@ -59,9 +59,12 @@ async def test_buyer_order_by_webhook_and_fulfilments_with_tracking(
     assert [t["number"] for t in made["trackingInfo"]] == ["1Z-A", "1Z-B"]
     assert made["fulfillmentLineItems"][0]["quantity"] == 2
 
-    await fake_ship(gw, "wh", fo["id"], "S2", [("TEE", 1)], ["1Z-C"])
+    await fake_ship(gw, "wh", fo["id"], "S2", [("TEE", 1)], ["1Z-C"],
+                    url="https://track.example/1Z-C")
     await gw.wait_status(fo["id"], "fulfilled")
     await gw.wait_for(_now(lambda: len(state.orders[number]["fulfillments"]) == 2))
+    assert state.orders[number]["fulfillments"][1]["trackingInfo"] == [
+        {"company": "ups", "number": "1Z-C", "url": "https://track.example/1Z-C"}]
     from connectors.shopify.sandbox import display_status
     assert display_status(state.orders[number]) == "FULFILLED"
 
