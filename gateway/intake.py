@@ -185,7 +185,8 @@ def webhook_handler(connectors: Mapping[str, Connector], committer: GroupCommitt
             body = await read_limited(request, max_body_bytes, body_timeout_seconds)
             delivery = WebhookRequest(request.headers, request.query, body)
             key = connector.verify(delivery)
-            delivery.json()  # whatever the connector looked at, only JSON is stored
+            if key is not None:
+                delivery.json()  # whatever the connector looked at, only JSON is stored
         except PayloadTooLarge:
             metrics.webhooks.labels(name, "too_large").inc()
             raise

@@ -18,12 +18,17 @@ from connectors.bigcommerce.sandbox import state_of as bigcommerce_state
 from connectors.shopify.sandbox import ShopifyState
 from connectors.shopify.sandbox import create_app as shopify_app
 from connectors.shopify.sandbox import state_of as shopify_state
+from connectors.woocommerce.sandbox import WooState
+from connectors.woocommerce.sandbox import create_app as woocommerce_app
+from connectors.woocommerce.sandbox import state_of as woocommerce_state
 from tests.conftest import FAKE_TOKEN, GatewayUnderTest, base_doc
 
 BC_TOKEN, BC_SECRET = "bc-token-for-tests", "bc-client-secret-for-tests"
 SHOP_TOKEN, SHOP_SECRET = "shpat_for_tests", "shopify-client-secret-for-tests"
+WOO_KEY, WOO_SECRET, WOO_HOOK = "ck_for_tests", "cs_for_tests", "woo-hook-secret-for-tests"
 STORE_ENV = {"BC_TOKEN": BC_TOKEN, "BC_SECRET": BC_SECRET, "SHOP_TOKEN": SHOP_TOKEN,
-             "SHOP_SECRET": SHOP_SECRET}
+             "SHOP_SECRET": SHOP_SECRET, "WOO_KEY": WOO_KEY, "WOO_SECRET": WOO_SECRET,
+             "WOO_HOOK": WOO_HOOK}
 
 
 class Sandbox:
@@ -79,6 +84,30 @@ def shopify_connector(name: str, url: str, **options: Any) -> dict[str, Any]:
     return {"name": name, "type": "shopify", "base_url": url,
             "access_token_env": "SHOP_TOKEN", "client_secret_env": "SHOP_SECRET",
             "request_timeout_seconds": 5, **options}
+
+
+class WooSandbox(Sandbox):
+    @property
+    def state(self) -> WooState:
+        return woocommerce_state(self.server.app)  # type: ignore[arg-type]
+
+    def order_of(self, fo_id: str) -> dict[str, Any]:
+        from connectors.woocommerce.normalize import FO_META, meta
+
+        [order] = [o for o in self.state.orders.values() if meta(o, FO_META) == fo_id]
+        return order
+
+
+@pytest.fixture
+async def woocommerce(aiohttp_server: Any, http: aiohttp.ClientSession) -> WooSandbox:
+    return WooSandbox(await aiohttp_server(woocommerce_app(WOO_KEY, WOO_SECRET, WOO_HOOK)),
+                      http)
+
+
+def woocommerce_connector(name: str, url: str, **options: Any) -> dict[str, Any]:
+    return {"name": name, "type": "woocommerce", "base_url": url,
+            "consumer_key_env": "WOO_KEY", "consumer_secret_env": "WOO_SECRET",
+            "webhook_secret_env": "WOO_HOOK", "request_timeout_seconds": 5, **options}
 
 
 def bigcommerce_connector(name: str, url: str, **options: Any) -> dict[str, Any]:
