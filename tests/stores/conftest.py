@@ -15,6 +15,9 @@ from aiohttp.test_utils import TestServer
 from connectors.bigcommerce.sandbox import BigCommerceState
 from connectors.bigcommerce.sandbox import create_app as bigcommerce_app
 from connectors.bigcommerce.sandbox import state_of as bigcommerce_state
+from connectors.magento2.sandbox import MagentoState
+from connectors.magento2.sandbox import create_app as magento_app
+from connectors.magento2.sandbox import state_of as magento_state
 from connectors.shopify.sandbox import ShopifyState
 from connectors.shopify.sandbox import create_app as shopify_app
 from connectors.shopify.sandbox import state_of as shopify_state
@@ -26,7 +29,8 @@ from tests.conftest import FAKE_TOKEN, GatewayUnderTest, base_doc
 BC_TOKEN, BC_SECRET = "bc-token-for-tests", "bc-client-secret-for-tests"
 SHOP_TOKEN, SHOP_SECRET = "shpat_for_tests", "shopify-client-secret-for-tests"
 WOO_KEY, WOO_SECRET, WOO_HOOK = "ck_for_tests", "cs_for_tests", "woo-hook-secret-for-tests"
-STORE_ENV = {"BC_TOKEN": BC_TOKEN, "BC_SECRET": BC_SECRET, "SHOP_TOKEN": SHOP_TOKEN,
+MAGENTO_TOKEN = "magento-token-for-tests"
+STORE_ENV = {"MAGENTO_TOKEN": MAGENTO_TOKEN, "BC_TOKEN": BC_TOKEN, "BC_SECRET": BC_SECRET, "SHOP_TOKEN": SHOP_TOKEN,
              "SHOP_SECRET": SHOP_SECRET, "WOO_KEY": WOO_KEY, "WOO_SECRET": WOO_SECRET,
              "WOO_HOOK": WOO_HOOK}
 
@@ -108,6 +112,26 @@ def woocommerce_connector(name: str, url: str, **options: Any) -> dict[str, Any]
     return {"name": name, "type": "woocommerce", "base_url": url,
             "consumer_key_env": "WOO_KEY", "consumer_secret_env": "WOO_SECRET",
             "webhook_secret_env": "WOO_HOOK", "request_timeout_seconds": 5, **options}
+
+
+class MagentoSandbox(Sandbox):
+    @property
+    def state(self) -> MagentoState:
+        return magento_state(self.server.app)  # type: ignore[arg-type]
+
+    def order_of(self, fo_id: str) -> dict[str, Any]:
+        [order] = [o for o in self.state.orders.values() if o.get("ext_order_id") == fo_id]
+        return order
+
+
+@pytest.fixture
+async def magento(aiohttp_server: Any, http: aiohttp.ClientSession) -> MagentoSandbox:
+    return MagentoSandbox(await aiohttp_server(magento_app(MAGENTO_TOKEN)), http)
+
+
+def magento_connector(name: str, url: str, **options: Any) -> dict[str, Any]:
+    return {"name": name, "type": "magento2", "base_url": url,
+            "access_token_env": "MAGENTO_TOKEN", "request_timeout_seconds": 5, **options}
 
 
 def bigcommerce_connector(name: str, url: str, **options: Any) -> dict[str, Any]:
