@@ -163,8 +163,13 @@ async def test_buyer_order_becomes_an_fo_and_fulfilments_go_back(
     third = state.shipments[order["id"]][2]
     assert (third["tracking_number"], third["tracking_link"], third["shipping_provider"]) == (
         "1Z-C", "https://track.example/1Z-C", "ups")
-    link = await gw.link(fo["id"], "origin")
-    assert [p["status"] for p in link["pushed"].values()] == ["pushed", "pushed"]
+
+    async def both_recorded() -> Any:  # the pushes' results on the link, once committed
+        link = await gw.link(fo["id"], "origin")
+        return link if [p["status"] for p in link["pushed"].values()] == ["pushed", "pushed"] \
+            else None
+
+    link = await gw.wait_for(both_recorded)
     assert sorted(len(p["partner_id"].split(",")) for p in link["pushed"].values()) == [1, 2]
     assert state.orders[order["id"]]["status_id"] == 2
 

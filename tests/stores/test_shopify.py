@@ -74,8 +74,12 @@ async def test_buyer_order_by_webhook_and_fulfilments_with_tracking(
     await gw.wait_for(_now(lambda: state.orders[number]["fulfillments"][1]["status"]
                            == "CANCELLED"))
     assert display_status(state.orders[number]) == "PARTIALLY_FULFILLED"
-    link = await gw.link(fo["id"], "origin")
-    assert sorted(p["status"] for p in link["pushed"].values()) == ["cancelled", "pushed"]
+
+    async def recorded() -> Any:  # the cancel's result on the link, once it is committed
+        link = await gw.link(fo["id"], "origin")
+        return sorted(p["status"] for p in link["pushed"].values()) == ["cancelled", "pushed"]
+
+    await gw.wait_for(recorded)
 
 
 async def test_buyer_single_item_two_numbers_rejected_and_lost_answer_not_doubled(
