@@ -61,6 +61,7 @@ PAGE = 250
 
 class BigCommerceConnector(StoreConnector):
     platform = "bigcommerce"
+    default_reference_field = "external_id"  # by_reference (UNCONFIRMED)
     options: ClassVar[tuple[Option, ...]] = (
         *credential_options("variable holding the API account's access token"),
         *common_options(),

@@ -64,6 +64,7 @@ def search(groups: list[list[tuple[str, str, str]]], page: int,
 
 class Magento2Connector(StoreConnector):
     platform = "magento2"
+    default_reference_field = "ext_order_id"  # by_reference (UNCONFIRMED)
     webhooks: ClassVar[bool] = False
     options: ClassVar[tuple[Option, ...]] = (
         Option("access_token_env", str, help="variable holding the bearer token"),

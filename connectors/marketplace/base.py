@@ -39,6 +39,7 @@ from gateway.domain.records import (
     parse_iso,
     utc_iso,
 )
+from gateway.errors import PartnerUnavailable
 from gateway.names import CANCEL_FULFILLMENT, CANCEL_ORDER, PUSH_FULFILLMENT, PUSH_ORDER
 from storage import InboxEvent, NewInboxEvent
 
@@ -68,6 +69,12 @@ def common_options() -> tuple[Option, ...]:
                help="each poll starts this long before the previous one began"),
         Option("order_lookback_days", float, 7.0, minimum=0.0,
                help="the first poll of a feed lists orders updated this far back"),
+        Option("place_orders", str, "push", choices=("push", "by_reference"),
+               help="seller side: create the order (push), or find the order the platforms"
+                    " already share by its reference (by_reference)"),
+        Option("reference_field", str, "",
+               help="by_reference: the seller's order field holding the buyer's order number"
+                    " (a dotted path, or meta:KEY); empty: the platform's default"),
     )
 
 
@@ -126,12 +133,49 @@ class StoreConnector(Connector):
         return super().refusal(operation)
 
     async def perform(self, operation: str, message: Any) -> Mapping[str, Any]:
-        """A fulfilment update queued before push_fulfillments was turned off is let go."""
+        """A fulfilment update queued before push_fulfillments was turned off is let go; with
+        place_orders = "by_reference" the order is found, not created (nor cancelled)."""
         if operation in (PUSH_FULFILLMENT, CANCEL_FULFILLMENT) \
                 and not self.settings["push_fulfillments"]:
             log.info("store.skipped", connector=self.name, operation=operation)
             return {"skipped": "push_fulfillments = false"}
+        if self.settings["place_orders"] == "by_reference":
+            if operation == PUSH_ORDER:
+                return await self.link_by_reference(message)
+            if operation == CANCEL_ORDER:
+                return {"skipped": "linked by reference: the shared order is cancelled where"
+                                   " it was placed, not by the gateway"}
         return await super().perform(operation, message)
+
+    # the seller's order found, not placed
+
+    default_reference_field: ClassVar[str] = ""
+
+    def reference_of(self, order: Mapping[str, Any]) -> Any:
+        field = self.settings["reference_field"] or self.default_reference_field
+        if field.startswith("meta:"):
+            return next((m.get("value") for m in order.get("meta_data") or []
+                         if isinstance(m, dict) and m.get("key") == field[5:]), None)
+        value: Any = order
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        return value
+
+    async def link_by_reference(self, message: Any) -> dict[str, Any]:
+        """The order the platforms already share, found by the buyer's order number in
+        `reference_field` among the seller's orders updated since the FO was made. Not there
+        yet: retried (the shared order may be on its way), a dead letter in the end."""
+        p = message.payload
+        wanted = {str(v) for v in (p.get("order_number"), p["fulfillment_order_id"]) if v}
+        wanted |= {v.lstrip("#") for v in wanted}
+        since = utc_iso(parse_iso(p.get("created_at") or now_iso()) - timedelta(days=1))
+        for order in await self.updated_orders(since, now_iso(), buyer=False):
+            reference = self.reference_of(order)
+            if reference is not None and str(reference) in wanted:
+                return {"partner_order_id": self.order_id(order), "by_reference": True}
+        field = self.settings["reference_field"] or self.default_reference_field
+        raise PartnerUnavailable(f"no {self.platform} order with {field} ="
+                                 f" {p.get('order_number') or p['fulfillment_order_id']} yet")
 
     # polling
 

@@ -66,6 +66,7 @@ PAGE = 100
 
 class ShopifyConnector(StoreConnector):
     platform = "shopify"
+    default_reference_field = "sourceIdentifier"  # by_reference (UNCONFIRMED)
     options: ClassVar[tuple[Option, ...]] = (
         *credential_options("variable holding the Admin API access token"),
         Option("api_version", str, "2025-01", help="the Admin API version in the path"),

@@ -63,6 +63,7 @@ TRACKING = "/wp-json/wc-shipment-tracking/v3/orders"
 
 class WooCommerceConnector(StoreConnector):
     platform = "woocommerce"
+    default_reference_field = "meta:_order_number"  # by_reference (UNCONFIRMED)
     options: ClassVar[tuple[Option, ...]] = (
         Option("consumer_key_env", str, help="variable holding the consumer key (ck_...)"),
         Option("consumer_secret_env", str, help="variable holding the consumer secret (cs_...)"),

@@ -294,3 +294,35 @@ async def test_buyer_lost_shipment_answer_not_doubled(
     assert sorted(s["tracking_number"] for s in made) == ["1Z-A", "1Z-B"]
     assert sorted(entry["partner_id"].split(",")) == sorted(str(s["id"]) for s in made)
     assert 502 in [r["status"] for r in bigcommerce.state.requests]
+
+
+async def test_seller_order_linked_by_reference_not_pushed(
+        start_market: Any, tmp_path: Any, bigcommerce: BigCommerceSandbox) -> None:
+    gw = await start_market(marketplace_doc(
+        tmp_path / "g.sqlite3", fake_connector("market"),
+        bigcommerce_connector("seller", bigcommerce.url, place_orders="by_reference")))
+    # the platforms share the order: the seller's copy carries the buyer's order number
+    shared = await bigcommerce.control("/orders", {"products": [{"sku": "MUG", "quantity": 1}],
+                                                   "external_id": "B-B1"})
+    await gw.fake_order("market", "B1", [("MUG", 1)])
+    fo = await gw.only_fo()
+
+    async def linked() -> Any:
+        return (await gw.link(fo["id"], "fulfiller")).get("partner_order_id")
+
+    assert await gw.wait_for(linked) == str(shared["id"])
+    assert bigcommerce.calls("POST", "/v2/orders") == 0 and len(bigcommerce.state.orders) == 1
+    await bigcommerce.control(f"/orders/{shared['id']}/ship", {
+        "items": [{"sku": "MUG", "quantity": 1}], "tracking_number": "1Z-SHARED"})
+    await gw.poll_feed("seller", "fulfillments")
+    await gw.wait_status(fo["id"], "fulfilled")
+
+    # an order the seller's store does not have (yet): retried, then a dead letter saying so
+    await gw.fake_order("market", "B2", [("MUG", 1)])
+
+    async def dead() -> Any:
+        items = (await gw.call("GET", "/api/v1/dead-letters"))["items"]
+        return items[0] if items else None
+
+    letter = await gw.wait_for(dead)
+    assert "no bigcommerce order with external_id = B-B2 yet" in str(letter)
