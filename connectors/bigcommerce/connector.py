@@ -62,6 +62,7 @@ PAGE = 250
 class BigCommerceConnector(StoreConnector):
     platform = "bigcommerce"
     default_reference_field = "external_id"  # by_reference (UNCONFIRMED)
+    version_field = "date_modified"
     options: ClassVar[tuple[Option, ...]] = (
         *credential_options("variable holding the API account's access token"),
         *common_options(),
@@ -133,6 +134,9 @@ class BigCommerceConnector(StoreConnector):
         return normalize.status_of(order) is not None
 
     # polling
+
+    def version_iso(self, stamp: Any) -> str:
+        return normalize.timestamp(stamp, "")
 
     def order_id(self, order: Mapping[str, Any]) -> str:
         return str(order["id"])

@@ -65,6 +65,7 @@ def search(groups: list[list[tuple[str, str, str]]], page: int,
 class Magento2Connector(StoreConnector):
     platform = "magento2"
     default_reference_field = "ext_order_id"  # by_reference (UNCONFIRMED)
+    version_field = "updated_at"
     webhooks: ClassVar[bool] = False
     options: ClassVar[tuple[Option, ...]] = (
         Option("access_token_env", str, help="variable holding the bearer token"),
@@ -101,6 +102,9 @@ class Magento2Connector(StoreConnector):
                                        background=background)).body
 
     # polling (no webhooks in Magento Open Source)
+
+    def version_iso(self, stamp: Any) -> str:
+        return normalize.timestamp(stamp, "")
 
     def order_id(self, order: Mapping[str, Any]) -> str:
         return str(order["entity_id"])

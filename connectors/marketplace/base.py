@@ -203,9 +203,11 @@ class StoreConnector(Connector):
                 if watched:
                     orders = await self.updated_orders(utc_iso(since), started, buyer=False)
                     changed = [o for o in orders if self.order_id(o) in watched]
-                    for order in changed:
+                    fresh = [o for o in changed if not await self.read_since_changed(o)]
+                    for order in fresh:
                         events.append(await self.fulfilment_event(order))
-                    stats.update(updated=len(orders), read=len(changed))
+                    stats.update(updated=len(orders), read=len(fresh),
+                                 unchanged=len(changed) - len(fresh))
         stats["requests"] = count.n
         return PollResult(events, orjson.dumps({"since": started}).decode(), stats)
 
@@ -213,6 +215,27 @@ class StoreConnector(Connector):
         """A buyer's order as the orders feed stores it (a platform that must read more of
         it, its lines say, does so here)."""
         return self.order_event(order)
+
+    async def read_since_changed(self, order: Mapping[str, Any]) -> bool:
+        """Whether this order, as listed, is the version last read (the listing's overlap
+        lists it again): its modification stamp the same, and read more than a second after
+        it (stamps are to the second: a change in the same second would not show)."""
+        stamp = order.get(self.version_field)
+        stored = await self.stored_record(ORDERS_KIND, self.order_id(order))
+        if stamp is None or stored is None or (stored.fields.get("order") or {}).get(
+                self.version_field) != stamp:
+            return False
+        try:
+            changed_at = parse_iso(self.version_iso(stamp))
+        except ValueError:
+            return False
+        return parse_iso(stored.updated_at) > changed_at + timedelta(seconds=1)
+
+    version_field: ClassVar[str] = ""  # the order's modification stamp, listed and kept
+
+    def version_iso(self, stamp: Any) -> str:
+        """The stamp as ISO 8601 (a platform with another format overrides this)."""
+        return str(stamp)
 
     def order_event(self, order: Mapping[str, Any], order_id: str | None = None
                     ) -> NewInboxEvent:

@@ -67,6 +67,7 @@ PAGE = 100
 class ShopifyConnector(StoreConnector):
     platform = "shopify"
     default_reference_field = "sourceIdentifier"  # by_reference (UNCONFIRMED)
+    version_field = "updatedAt"
     options: ClassVar[tuple[Option, ...]] = (
         *credential_options("variable holding the Admin API access token"),
         Option("api_version", str, "2025-01", help="the Admin API version in the path"),

@@ -64,6 +64,7 @@ TRACKING = "/wp-json/wc-shipment-tracking/v3/orders"
 class WooCommerceConnector(StoreConnector):
     platform = "woocommerce"
     default_reference_field = "meta:_order_number"  # by_reference (UNCONFIRMED)
+    version_field = "date_modified_gmt"
     options: ClassVar[tuple[Option, ...]] = (
         Option("consumer_key_env", str, help="variable holding the consumer key (ck_...)"),
         Option("consumer_secret_env", str, help="variable holding the consumer secret (cs_...)"),
@@ -132,6 +133,9 @@ class WooCommerceConnector(StoreConnector):
         return normalize.status_of(order) is not None
 
     # polling
+
+    def version_iso(self, stamp: Any) -> str:
+        return normalize.timestamp(stamp, "")
 
     def order_id(self, order: Mapping[str, Any]) -> str:
         return str(order["id"])

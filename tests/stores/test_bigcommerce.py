@@ -64,6 +64,7 @@ async def test_seller_partial_then_complete_shipped_once_and_polling_stops(
 
     await bigcommerce.control(f"/orders/{order_id}/ship", {
         "items": [{"sku": "TEE", "quantity": 1}], "tracking_number": "1Z-TWO"})
+    await asyncio.sleep(1.1)  # BigCommerce's stamps are to the second
     result = await gw.poll_feed("seller", "fulfillments")
     assert result["requests"] == 2  # the products are kept from the first read
     await gw.wait_status(fo_id, "fulfilled")
@@ -78,6 +79,9 @@ async def test_seller_partial_then_complete_shipped_once_and_polling_stops(
     result = await gw.poll_feed("seller", "fulfillments")
     assert result["requests"] == 0 and len(bigcommerce.state.requests) == before
     assert (await gw.link(fo_id, "fulfiller"))["state"] == "watching"
+    # the hourly check lists it again (its window overlaps): read already, not read again
+    result = await gw.poll_feed("seller", "corrections")
+    assert (result["requests"], result["read"], result["unchanged"]) == (1, 0, 1)
 
 
 async def test_seller_correction_after_shipped_reaches_the_buyer(
