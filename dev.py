@@ -3,7 +3,7 @@
 
     python3 dev.py demo     create .venv if needed, install, run the demo
     python3 dev.py test     create .venv if needed, install, run the whole test suite
-    python3 dev.py bench [intake|outbox|pipeline|pg_drivers|shapes|poll|console]   the benchmarks
+    python3 dev.py bench [intake|outbox|pipeline|pg_drivers|shapes|poll|stores|console]   the benchmarks
                                                     (all by default)
 """
 
@@ -50,7 +50,8 @@ def ensure_environment() -> None:
         stamp.touch()
 
 
-BENCHMARKS = ("intake", "outbox", "pipeline", "pg_drivers", "shapes", "poll", "console")
+BENCHMARKS = ("intake", "outbox", "pipeline", "pg_drivers", "shapes", "poll", "stores",
+              "console")
 
 
 def main(argv: list[str]) -> int:
