@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from typing import Any
 
 import aiohttp
 
 from gateway import logs
 from gateway.errors import PartnerUnavailable
+from tests.conftest import FAKE_TOKEN, fake_doc
 from tests.console.conftest import ALICE, CONSOLE_ENV, Operator
 from tests.fake_partner import partner
 
@@ -263,3 +265,32 @@ async def test_the_connector_page_polls_pauses_and_resumes(console: Any) -> None
     [destination] = [d for d in (await op.gw.call("GET", "/api/v1/destinations"))["items"]
                      if d["destination"] == "connector:wms"]
     assert destination["paused_by"] is None
+
+
+async def test_the_fo_page_flags_a_fulfilment_not_pushed(start_fake: Any, tmp_path: Any,
+                                                         operator_client: Any) -> None:
+    doc = fake_doc(tmp_path / "g.sqlite3", "wms", "market", channels=[{
+        "name": "mk", "source_connector": "market", "push_fulfillment_updates": True,
+        "oms": {"connector": "wms"}}])
+    doc["console"] = {"tokens_env": "CONSOLE_TOKENS"}
+    op = Operator(await start_fake(doc, env=CONSOLE_ENV), operator_client)
+    async with op.session.post(f"{op.gw.url}/webhooks/market", json={
+            "kind": "partner_order", "record": {"id": "B1", "lines": [["MUG", 1], ["TEE", 1]],
+                                                "updated_at": "2026-12-01T10:00:00Z"}},
+            headers={"X-Fake-Token": FAKE_TOKEN, "X-Fake-Delivery": "B1"}) as resp:
+        assert resp.status == 200
+    await op.gw.wait_idle()
+    [fo] = (await op.gw.call("GET", "/api/v1/fulfillment-orders"))["items"]
+    record = {"id": "S1", "order_refs": [["fulfillment_order_id", fo["id"]]],
+              "lines": [["MUG", 1]], "tracking_numbers": ["1Z-A", "1Z-B"],
+              "updated_at": "2026-12-01T10:00:00Z"}
+    async with op.session.post(f"{op.gw.url}/webhooks/wms", json={
+            "kind": "shipment", "record": record},
+            headers={"X-Fake-Token": FAKE_TOKEN, "X-Fake-Delivery": "S1"}) as resp:
+        assert resp.status == 200
+    await op.gw.wait_idle()
+    await op.login()
+    page = await op.get(f"/console/fo/{fo['id']}")
+    flagged = re.search(r'<span class="bad" data-shipment="[^"]+">([^<]+)</span>', page)
+    assert flagged, page
+    assert "rejected: one item with 2 tracking numbers (1Z-A, 1Z-B)" in flagged.group(1)
