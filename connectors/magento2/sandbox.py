@@ -133,6 +133,10 @@ async def platform(request: web.Request, handler: Any) -> web.StreamResponse:
     fault = state.fault_for(request)
     if fault is not None and not fault.after:
         entry["status"] = fault.status
+        if fault.status == 429:  # a host's or a proxy's limit: core Magento has none
+            return web.Response(status=429, headers={"Retry-After": "1"},
+                                text='{"message": "Too Many Requests"}',
+                                content_type="application/json")
         return _error(fault.status, "Internal Error")
     try:
         response = await handler(request)

@@ -109,9 +109,13 @@ async def test_listing_pages_by_total_count_and_a_lost_answer(
         fake_connector("wh")))
     for n in range(5):
         await magento.control("/orders", {"lines": [{"sku": f"SKU{n}", "quantity": 1}]})
+    await magento.control("/faults", {"path": "/rest/default/V1/orders", "method": "GET",
+                                      "status": 429})  # a proxy's limit, with Retry-After
     result = await gw.poll_feed("shop", "orders")
-    # three pages of 2, 2 and 1; the old versions' repeated last page never read as new
-    assert (result["orders"], result["requests"]) == (5, 3)
+    # three pages of 2, 2 and 1 (and the 429 waited out); the old versions' repeated last
+    # page never read as new
+    assert (result["orders"], result["requests"]) == (5, 4)
+    assert [r["status"] for r in magento.state.requests][:2] == [429, 200]
     await gw.wait_idle()
     assert len((await gw.call("GET", "/api/v1/fulfillment-orders"))["items"]) == 5
 
