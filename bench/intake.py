@@ -325,6 +325,10 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup-rounds", type=int, default=1)
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--db-core", choices=("server", "load"), default="server",
+                        help="PostgreSQL's core: the servers' (the gateway's), or the load's"
+                             " (as a database on its own host would leave the gateway's core"
+                             " to it)")
     parser.add_argument("--replicas", type=int, default=1,
                         help="gateway processes on the one database (postgresql only)")
     args = parser.parse_args()
@@ -357,9 +361,10 @@ async def main() -> None:
 
             pg = PgServer(durable=True).start()
             postmaster = int((pg.root / "data" / "postmaster.pid").read_text().split()[0])
-            pin_tree(postmaster, SERVER_CORE)
+            db_core = SERVER_CORE if args.db_core == "server" else LOAD_CORE
+            pin_tree(postmaster, db_core)
             ENV["BENCH_DATABASE_URL"] = pg.dsn
-            print(f"PostgreSQL {pg.dsn} (fsync on, synchronous_commit on) on core {SERVER_CORE};"
+            print(f"PostgreSQL {pg.dsn} (fsync on, synchronous_commit on) on core {db_core};"
                   f" {args.replicas} gateway replica(s)")
         gateways = []
         for k, port in enumerate(gw_ports):
