@@ -215,12 +215,15 @@ class Connector:
         self._links = links
         self._records = records
 
-    def rate_budget(self, per_window: int, window_seconds: float) -> RateBudget:
+    def rate_budget(self, per_window: int, window_seconds: float,
+                    part: str | None = None) -> RateBudget:
         """This partner's request budget, shared with every process that calls it (the
-        gateway hands over one held in storage; alone, e.g. in a test, it is local)."""
+        gateway hands over one held in storage; alone, e.g. in a test, it is local). A
+        partner that limits each operation on its own gets one budget per `part`."""
         if self._budgets is None:
             return RateBudget(per_window, window_seconds)
-        return self._budgets(self.name, per_window, window_seconds)
+        key = self.name if part is None else f"{self.name}/{part}"
+        return self._budgets(key, per_window, window_seconds)
 
     async def watched_links(self, role: str) -> AsyncIterator[PartnerLink]:
         """This connector's links a feed still has to watch, for a partner with no "changed
