@@ -63,6 +63,7 @@ class BigCommerceConnector(StoreConnector):
     platform = "bigcommerce"
     default_reference_field = "external_id"  # by_reference (UNCONFIRMED)
     version_field = "date_modified"
+    rules = normalize
     options: ClassVar[tuple[Option, ...]] = (
         *credential_options("variable holding the API account's access token"),
         *common_options(),
@@ -130,16 +131,7 @@ class BigCommerceConnector(StoreConnector):
             return []
         return await self.records_of_order(answer.body, at)
 
-    def takes(self, order: Mapping[str, Any]) -> bool:
-        return normalize.status_of(order) is not None
-
     # polling
-
-    def version_iso(self, stamp: Any) -> str:
-        return normalize.timestamp(stamp, "")
-
-    def order_id(self, order: Mapping[str, Any]) -> str:
-        return str(order["id"])
 
     async def updated_orders(self, since: str, until: str, buyer: bool) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from connectors.magento2 import normalize
 from connectors.marketplace.base import StoreConnector, common_options
-from connectors.marketplace.client import StoreClient
+from connectors.marketplace.client import StoreClient, retry_after_header
 from gateway.config import Config, ConnectorConfig
 from gateway.connector import Option
 from gateway.domain.records import PartnerOrder, Shipment, now_iso
@@ -66,6 +66,8 @@ class Magento2Connector(StoreConnector):
     platform = "magento2"
     default_reference_field = "ext_order_id"  # by_reference (UNCONFIRMED)
     version_field = "updated_at"
+    rules = normalize
+    id_field = "entity_id"
     webhooks: ClassVar[bool] = False
     options: ClassVar[tuple[Option, ...]] = (
         Option("access_token_env", str, help="variable holding the bearer token"),
@@ -90,7 +92,7 @@ class Magento2Connector(StoreConnector):
             self.platform, self.name, session, config.base_url,
             {"Authorization": f"Bearer {app_config.secret(s['access_token_env'])}"},
             self.budget, timeout_seconds=s["request_timeout_seconds"],
-            max_rate_waits=s["max_rate_limit_waits"], retry_after=_retry_after,
+            max_rate_waits=s["max_rate_limit_waits"], retry_after=retry_after_header,
             message=_message, on_response=self.count_response)
 
     def status(self) -> dict[str, Any]:
@@ -102,15 +104,6 @@ class Magento2Connector(StoreConnector):
                                        background=background)).body
 
     # polling (no webhooks in Magento Open Source)
-
-    def version_iso(self, stamp: Any) -> str:
-        return normalize.timestamp(stamp, "")
-
-    def order_id(self, order: Mapping[str, Any]) -> str:
-        return str(order["entity_id"])
-
-    def takes(self, order: Mapping[str, Any]) -> bool:
-        return normalize.status_of(order) is not None
 
     async def updated_orders(self, since: str, until: str, buyer: bool) -> list[dict[str, Any]]:
         """Every page by total_count: an older Magento answers a page past the end with the
@@ -262,12 +255,6 @@ class Magento2Connector(StoreConnector):
 
         return create_app(os.environ.get("MAGENTO_TOKEN", SANDBOX_TOKEN))
 
-
-def _retry_after(status: int, headers: Mapping[str, str]) -> float | None:
-    try:
-        return float(headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
 
 
 def _message(body: Any) -> str:

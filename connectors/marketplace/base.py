@@ -232,10 +232,13 @@ class StoreConnector(Connector):
         return parse_iso(stored.updated_at) > changed_at + timedelta(seconds=1)
 
     version_field: ClassVar[str] = ""  # the order's modification stamp, listed and kept
+    id_field: ClassVar[str] = "id"  # the order's id in the platform's JSON
+    # The platform's normalize module: `status_of(order)` (None: not an order to ship yet)
+    # and `timestamp(value, fallback)` (its date format as ISO 8601).
+    rules: ClassVar[Any] = None
 
     def version_iso(self, stamp: Any) -> str:
-        """The stamp as ISO 8601 (a platform with another format overrides this)."""
-        return str(stamp)
+        return self.rules.timestamp(stamp, "") if self.rules else str(stamp)
 
     def order_event(self, order: Mapping[str, Any], order_id: str | None = None
                     ) -> NewInboxEvent:
@@ -280,7 +283,7 @@ class StoreConnector(Connector):
     # what a platform supplies
 
     def order_id(self, order: Mapping[str, Any]) -> str:
-        raise NotImplementedError
+        return str(order[self.id_field])
 
     async def updated_orders(self, since: str, until: str, buyer: bool) -> list[dict[str, Any]]:
         """Every order updated in [since, until], all pages; `buyer`: those to be shipped
@@ -321,7 +324,7 @@ class StoreConnector(Connector):
 
     def takes(self, order: Mapping[str, Any]) -> bool:
         """Whether a buyer's order is one to ship (not a pending or unpaid one)."""
-        return True
+        return self.rules is None or self.rules.status_of(order) is not None
 
 
 def summary_of(shipment: Shipment) -> dict[str, Any]:

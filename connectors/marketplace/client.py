@@ -53,6 +53,14 @@ Observe = Callable[[Mapping[str, str]], None]
 Message = Callable[[Any], str]
 
 
+def retry_after_header(status: int, headers: Mapping[str, str]) -> float | None:
+    """The standard Retry-After (seconds), where a platform (or its host) sends one."""
+    try:
+        return float(headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
+
+
 def _message(body: Any) -> str:
     if isinstance(body, dict):
         for key in ("message", "title", "detail", "errors", "error"):

@@ -27,7 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from connectors.marketplace.base import StoreConnector, common_options, credential_options
-from connectors.marketplace.client import StoreClient
+from connectors.marketplace.client import StoreClient, retry_after_header
 from connectors.shopify import normalize, queries
 from connectors.shopify.normalize import nodes
 from gateway import logs
@@ -68,6 +68,7 @@ class ShopifyConnector(StoreConnector):
     platform = "shopify"
     default_reference_field = "sourceIdentifier"  # by_reference (UNCONFIRMED)
     version_field = "updatedAt"
+    rules = normalize
     options: ClassVar[tuple[Option, ...]] = (
         *credential_options("variable holding the Admin API access token"),
         Option("api_version", str, "2025-01", help="the Admin API version in the path"),
@@ -92,7 +93,7 @@ class ShopifyConnector(StoreConnector):
             self.platform, self.name, session, config.base_url,
             {"X-Shopify-Access-Token": app_config.secret(s["access_token_env"])}, self.budget,
             timeout_seconds=s["request_timeout_seconds"],
-            max_rate_waits=s["max_rate_limit_waits"], retry_after=_retry_after,
+            max_rate_waits=s["max_rate_limit_waits"], retry_after=retry_after_header,
             on_response=self.count_response)
         self._secret = app_config.secret(s["client_secret_env"]).encode()
         self.throttle: dict[str, Any] = {}
@@ -158,9 +159,6 @@ class ShopifyConnector(StoreConnector):
         return await self.records_of_order(order, at) if order else []
 
     # polling
-
-    def order_id(self, order: Mapping[str, Any]) -> str:
-        return str(order["id"])
 
     async def updated_orders(self, since: str, until: str, buyer: bool) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -335,9 +333,3 @@ def _refill_seconds(status: Mapping[str, Any], points: float) -> float:
     restore = float(status.get("restoreRate") or 50) or 50.0
     return max(0.0, (points - available) / restore)
 
-
-def _retry_after(status: int, headers: Mapping[str, str]) -> float | None:
-    try:
-        return float(headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None

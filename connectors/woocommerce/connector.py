@@ -27,7 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from connectors.marketplace.base import StoreConnector, common_options
-from connectors.marketplace.client import StoreClient
+from connectors.marketplace.client import StoreClient, retry_after_header
 from connectors.woocommerce import normalize
 from gateway.config import Config, ConnectorConfig
 from gateway.connector import Option, WebhookRequest
@@ -65,6 +65,7 @@ class WooCommerceConnector(StoreConnector):
     platform = "woocommerce"
     default_reference_field = "meta:_order_number"  # by_reference (UNCONFIRMED)
     version_field = "date_modified_gmt"
+    rules = normalize
     options: ClassVar[tuple[Option, ...]] = (
         Option("consumer_key_env", str, help="variable holding the consumer key (ck_...)"),
         Option("consumer_secret_env", str, help="variable holding the consumer secret (cs_...)"),
@@ -94,7 +95,7 @@ class WooCommerceConnector(StoreConnector):
         self.client = StoreClient(
             self.platform, self.name, session, config.base_url, headers, self.budget,
             timeout_seconds=s["request_timeout_seconds"],
-            max_rate_waits=s["max_rate_limit_waits"], retry_after=_retry_after,
+            max_rate_waits=s["max_rate_limit_waits"], retry_after=retry_after_header,
             message=_message, on_response=self.count_response)
         self._webhook_secret = app_config.secret(s["webhook_secret_env"]).encode()
         self._products: dict[str, int] = {}  # SKU -> product id, as looked up
@@ -129,16 +130,7 @@ class WooCommerceConnector(StoreConnector):
                                 at: str) -> list[Any]:
         return await self.records_of_order(body, at)  # the whole order came with it
 
-    def takes(self, order: Mapping[str, Any]) -> bool:
-        return normalize.status_of(order) is not None
-
     # polling
-
-    def version_iso(self, stamp: Any) -> str:
-        return normalize.timestamp(stamp, "")
-
-    def order_id(self, order: Mapping[str, Any]) -> str:
-        return str(order["id"])
 
     async def updated_orders(self, since: str, until: str, buyer: bool) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -302,12 +294,6 @@ class WooCommerceConnector(StoreConnector):
                           os.environ.get("WOOCOMMERCE_SECRET", SANDBOX_SECRET),
                           os.environ.get("WOOCOMMERCE_WEBHOOK_SECRET", SANDBOX_WEBHOOK_SECRET))
 
-
-def _retry_after(status: int, headers: Mapping[str, str]) -> float | None:
-    try:
-        return float(headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
 
 
 def _message(body: Any) -> str:
