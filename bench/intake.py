@@ -425,14 +425,15 @@ async def main() -> None:
         report("gateway", gateway)
         print(f"  generator ceiling / no-op rate: {ceiling.rate / noop.rate:.2f}x "
               "(above 1: the no-op figure is the server's, not the generator's)")
-        print(f"  gateway / no-op rate: {rate_ratio:.1%}   (target >= 50 %; median of the "
+        target = "50" if postgresql else "60"  # issue 11 on PostgreSQL; issue 9 on SQLite
+        print(f"  gateway / no-op rate: {rate_ratio:.1%}   (target >= {target} %; median of the "
               f"rounds' ratios; of the median rates: {gateway.rate / noop.rate:.1%})")
         print(f"  each round (after {args.warmup_rounds} uncounted warm-up round(s)), gateway / "
               "no-op: " + ", ".join(f"{g.rate / 1000:.1f}k / {n.rate / 1000:.1f}k = "
                                     f"{g.rate / n.rate:.0%}" for g, n in pairs))
         print(f"  gateway / no-op p99:  {p99_ratio:.2f}x  (target <= 3x)")
         print(f"  CPU per accepted webhook: no-op {statistics.median(cpu['noop']) * 1e6:.0f} us, gateway "
-              f"{statistics.median(cpu['gateway']) * 1e6:.0f} us ({cpu_ratio:.2f}x; a 50 % rate needs <= 2x)")
+              f"{statistics.median(cpu['gateway']) * 1e6:.0f} us ({cpu_ratio:.2f}x; a {target} % rate needs <= {100 / int(target):.2g}x)")
 
         print(f"  fsync on the database's disk, before each round: median "
               f"{statistics.median(syncs):.2f} ms, worst {max(syncs):.2f} ms (a batch waits for "
