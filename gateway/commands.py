@@ -16,12 +16,13 @@ from typing import Any, TypeVar
 
 import orjson
 
-from gateway import ledger, logs
+from gateway import inbound, ledger, logs
 from gateway.config import Config
 from gateway.connector import Connector, Record
 from gateway.domain.records import (
     FulfillmentOrder,
     FulfillmentOrderLine,
+    InboundShipment,
     OrderRef,
     PartnerLink,
     PartnerOrder,
@@ -196,6 +197,8 @@ class Commands:
                         sent += await self._partner_order(tx, record, at, outcome)
                     elif isinstance(record, PartnerRecord):
                         await self._partner_record(tx, record, at)
+                    elif isinstance(record, InboundShipment):
+                        sent += await inbound.record(tx, record, at, self.outbound)
                 sent += await self._settle(tx, outcome, at)
                 outcomes.append(outcome)
             await tx.mark_inbox_processed([event_id for event_id, _ in batch], at)

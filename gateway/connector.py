@@ -34,7 +34,13 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from gateway.domain.records import PartnerLink, PartnerOrder, PartnerRecord, Shipment
+from gateway.domain.records import (
+    InboundShipment,
+    PartnerLink,
+    PartnerOrder,
+    PartnerRecord,
+    Shipment,
+)
 from gateway.errors import BadRequest, ConfigError, OperationUnsupported
 from gateway.metrics import Metrics
 from gateway.names import RECORD_WRITES, record_operation
@@ -43,7 +49,7 @@ from storage import InboxEvent, NewInboxEvent, OutboxMessage
 
 _TYPE = re.compile(r"[a-z][a-z0-9_]*")
 REQUIRED: Any = object()
-Record = Shipment | PartnerOrder | PartnerRecord
+Record = Shipment | PartnerOrder | PartnerRecord | InboundShipment
 BudgetFactory = Callable[[str, int, float], RateBudget]  # (connector, per window, window)
 WatchedLinks = Callable[[str, str], AsyncIterator[PartnerLink]]  # (connector, role)
 
@@ -57,6 +63,10 @@ class RecordStore(Protocol):
 
     async def list_partner_records(self, connector: str, kind: str, updated_since: str | None,
                                    cursor: str | None, limit: int) -> Any: ...
+
+    async def list_inbound_shipments(self, connector: str | None, statuses: Sequence[str],
+                                     updated_since: str | None, cursor: str | None,
+                                     limit: int) -> Any: ...
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
@@ -249,6 +259,20 @@ class Connector:
             page = await self._records.list_partner_records(self.name, kind, None, cursor, 500)
             for record in page.items:
                 yield record
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def stored_inbound_shipments(self, statuses: Sequence[str]) -> AsyncIterator[Any]:
+        """This connector's inbound shipments as the gateway keeps them, in these statuses."""
+        if self._records is None:
+            return
+        cursor = None
+        while True:
+            page = await self._records.list_inbound_shipments(self.name, statuses, None,
+                                                              cursor, 500)
+            for shipment in page.items:
+                yield shipment
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor

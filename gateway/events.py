@@ -13,6 +13,7 @@ from gateway.names import (
     FO_CREATED,
     FO_SOURCE_CHANGED,
     FO_STATUS_CHANGED,
+    INBOUND_SHIPMENT_SYNCED,
     INVOICE_REQUESTED,
     ORDER_PUSH_FAILED,
     ORDER_PUSHED,
@@ -87,6 +88,23 @@ class RejectedData(ShipmentData):
     reason: str
 
 
+class InboundItemData(TypedDict):
+    sku: str
+    shipped: int
+    received: int
+    case_quantity: int
+
+
+class InboundSyncedData(TypedDict):
+    connector: str
+    inbound_shipment_id: str
+    name: str | None
+    destination: str | None
+    status: str | None
+    previous_status: str | None
+    items: list[InboundItemData]
+
+
 class OrderPushedData(TypedDict):
     fulfillment_order_id: str
     connector: str
@@ -153,4 +171,7 @@ EVENT_DATA: dict[str, tuple[str, type]] = {
     SHIPMENT_REJECTED: ("A shipment's fulfilment was not pushed to the FO's origin (one item"
                         " with several tracking numbers, say): flagged on the FO's link for a"
                         " person", RejectedData),
+    INBOUND_SHIPMENT_SYNCED: ("An inbound shipment (stock sent to a fulfilment network) was"
+                              " read with a change: its status, or its items' shipped or"
+                              " received units", InboundSyncedData),
 }

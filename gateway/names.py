@@ -62,10 +62,11 @@ INVOICE_REQUESTED = "invoice.requested"
 PARTNER_ORDER_UNCLAIMED = "partner_order.unclaimed"
 PARTNER_ORDER_HELD = "partner_order.held"
 SHIPMENT_REJECTED = "shipment.rejected"
+INBOUND_SHIPMENT_SYNCED = "inbound_shipment.synced"
 EVENT_TYPES = (FO_CREATED, FO_STATUS_CHANGED, FO_CANCELLED, FO_SOURCE_CHANGED,
                SHIPMENT_RECORDED, SHIPMENT_UNMATCHED, ORDER_PUSHED, ORDER_PUSH_FAILED,
                INVOICE_REQUESTED, PARTNER_ORDER_UNCLAIMED, PARTNER_ORDER_HELD,
-               SHIPMENT_REJECTED)
+               SHIPMENT_REJECTED, INBOUND_SHIPMENT_SYNCED)
 
 InvoiceTiming = Literal["on_order_created", "on_shipment_created"]
 INVOICE_TIMINGS: tuple[str, ...] = get_args(InvoiceTiming)

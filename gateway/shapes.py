@@ -196,7 +196,8 @@ class ReplenishmentRequest(Body):
 
 # queries
 
-Cursor = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+# next_cursor as the API hands it out: URL-safe base64 (storage.sql.views.encode_cursor)
+Cursor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,1024}$")]
 
 
 class Paging(Query):
@@ -241,6 +242,19 @@ class ShipmentQuery(Paging):
 
 class RecordQuery(Paging):
     updated_since: Timestamp | None = None
+
+
+class InboundShipmentQuery(Paging):
+    connector: Name | None = None
+    status: Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,32}$")] | None = Field(
+        None, description="only shipments in this status (the partner's: SHIPPED, RECEIVING,"
+                          " CLOSED, ...)")
+    updated_since: Timestamp | None = Field(None, description="changed at the gateway since")
+
+
+class InboundShipmentOneQuery(Query):
+    connector: Name | None = Field(None, description="whose shipment, when two connectors"
+                                                     " have one of this id")
 
 
 class PartnerOrderQuery(Paging):

@@ -24,10 +24,12 @@ from storage.models import (
     DeadLetter,
     FulfillmentOrderSummary,
     FulfillmentOrderView,
+    InboundShipmentView,
     ShipmentView,
 )
 
-__all__ = ["DeadLetter", "FulfillmentOrderSummary", "FulfillmentOrderView", "ShipmentView"]
+__all__ = ["DeadLetter", "FulfillmentOrderSummary", "FulfillmentOrderView",
+           "InboundShipmentView", "ShipmentView"]
 T = TypeVar("T")
 INBOX, OUTBOX = "inbox", "outbox"  # the queues claims are taken from
 
@@ -216,6 +218,9 @@ class Transaction(Protocol):
     async def get_partner_record(self, connector: str, kind: str,
                                  external_id: str) -> PartnerRecord | None: ...
     async def save_partner_record(self, record: PartnerRecord, at: str) -> None: ...
+    async def get_inbound_shipment(self, connector: str,
+                                   external_id: str) -> InboundShipmentView | None: ...
+    async def save_inbound_shipment(self, shipment: InboundShipmentView) -> None: ...
     async def links_of(self, fo_ids: Iterable[str]) -> list[PartnerLink]: ...
     # Insert or update by (fo_id, connector, role); a None partner_order_id keeps the stored.
     async def save_link(self, link: PartnerLink) -> None: ...
@@ -337,6 +342,13 @@ class Storage(Protocol):
     # items: PartnerRecord, oldest recorded first
     async def list_partner_records(self, connector: str, kind: str, updated_since: str | None,
                                    cursor: str | None, limit: int) -> Page: ...
+    # one by its partner id (the first connector's, unless one is named)
+    async def inbound_shipment(self, external_id: str, connector: str | None = None
+                               ) -> InboundShipmentView | None: ...
+    # items: InboundShipmentView, oldest change first
+    async def list_inbound_shipments(self, connector: str | None, statuses: Sequence[str],
+                                     updated_since: str | None, cursor: str | None,
+                                     limit: int) -> Page: ...
     # items: StoredPartnerOrder, oldest first
     async def list_partner_orders(self, connector: str | None, unclaimed: bool, held: bool,
                                   cursor: str | None, limit: int) -> Page: ...

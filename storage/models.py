@@ -117,3 +117,35 @@ class DeadLetter:
     attempts: int
     error: str | None
     failed_at: str | None
+
+
+@dataclass(frozen=True)
+class InboundItemView:
+    sku: str
+    shipped: int
+    received: int
+    case_quantity: int
+
+
+@dataclass(frozen=True)
+class StatusSeen:
+    status: str
+    at: str  # when the gateway first saw it
+
+
+@dataclass(frozen=True)
+class InboundShipmentView:
+    """An inbound shipment as the gateway keeps it: its header as last read, every status it
+    was seen in, its items as last read."""
+
+    connector: str
+    id: str
+    name: str | None
+    destination: str | None
+    status: str | None
+    status_history: Sequence[StatusSeen]
+    items: Sequence[InboundItemView]
+    created_at: str
+    updated_at: str
+    header_seen_at: str | None = None
+    items_seen_at: str | None = None

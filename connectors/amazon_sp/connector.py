@@ -5,11 +5,10 @@ Fulfillment Inbound v0 reads (still live; the v2024-03-20 items carry no receive
 the `shipments` feed every 15 minutes asks getShipments for shipments updated in a date range
 from its cursor (less `overlap_minutes`) to no later than `end_lag_minutes` before now, every
 page; the `receiving` feed reads the items of every shipment still open (SHIPPED, IN_TRANSIT,
-DELIVERED, CHECKED_IN, RECEIVING) until it is CLOSED, CANCELLED or DELETED. Each shipment is
-kept, with its status history and per seller SKU shipped, received and case quantities, as a
-partner record of kind `inbound_shipments` (`GET /api/v1/connectors/{name}/records/
-inbound_shipments`): the canonical InboundShipment record, the transfer orders and the
-inventory ledger that receipts move are the next step (issue 16), not built yet.
+DELIVERED, CHECKED_IN, RECEIVING) until it is CLOSED, CANCELLED or DELETED. Each read becomes
+an InboundShipment (the gateway keeps the header, every status seen, and per seller SKU the
+shipped, received and case quantities: `GET /api/v1/inbound-shipments`); the transfer orders
+and the inventory ledger that receipts move are the next step (issue 16), not built yet.
 """
 
 from __future__ import annotations
@@ -26,13 +25,12 @@ from aiohttp import web
 
 from connectors.amazon_sp.client import ITEMS, ITEMS_BY_SHIPMENT, SHIPMENTS, SpClient, TokenCache
 from gateway.config import Config, ConnectorConfig
-from gateway.connector import Connector, Feed, Option, PollResult, RecordKind
-from gateway.domain.records import PartnerRecord, now_iso, parse_iso, utc_iso
+from gateway.connector import Connector, Feed, Option, PollResult
+from gateway.domain.records import InboundItem, InboundShipment, now_iso, parse_iso, utc_iso
 from gateway.metrics import Metrics
 from gateway.names import CANCEL_ORDER, PUSH_FULFILLMENT, PUSH_ORDER
 from storage import InboxEvent, NewInboxEvent
 
-KIND = "inbound_shipments"
 OPEN = ("SHIPPED", "IN_TRANSIT", "DELIVERED", "CHECKED_IN", "RECEIVING")
 DONE = ("CLOSED", "CANCELLED", "DELETED")
 SANDBOX_CLIENT = ("amzn1.application-oa2-client.sandbox", "sandbox-lwa-secret",
@@ -96,11 +94,7 @@ class AmazonSpConnector(Connector):
         Feed("receiving", 15.0, toggle="auto_receive",
              description="the items (shipped, received) of every shipment still open"),
     )
-    produces: ClassVar[tuple[type, ...]] = (PartnerRecord,)
-    record_kinds: ClassVar[tuple[RecordKind, ...]] = (
-        RecordKind(KIND, frozenset(), "FBA inbound shipments with their status history and"
-                                      " per-SKU shipped and received quantities (read only)"),
-    )
+    produces: ClassVar[tuple[type, ...]] = (InboundShipment,)
     unsupported: ClassVar[Mapping[str, str]] = {
         PUSH_ORDER: "Amazon FBA inbound receives stock; it fulfils no orders through the"
                     " gateway",
@@ -164,8 +158,10 @@ class AmazonSpConnector(Connector):
                       if s.get("ShipmentId")]
             return PollResult(events, before, {"shipments": len(events),
                                                "window": [after, before]})
-        open_ids = [r.external_id async for r in self.stored_records(KIND)
-                    if r.fields.get("status") in OPEN]
+        # open ones, and one closed since its items were last read (its last receipts)
+        open_ids = [s.id async for s in self.stored_inbound_shipments((*OPEN, "CLOSED"))
+                    if s.status in OPEN or not s.items_seen_at or not s.status_history
+                    or s.items_seen_at < s.status_history[-1].at]
         events = []
         for shipment_id in open_ids:
             items = await self.client.items(marketplace, shipment_id)
@@ -179,36 +175,28 @@ class AmazonSpConnector(Connector):
                              "poll", raw)
 
     async def normalize(self, event: InboxEvent) -> Sequence[Any]:
+        """A shipments-feed read gives the header (status, name, centre), a receiving read
+        the items: each an InboundShipment the gateway merges into what it keeps."""
         body = orjson.loads(event.body)
         at = event.received_at
         if body["kind"] == "shipment":
-            shipment = body["shipment"]
-            shipment_id = str(shipment["ShipmentId"])
-            stored = await self.stored_record(KIND, shipment_id)
-            fields = dict(stored.fields) if stored else {"items": {}, "status_history": []}
-            status = str(shipment.get("ShipmentStatus") or "")
-            history = list(fields.get("status_history") or [])
-            if not history or history[-1]["status"] != status:
-                history.append({"status": status, "at": at})
-            fields.update(name=shipment.get("ShipmentName"),
-                          destination=shipment.get("DestinationFulfillmentCenterId"),
-                          status=status, status_history=history,
-                          ship_from=shipment.get("ShipFromAddress"))
-        else:
-            shipment_id = str(body["shipment_id"])
-            stored = await self.stored_record(KIND, shipment_id)
-            if stored is None:
-                return []  # its shipment record comes first
-            fields = dict(stored.fields)
-            fields["items"] = {str(i["SellerSKU"]): {
-                "shipped": int(i.get("QuantityShipped") or 0),
-                "received": int(i.get("QuantityReceived") or 0),
-                "case_quantity": int(i.get("QuantityInCase") or 0),
-                "fnsku": i.get("FulfillmentNetworkSKU")} for i in body["items"]
-                if i.get("SellerSKU")}
-        return [PartnerRecord(source=self.name, kind=KIND, external_id=shipment_id,
-                              fields=fields, updated_at=at,
-                              archived=fields.get("status") in ("CANCELLED", "DELETED"))]
+            s = body["shipment"]
+            return [InboundShipment(
+                source=self.name, external_id=str(s["ShipmentId"]), observed_at=at,
+                status=str(s.get("ShipmentStatus") or "") or None, name=s.get("ShipmentName"),
+                destination=s.get("DestinationFulfillmentCenterId"))]
+        items: dict[str, InboundItem] = {}
+        for i in body["items"]:
+            sku = str(i.get("SellerSKU") or "")
+            if not sku:
+                continue
+            before = items.get(sku)  # a SKU listed twice: its units added up
+            items[sku] = InboundItem(
+                sku, int(i.get("QuantityShipped") or 0) + (before.shipped if before else 0),
+                int(i.get("QuantityReceived") or 0) + (before.received if before else 0),
+                int(i.get("QuantityInCase") or 0))
+        return [InboundShipment(source=self.name, external_id=str(body["shipment_id"]),
+                                observed_at=at, items=tuple(items.values()))]
 
     # sandboxes
 

@@ -194,6 +194,31 @@ class PartnerLink:
     updated_at: str | None = None
 
 
+@dataclass(frozen=True)
+class InboundItem:
+    """One seller SKU of an inbound shipment: units shipped, received so far, per case."""
+
+    sku: str
+    shipped: int
+    received: int
+    case_quantity: int = 0
+
+
+@dataclass(frozen=True)
+class InboundShipment:
+    """Stock sent to a fulfilment network (an FBA inbound shipment), as one read of it saw
+    it. A read may carry the header (`status`, name, destination) or the items or both:
+    what it leaves None stays as the gateway has it."""
+
+    source: str
+    external_id: str
+    observed_at: str
+    status: str | None = None
+    name: str | None = None
+    destination: str | None = None
+    items: tuple[InboundItem, ...] | None = None
+
+
 def order_changes(before: PartnerOrder, after: PartnerOrder) -> dict[str, dict[str, Any]]:
     """What a later version of a partner order changed of what its FO fixed: per field,
     {before, after}; empty when the lines and the address are as they were."""

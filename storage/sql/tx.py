@@ -22,6 +22,7 @@ from gateway.domain.records import (
     ShipmentLine,
 )
 from storage import NewFulfillmentOrder, NewOutboxMessage, StoredPartnerOrder
+from storage.models import InboundItemView, InboundShipmentView, StatusSeen
 
 Row = Mapping[str, Any]
 
@@ -81,6 +82,16 @@ def partner_record_from_row(row: Row) -> PartnerRecord:
     return PartnerRecord(source=row["connector"], kind=row["kind"],
                          external_id=row["external_id"], fields=from_json(row["fields"]),
                          updated_at=row["updated_at"], archived=bool(row["archived"]))
+
+
+def inbound_from_row(row: Row) -> InboundShipmentView:
+    return InboundShipmentView(
+        connector=row["connector"], id=row["external_id"], name=row["name"],
+        destination=row["destination"], status=row["status"],
+        status_history=[StatusSeen(**h) for h in from_json(row["status_history"])],
+        items=[InboundItemView(**i) for i in from_json(row["items"])],
+        created_at=row["created_at"], updated_at=row["updated_at"],
+        header_seen_at=row["header_seen_at"], items_seen_at=row["items_seen_at"])
 
 
 def link_from_row(row: Row) -> PartnerLink:
@@ -393,6 +404,27 @@ class SqlTransaction:
             " recorded_at = excluded.recorded_at",
             (record.source, record.kind, record.external_id, to_json(dict(record.fields)),
              record.updated_at, int(record.archived), at))
+
+    async def get_inbound_shipment(self, connector: str,
+                                   external_id: str) -> InboundShipmentView | None:
+        rows = await self._all("SELECT * FROM inbound_shipments WHERE connector = ?"
+                               " AND external_id = ?", (connector, external_id))
+        return inbound_from_row(rows[0]) if rows else None
+
+    async def save_inbound_shipment(self, shipment: InboundShipmentView) -> None:
+        await self.db.execute(
+            "INSERT INTO inbound_shipments (connector, external_id, name, destination, status,"
+            " status_history, items, header_seen_at, items_seen_at, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (connector, external_id) DO UPDATE SET name = excluded.name,"
+            " destination = excluded.destination, status = excluded.status,"
+            " status_history = excluded.status_history, items = excluded.items,"
+            " header_seen_at = excluded.header_seen_at, items_seen_at = excluded.items_seen_at,"
+            " updated_at = excluded.updated_at",
+            (shipment.connector, shipment.id, shipment.name, shipment.destination,
+             shipment.status, to_json([vars(h) for h in shipment.status_history]),
+             to_json([vars(i) for i in shipment.items]), shipment.header_seen_at,
+             shipment.items_seen_at, shipment.created_at, shipment.updated_at))
 
     async def links_of(self, fo_ids: Iterable[str]) -> list[PartnerLink]:
         ids = list(set(fo_ids))

@@ -23,6 +23,7 @@ from storage.models import (
     DeadLetter,
     FulfillmentOrderSummary,
     FulfillmentOrderView,
+    InboundShipmentView,
     LineProgress,
     OutboundView,
     ShipmentView,
@@ -33,6 +34,7 @@ from storage.sql.tx import (
     Row,
     SqlConnection,
     from_json,
+    inbound_from_row,
     link_from_row,
     partner_order_from_row,
     partner_record_from_row,
@@ -398,6 +400,42 @@ class SqlViews:
         nxt = encode_cursor(rows[limit - 1]["recorded_at"], rows[limit - 1]["external_id"]) \
             if len(rows) > limit else None
         return Page([partner_record_from_row(r) for r in rows[:limit]], nxt)
+
+    async def inbound_shipment(self, external_id: str, connector: str | None = None
+                               ) -> InboundShipmentView | None:
+        sql, params = "SELECT * FROM inbound_shipments WHERE external_id = ?", [external_id]
+        if connector:
+            sql, params = sql + " AND connector = ?", [*params, connector]
+        rows = await self._read(sql + " ORDER BY connector LIMIT 1", params)
+        return inbound_from_row(rows[0]) if rows else None
+
+    async def list_inbound_shipments(self, connector: str | None, statuses: Sequence[str],
+                                     updated_since: str | None, cursor: str | None,
+                                     limit: int) -> Page:
+        where: list[str] = []
+        params: list[Any] = []
+        if connector:
+            where.append("connector = ?")
+            params.append(connector)
+        if statuses:
+            where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            params += list(statuses)
+        if updated_since:
+            where.append("updated_at >= ?")
+            params.append(updated_since)
+        if cursor:
+            after_at, after_connector, after_id = decode_cursor(cursor, str, str, str)
+            where.append("(updated_at, connector, external_id) > (?, ?, ?)")
+            params += [after_at, after_connector, after_id]
+        sql = "SELECT * FROM inbound_shipments"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self._read(sql + " ORDER BY updated_at, connector, external_id LIMIT ?",
+                                [*params, limit + 1])
+        last = rows[limit - 1] if len(rows) > limit else None
+        nxt = encode_cursor(last["updated_at"], last["connector"], last["external_id"]) \
+            if last is not None else None
+        return Page([inbound_from_row(r) for r in rows[:limit]], nxt)
 
     async def list_partner_orders(self, connector: str | None, unclaimed: bool, held: bool,
                                   cursor: str | None, limit: int) -> Page:

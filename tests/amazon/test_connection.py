@@ -1,6 +1,6 @@
-"""Amazon SP-API FBA inbound: the connection, paging and throttling, against its sandbox over
-loopback HTTP, on both storage backends. (The InboundShipment record, transfer orders and the
-inventory ledger are not built yet: shipments are kept as partner records.)"""
+"""Amazon SP-API FBA inbound: the connection, paging and throttling, and the inbound shipments
+kept, against its sandbox over loopback HTTP, on both storage backends. (Transfer orders and
+the inventory ledger receipts move are not built yet.)"""
 
 from __future__ import annotations
 
@@ -50,9 +50,10 @@ async def poll(gw: GatewayUnderTest, feed: str) -> dict[str, Any]:
     return (await gw.call("POST", f"/api/v1/connectors/amazon/poll?feed={feed}"))["feeds"][feed]
 
 
-async def records(gw: GatewayUnderTest) -> dict[str, Any]:
-    page = await gw.call("GET", "/api/v1/connectors/amazon/records/inbound_shipments")
-    return {r["id"]: r["fields"] for r in page["items"]}
+async def records(gw: GatewayUnderTest, query: str = "") -> dict[str, Any]:
+    """The inbound shipments the gateway keeps, by id, each with its items by SKU."""
+    page = await gw.call("GET", f"/api/v1/inbound-shipments{query}")
+    return {r["id"]: {**r, "items": {i["sku"]: i for i in r["items"]}} for r in page["items"]}
 
 
 async def test_token_refreshed_before_expiry_and_on_a_403(
@@ -158,3 +159,69 @@ async def test_a_throttled_operation_waited_out_while_another_proceeds(
     assert shipments < receiving  # its own budget: not held up by the throttled one
     await gw.wait_idle()
     assert all(f["items"]["MUG"]["shipped"] == 5 for f in (await records(gw)).values())
+
+
+async def test_inbound_shipments_kept_with_status_history_and_events(
+        start_fake: Any, aiohttp_server: Any, tmp_path: Any, amazon_app: Any,
+        receiver: Any) -> None:
+    app = amazon_app()
+    server = await aiohttp_server(app)
+    url = str(server.make_url("")).rstrip("/")
+    doc = {**base_doc(tmp_path / "g.sqlite3"), "connectors": [{
+        "name": "amazon", "type": "amazon_sp", "base_url": url,
+        "token_url": f"{url}/auth/o2/token", "client_id_env": "AMZ_ID",
+        "client_secret_env": "AMZ_SECRET", "refresh_token_env": "AMZ_REFRESH",
+        "end_lag_minutes": 0, "overlap_minutes": 60}],
+        "subscribers": [{"name": "ops", "url": receiver.url, "secret_env": "SUB_SECRET",
+                         "events": ["inbound_shipment.synced"]}]}
+    gw = await start_fake(doc, env=ENV)
+    state = state_of(app)
+    add(state, {"ShipmentId": "FBA15X", "ShipmentName": "Spring restock",
+                "ShipmentStatus": "SHIPPED", "items": [
+                    {"SellerSKU": "MUG", "QuantityShipped": 100, "QuantityInCase": 20},
+                    {"SellerSKU": "TEE", "QuantityShipped": 100}]})
+    await poll(gw, "shipments")
+    await gw.wait_idle()  # the receiving feed reads the shipments the gateway keeps open
+    await poll(gw, "receiving")
+    await gw.wait_idle()
+    state.shipments["FBA15X"]["ShipmentStatus"] = "RECEIVING"
+    state.items["FBA15X"][0]["QuantityReceived"] = 60
+    state.updated["FBA15X"] = (datetime.now(UTC) - timedelta(seconds=2)).isoformat()
+    await poll(gw, "shipments")
+    await gw.wait_idle()
+    await poll(gw, "receiving")
+    await gw.wait_idle()
+    one = await gw.call("GET", "/api/v1/inbound-shipments/FBA15X")
+    assert (one["name"], one["destination"], one["status"]) == ("Spring restock", "MKC6",
+                                                               "RECEIVING")
+    assert [h["status"] for h in one["status_history"]] == ["SHIPPED", "RECEIVING"]
+    assert {i["sku"]: (i["shipped"], i["received"], i["case_quantity"]) for i in one["items"]} \
+        == {"MUG": (100, 60, 20), "TEE": (100, 0, 0)}
+    # the same reads again change nothing: no event, no new history entry
+    await poll(gw, "shipments")
+    await gw.wait_idle()
+    await poll(gw, "receiving")
+    await gw.wait_idle()
+    from tests.conftest import wait_events
+    events = await wait_events(receiver, 4, "inbound_shipment.synced")
+    await asyncio.sleep(0.3)
+    assert len(receiver.events("inbound_shipment.synced")) == 4  # header, items, twice
+    assert events[-1]["data"]["items"][0]["received"] == 60
+    assert [h["status"] for h in (await gw.call(
+        "GET", "/api/v1/inbound-shipments/FBA15X"))["status_history"]] == ["SHIPPED",
+                                                                            "RECEIVING"]
+    assert list(await records(gw, "?status=RECEIVING")) == ["FBA15X"]
+    assert await records(gw, "?status=CLOSED") == {}
+    await gw.call("GET", "/api/v1/inbound-shipments/FBA15NONE", expect=404)
+    # closed since its items were last read: read once more for its last receipts, then not
+    state.shipments["FBA15X"]["ShipmentStatus"] = "CLOSED"
+    state.items["FBA15X"][0]["QuantityReceived"] = 100
+    state.items["FBA15X"][1]["QuantityReceived"] = 100
+    state.updated["FBA15X"] = (datetime.now(UTC) - timedelta(seconds=2)).isoformat()
+    await poll(gw, "shipments")
+    await gw.wait_idle()
+    assert (await poll(gw, "receiving"))["open"] == 1
+    await gw.wait_idle()
+    assert (await poll(gw, "receiving"))["open"] == 0
+    final = (await records(gw))["FBA15X"]
+    assert final["status"] == "CLOSED" and final["items"]["TEE"]["received"] == 100
