@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -114,8 +115,14 @@ async def run_demo(tmp_path: Path, *args: str, within: float = 90) -> tuple[str,
     config = tmp_path / "demo.toml"
     gateway_port = free_port()
     text = (ROOT / "config.toml").read_text().replace("port = 8080", f"port = {gateway_port}")
+    ports = {gateway_port}
     for sandbox_port in ("8081", "8082", "8083", "8084"):
-        text = text.replace(sandbox_port, str(free_port()))
+        port = free_port()
+        while port in ports:  # a port just released may be handed out again
+            port = free_port()
+        ports.add(port)
+        # whole numbers only: a port chosen before must not be rewritten by a later one
+        text = re.sub(rf":{sandbox_port}(?!\d)", f":{port}", text)
     config.write_text(text.replace('path = "data/gateway.sqlite3"',
                                    f'path = "{tmp_path / "gateway.sqlite3"}"'))
     env = {k: v for k, v in os.environ.items()
