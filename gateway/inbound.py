@@ -40,7 +40,9 @@ async def record(tx: Transaction, shipment: InboundShipment, at: str,
         stored.status, stored.name, stored.destination, list(stored.items))
     if new == kept and stored is not None:
         return 0  # an older read, or nothing read
-    await tx.save_inbound_shipment(replace(new, updated_at=at))
+    # A read that changed nothing still records when it was made (a closed shipment's items
+    # are read until then), but not as a change: updated_at is when something changed.
+    await tx.save_inbound_shipment(replace(new, updated_at=at if changed else kept.updated_at))
     if not changed:
         return 0
     return await outbound.event(tx, INBOUND_SHIPMENT_SYNCED, InboundSyncedData(

@@ -211,6 +211,10 @@ async def test_inbound_shipments_kept_with_status_history_and_events(
         "GET", "/api/v1/inbound-shipments/FBA15X"))["status_history"]] == ["SHIPPED",
                                                                             "RECEIVING"]
     assert list(await records(gw, "?status=RECEIVING")) == ["FBA15X"]
+    changed_at = one["updated_at"]  # the repeated reads were not changes
+    assert (await gw.call("GET", "/api/v1/inbound-shipments/FBA15X"))["updated_at"] == changed_at
+    later = (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert await records(gw, f"?updated_since={later}") == {}
     assert await records(gw, "?status=CLOSED") == {}
     await gw.call("GET", "/api/v1/inbound-shipments/FBA15NONE", expect=404)
     # closed since its items were last read: read once more for its last receipts, then not
