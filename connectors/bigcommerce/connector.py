@@ -33,7 +33,7 @@ from connectors.marketplace.base import (
 from connectors.marketplace.client import StoreClient
 from gateway.config import Config, ConnectorConfig
 from gateway.connector import Option, WebhookRequest
-from gateway.domain.records import PartnerOrder, Shipment, now_iso, parse_iso, utc_iso
+from gateway.domain.records import PartnerOrder, Shipment
 from gateway.errors import BadRequest, PartnerRejected, WebhookRejected
 from gateway.metrics import Metrics
 from storage import NewInboxEvent, OutboxMessage
@@ -187,7 +187,7 @@ class BigCommerceConnector(StoreConnector):
         p = message.payload
         fo_id = p["fulfillment_order_id"]
         if message.attempts:
-            existing = await self._find_placed(fo_id, p.get("created_at"))
+            existing = await self.find_placed(p)
             if existing is not None:
                 return {"partner_order_id": str(existing["id"]), "repeated": True}
         ship_to = p.get("ship_to") or {}
@@ -208,22 +208,12 @@ class BigCommerceConnector(StoreConnector):
         created = (await self.client.call("POST", "/v2/orders", body=body)).body
         return {"partner_order_id": str(created["id"])}
 
-    async def _find_placed(self, fo_id: str, created_at: str | None) -> dict[str, Any] | None:
-        since = utc_iso(parse_iso(created_at or now_iso()))
-        for order in await self.updated_orders(since, now_iso(), buyer=False):
-            if order.get("external_id") == fo_id:
-                return order
-        return None
+    def placed_for(self, order: Mapping[str, Any]) -> Any:
+        return order.get("external_id")
 
-    async def cancel_order(self, message: OutboxMessage) -> dict[str, Any]:
-        order_id = message.payload.get("partner_order_id") or (
-            await self._find_placed(message.payload["fulfillment_order_id"],
-                                    message.payload.get("created_at")) or {}).get("id")
-        if order_id is None:
-            return {"cancelled": True, "found": False}
+    async def cancel_placed(self, order_id: str) -> None:
         await self.client.call("PUT", f"/v2/orders/{order_id}",
                                body={"status_id": normalize.CANCELLED})
-        return {"cancelled": True, "partner_order_id": str(order_id)}
 
     # operations: buyer side
 

@@ -28,7 +28,7 @@ from connectors.marketplace.base import StoreConnector, common_options
 from connectors.marketplace.client import StoreClient, retry_after_header
 from gateway.config import Config, ConnectorConfig
 from gateway.connector import Option
-from gateway.domain.records import PartnerOrder, Shipment, now_iso
+from gateway.domain.records import PartnerOrder, Shipment
 from gateway.errors import PartnerRejected
 from gateway.metrics import Metrics
 from storage import NewInboxEvent, OutboxMessage
@@ -148,9 +148,8 @@ class Magento2Connector(StoreConnector):
 
     async def push_order(self, message: OutboxMessage) -> dict[str, Any]:
         p = message.payload
-        fo_id = p["fulfillment_order_id"]
         if message.attempts:
-            existing = await self._find_placed(fo_id, p.get("created_at"))
+            existing = await self.find_placed(p)
             if existing is not None:
                 return {"partner_order_id": self.order_id(existing), "repeated": True}
         created = await self._create_order(p)
@@ -180,19 +179,11 @@ class Magento2Connector(StoreConnector):
                   **p.get("partner_fields", {})}
         return await self._call("PUT", "/orders/create", body={"entity": entity})
 
-    async def _find_placed(self, fo_id: str, created_at: str | None) -> dict[str, Any] | None:
-        return next((o for o in await self.updated_orders(created_at or now_iso(), now_iso(),
-                                                          buyer=False)
-                     if o.get("ext_order_id") == fo_id), None)
+    def placed_for(self, order: Mapping[str, Any]) -> Any:
+        return order.get("ext_order_id")
 
-    async def cancel_order(self, message: OutboxMessage) -> dict[str, Any]:
-        order_id = message.payload.get("partner_order_id") or (
-            await self._find_placed(message.payload["fulfillment_order_id"],
-                                    message.payload.get("created_at")) or {}).get("entity_id")
-        if order_id is None:
-            return {"cancelled": True, "found": False}
+    async def cancel_placed(self, order_id: str) -> None:
         await self._call("POST", f"/orders/{order_id}/cancel")
-        return {"cancelled": True, "partner_order_id": str(order_id)}
 
     # operations: buyer side
 

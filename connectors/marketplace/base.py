@@ -147,6 +147,37 @@ class StoreConnector(Connector):
                                    " it was placed, not by the gateway"}
         return await super().perform(operation, message)
 
+    # the seller's order the gateway placed, found again
+
+    def placed_for(self, order: Mapping[str, Any]) -> Any:
+        """The FO id this platform's order carries when the gateway placed it (the field the
+        platform's push_order writes it to)."""
+        raise NotImplementedError
+
+    async def find_placed(self, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The order placed for this FO, among those updated since the FO was made: a retry
+        after a lost answer finds it instead of placing a second."""
+        since = payload.get("created_at") or now_iso()
+        return next((o for o in await self.updated_orders(since, now_iso(), buyer=False)
+                     if self.placed_for(o) == payload["fulfillment_order_id"]), None)
+
+    async def placed_order_id(self, payload: Mapping[str, Any]) -> str | None:
+        if payload.get("partner_order_id"):
+            return str(payload["partner_order_id"])
+        found = await self.find_placed(payload)
+        return self.order_id(found) if found is not None else None
+
+    async def cancel_order(self, message: Any) -> dict[str, Any]:
+        order_id = await self.placed_order_id(message.payload)
+        if order_id is None:
+            return {"cancelled": True, "found": False}
+        await self.cancel_placed(order_id)
+        return {"cancelled": True, "partner_order_id": order_id}
+
+    async def cancel_placed(self, order_id: str) -> None:
+        """Cancel the seller's order, in the platform's terms."""
+        raise NotImplementedError
+
     # the seller's order found, not placed
 
     default_reference_field: ClassVar[str] = ""

@@ -33,7 +33,7 @@ from connectors.shopify.normalize import nodes
 from gateway import logs
 from gateway.config import Config, ConnectorConfig
 from gateway.connector import Option, WebhookRequest
-from gateway.domain.records import PartnerOrder, Shipment, now_iso, parse_iso, utc_iso
+from gateway.domain.records import PartnerOrder, Shipment
 from gateway.errors import BadRequest, PartnerRateLimited, PartnerRejected, WebhookRejected
 from gateway.metrics import Metrics
 from storage import NewInboxEvent, OutboxMessage
@@ -192,7 +192,7 @@ class ShopifyConnector(StoreConnector):
         p = message.payload
         fo_id = p["fulfillment_order_id"]
         if message.attempts:
-            existing = await self._find_placed(fo_id, p.get("created_at"))
+            existing = await self.find_placed(p)
             if existing is not None:
                 return {"partner_order_id": existing["id"], "repeated": True}
         ship_to = p.get("ship_to") or {}
@@ -217,21 +217,13 @@ class ShopifyConnector(StoreConnector):
         _raise_user_errors("orderCreate", result.get("userErrors"))
         return {"partner_order_id": result["order"]["id"], "name": result["order"]["name"]}
 
-    async def _find_placed(self, fo_id: str, created_at: str | None) -> dict[str, Any] | None:
-        since = utc_iso(parse_iso(created_at or now_iso()))
-        return next((o for o in await self.updated_orders(since, now_iso(), buyer=False)
-                     if o.get("sourceIdentifier") == fo_id), None)
+    def placed_for(self, order: Mapping[str, Any]) -> Any:
+        return order.get("sourceIdentifier")
 
-    async def cancel_order(self, message: OutboxMessage) -> dict[str, Any]:
-        order_id = message.payload.get("partner_order_id") or (
-            await self._find_placed(message.payload["fulfillment_order_id"],
-                                    message.payload.get("created_at")) or {}).get("id")
-        if order_id is None:
-            return {"cancelled": True, "found": False}
+    async def cancel_placed(self, order_id: str) -> None:
         data = await self.graphql(queries.ORDER_CANCEL, {"orderId": order_id})
         _raise_user_errors("orderCancel", (data.get("orderCancel") or {}).get(
             "orderCancelUserErrors"))
-        return {"cancelled": True, "partner_order_id": order_id}
 
     # operations: buyer side
 

@@ -31,7 +31,7 @@ from connectors.marketplace.client import StoreClient, retry_after_header
 from connectors.woocommerce import normalize
 from gateway.config import Config, ConnectorConfig
 from gateway.connector import Option, WebhookRequest
-from gateway.domain.records import PartnerOrder, Shipment, now_iso, parse_iso
+from gateway.domain.records import PartnerOrder, Shipment, now_iso
 from gateway.errors import BadRequest, PartnerRejected, WebhookRejected
 from gateway.metrics import Metrics
 from storage import NewInboxEvent, OutboxMessage
@@ -172,7 +172,7 @@ class WooCommerceConnector(StoreConnector):
         p = message.payload
         fo_id = p["fulfillment_order_id"]
         if message.attempts:
-            existing = await self._find_placed(fo_id, p.get("created_at"))
+            existing = await self.find_placed(p)
             if existing is not None:
                 return {"partner_order_id": str(existing["id"]), "repeated": True}
         ship_to = p.get("ship_to") or {}
@@ -192,19 +192,11 @@ class WooCommerceConnector(StoreConnector):
         created = (await self._call("POST", "/wp-json/wc/v3/orders", body=body)).body
         return {"partner_order_id": str(created["id"])}
 
-    async def _find_placed(self, fo_id: str, created_at: str | None) -> dict[str, Any] | None:
-        since = parse_iso(created_at or now_iso()).strftime("%Y-%m-%dT%H:%M:%S")
-        return next((o for o in await self.updated_orders(since, now_iso(), buyer=False)
-                     if normalize.meta(o, normalize.FO_META) == fo_id), None)
+    def placed_for(self, order: Mapping[str, Any]) -> Any:
+        return normalize.meta(order, normalize.FO_META)
 
-    async def cancel_order(self, message: OutboxMessage) -> dict[str, Any]:
-        order_id = message.payload.get("partner_order_id") or (
-            await self._find_placed(message.payload["fulfillment_order_id"],
-                                    message.payload.get("created_at")) or {}).get("id")
-        if order_id is None:
-            return {"cancelled": True, "found": False}
+    async def cancel_placed(self, order_id: str) -> None:
         await self._call("PUT", f"/wp-json/wc/v3/orders/{order_id}", body={"status": "cancelled"})
-        return {"cancelled": True, "partner_order_id": str(order_id)}
 
     # operations: buyer side
 

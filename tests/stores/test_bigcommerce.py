@@ -330,3 +330,20 @@ async def test_seller_order_linked_by_reference_not_pushed(
 
     letter = await gw.wait_for(dead)
     assert "no bigcommerce order with external_id = B-B2 yet" in str(letter)
+
+
+async def test_seller_order_cancelled_when_the_buyer_cancels(
+        start_market: Any, tmp_path: Any, bigcommerce: BigCommerceSandbox) -> None:
+    gw = await start_market(marketplace_doc(
+        tmp_path / "g.sqlite3", fake_connector("market"),
+        bigcommerce_connector("seller", bigcommerce.url)))
+    fo_id, order_id = await placed(gw, bigcommerce, [("MUG", 1)])
+    await gw.fake_order("market", "B1", [("MUG", 1)], updated_at="2026-12-01T11:00:00Z",
+                        status="cancelled")
+    await gw.wait_status(fo_id, "cancelled")
+
+    async def cancelled() -> Any:
+        await asyncio.sleep(0)
+        return bigcommerce.state.orders[order_id]["status_id"] == 5
+
+    await gw.wait_for(cancelled)

@@ -184,3 +184,15 @@ async def test_seller_fulfilments_in_one_read_and_throttle_waited_out(
 
 async def _partner_order_id(gw: MarketplaceGateway, fo_id: str) -> Any:
     return (await gw.link(fo_id, "fulfiller")).get("partner_order_id")
+
+
+async def test_seller_order_cancelled_when_the_fo_is(
+        start_market: Any, tmp_path: Any, shopify: ShopifySandbox) -> None:
+    gw = await start_market(marketplace_doc(
+        tmp_path / "g.sqlite3", fake_connector("market"), shopify_connector("seller", shopify.url)))
+    await gw.fake_order("market", "B1", [("MUG", 1)])
+    fo = await gw.only_fo()
+    await gw.wait_for(lambda: _partner_order_id(gw, fo["id"]))
+    await gw.call("POST", f"/api/v1/fulfillment-orders/{fo['id']}/cancel", {})
+    order = shopify.order_of(fo["id"])
+    await gw.wait_for(_now(lambda: order["cancelledAt"]))
