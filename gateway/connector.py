@@ -442,6 +442,15 @@ class DemoContext:
                 raise RuntimeError(f"{method} {path}: {resp.status} {answer}")
             return answer
 
+    async def sandbox(self, path: str, body: Any = None) -> Any:
+        """The connector's sandbox control route `/_sandbox{path}`: POST with a body, else
+        GET; its answer."""
+        async with self.session.request("POST" if body is not None else "GET",
+                                        f"{self.connector.base_url}/_sandbox{path}",
+                                        json=body) as resp:
+            resp.raise_for_status()
+            return await resp.json()
+
     @staticmethod
     async def until(check: Callable[[], Awaitable[Any]], what: str,
                     within: float = 60.0) -> Any:

@@ -13,14 +13,8 @@ from gateway.connector import DemoContext
 PART_SECONDS = 2.0
 
 
-async def _control(ctx: DemoContext, path: str, body: Any) -> Any:
-    async with ctx.session.post(f"{ctx.connector.base_url}/_sandbox{path}", json=body) as resp:
-        resp.raise_for_status()
-        return await resp.json()
-
-
 async def listen(ctx: DemoContext) -> None:
-    await _control(ctx, "/hooks", {"url": ctx.webhook_url})
+    await ctx.sandbox("/hooks", {"url": ctx.webhook_url})
 
 
 async def ship(ctx: DemoContext, order_id: str, parts: Sequence[Sequence[tuple[str, int]]],
@@ -30,7 +24,7 @@ async def ship(ctx: DemoContext, order_id: str, parts: Sequence[Sequence[tuple[s
     for index, (part, number) in enumerate(zip(parts, tracking, strict=True)):
         if index:
             await asyncio.sleep(PART_SECONDS)  # a few seconds apart, as a warehouse would
-        made.append(await _control(ctx, f"/orders/{order_id}/ship", {
+        made.append(await ctx.sandbox(f"/orders/{order_id}/ship", {
             "items": [{"sku": sku, "quantity": q} for sku, q in part],
             "tracking_number": number, "shipping_provider": "ups"}))
     return made
@@ -39,18 +33,13 @@ async def ship(ctx: DemoContext, order_id: str, parts: Sequence[Sequence[tuple[s
 async def reship(ctx: DemoContext, order_id: str, shipment_id: str,
                  tracking: str) -> dict[str, Any]:
     await listen(ctx)
-    state = await _state(ctx)
+    state = await ctx.sandbox("/state")
     shipment = next(s for s in state["orders"][order_id]["shipments"]
                     if str(s["id"]) == shipment_id)
     skus = {p["id"]: p["sku"] for p in state["orders"][order_id]["products"]}
-    await _control(ctx, f"/orders/{order_id}/shipments/{shipment_id}/delete", {})
-    return await _control(ctx, f"/orders/{order_id}/ship", {
+    await ctx.sandbox(f"/orders/{order_id}/shipments/{shipment_id}/delete", {})
+    return await ctx.sandbox(f"/orders/{order_id}/ship", {
         "items": [{"sku": skus[i["order_product_id"]], "quantity": i["quantity"]}
                   for i in shipment["items"]],
         "tracking_number": tracking, "shipping_provider": "ups"})
 
-
-async def _state(ctx: DemoContext) -> Any:
-    async with ctx.session.get(f"{ctx.connector.base_url}/_sandbox/state") as resp:
-        resp.raise_for_status()
-        return await resp.json()

@@ -19,13 +19,7 @@ UPCS = {"S": "0840001", "M": "0840002", "L": "0840003"}
 
 
 async def run(ctx: DemoContext) -> None:
-    base, name = ctx.connector.base_url, ctx.connector.name
-
-    async def sandbox(path: str, body: Any = None) -> Any:
-        async with ctx.session.request("POST" if body is not None else "GET",
-                                       f"{base}/_sandbox{path}", json=body) as resp:
-            resp.raise_for_status()
-            return await resp.json()
+    name = ctx.connector.name
 
     channel = next((c for c in ctx.app_config.channels if c.source_connector == name), None)
     if channel is None or channel.oms is None:
@@ -34,14 +28,14 @@ async def run(ctx: DemoContext) -> None:
         return
     ctx.say("")
     ctx.say(f"NuOrder act: a wholesale order from {name} through channel {channel.name!r}")
-    await sandbox("/warehouses", {"name": "Main warehouse", "code": "MAIN"})
-    coat = await sandbox("/products", {
+    await ctx.sandbox("/warehouses", {"name": "Main warehouse", "code": "MAIN"})
+    coat = await ctx.sandbox("/products", {
         "style_number": "COAT1", "color": "Navy", "season": "FW26", "name": "Wool coat",
         "brand_id": "demo", "active": True, "archived": False,
         "pricing": {"USD": {"wholesale": 120, "retail": 280}},
         "sizes": [{"size": s, "upc": upc, "_id": f"sku-coat1-navy-{s.lower()}"}
                   for s, upc in UPCS.items()]})
-    order = await sandbox("/orders", {
+    order = await ctx.sandbox("/orders", {
         "order_number": "NU-5001", "status": "approved", "currency_code": "USD",
         "customer_po_number": "PO-77",
         "retailer": {"_id": "r1", "retailer_name": "Boutique One", "retailer_code": "BOUT1",
@@ -73,7 +67,7 @@ async def run(ctx: DemoContext) -> None:
             " (the size's UPC)")
 
     async def processed() -> Any:
-        return (await _order(sandbox, order["_id"]))["status"] == "processed"
+        return (await _order(ctx, order["_id"]))["status"] == "processed"
 
     await ctx.until(processed, "marked processed")
     ctx.say("  NuOrder: the order is now processed (the next poll will not take it again)")
@@ -92,7 +86,7 @@ async def run(ctx: DemoContext) -> None:
                                          [[(line["sku"], 6)], [(line["sku"], 4)]])
 
     async def shipped() -> Any:
-        found = await _order(sandbox, order["_id"])
+        found = await _order(ctx, order["_id"])
         live = [s for s in found["shipments"] if not s.get("voided")]
         return (found, live) if found["status"] == "shipped" and len(live) == 2 else None
 
@@ -114,7 +108,7 @@ async def run(ctx: DemoContext) -> None:
             f" {queued['lines']} lines, queued for NuOrder")
 
     async def replenished() -> Any:
-        state = await sandbox("/state")
+        state = await ctx.sandbox("/state")
         return state["replenishments"] if state["flag_refreshes"] else None
 
     for push in await ctx.until(replenished, "the replenishments"):
@@ -129,6 +123,6 @@ async def _records(ctx: DemoContext, name: str, kind: str) -> Any:
     return (await ctx.api("GET", f"/api/v1/connectors/{name}/records/{kind}"))["items"]
 
 
-async def _order(sandbox: Any, order_id: str) -> dict[str, Any]:
-    state = await sandbox("/state")
+async def _order(ctx: DemoContext, order_id: str) -> dict[str, Any]:
+    state = await ctx.sandbox("/state")
     return next(o for o in state["orders"] if o["_id"] == order_id)

@@ -13,13 +13,7 @@ from gateway.connector import DemoContext, connector_class
 
 
 async def run(ctx: DemoContext) -> None:
-    base, name = ctx.connector.base_url, ctx.connector.name
-
-    async def sandbox(path: str, body: Any = None) -> Any:
-        async with ctx.session.request("POST" if body is not None else "GET",
-                                       f"{base}/_sandbox{path}", json=body) as resp:
-            resp.raise_for_status()
-            return await resp.json()
+    name = ctx.connector.name
 
     channel = next((c for c in ctx.app_config.channels if c.source_connector == name), None)
     if channel is None or channel.oms is None:
@@ -32,8 +26,8 @@ async def run(ctx: DemoContext) -> None:
     ctx.say("")
     ctx.say(f"Marketplace act: a buyer's order in {name} (Shopify) fulfilled by the seller's"
             f" store {seller.name} ({seller.type}), through channel {channel.name!r}")
-    await sandbox("/hooks", {"url": ctx.webhook_url})
-    order = await sandbox("/orders", {"lines": [{"sku": "MUG", "quantity": 2,
+    await ctx.sandbox("/hooks", {"url": ctx.webhook_url})
+    order = await ctx.sandbox("/orders", {"lines": [{"sku": "MUG", "quantity": 2,
                                                  "title": "Stoneware mug"},
                                                 {"sku": "TEE", "quantity": 1,
                                                  "title": "Organic tee"}]})
@@ -63,7 +57,7 @@ async def run(ctx: DemoContext) -> None:
                 f" {shipment['tracking_number']}")
 
     async def buyer_order() -> dict[str, Any]:
-        return (await sandbox("/state"))["orders"][number]
+        return (await ctx.sandbox("/state"))["orders"][number]
 
     async def fulfilled() -> Any:
         found = await buyer_order()
