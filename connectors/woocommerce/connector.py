@@ -22,9 +22,11 @@ import hmac
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
+from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, SIGNATURE_TYPE_QUERY, Client
 
 from connectors.marketplace.base import StoreConnector, common_options
 from connectors.marketplace.client import StoreClient, retry_after_header
@@ -70,8 +72,10 @@ class WooCommerceConnector(StoreConnector):
         Option("consumer_key_env", str, help="variable holding the consumer key (ck_...)"),
         Option("consumer_secret_env", str, help="variable holding the consumer secret (cs_...)"),
         Option("webhook_secret_env", str, help="variable holding the webhooks' secret"),
-        Option("auth", str, "basic", choices=("basic", "query"),
-               help="HTTP Basic, or the key and secret as query parameters"),
+        Option("auth", str, "basic", choices=("basic", "query", "oauth1"),
+               help="HTTP Basic (HTTPS), the key and secret as query parameters (HTTPS, a"
+                    " server that strips Authorization), or OAuth 1.0a one-legged (plain"
+                    " HTTP)"),
         Option("tracking", str, "shipment_tracking", choices=("shipment_tracking", "order_notes"),
                help="buyer side: tracking items of the extension, or customer notes"),
         *common_options(),
@@ -89,7 +93,10 @@ class WooCommerceConnector(StoreConnector):
             app_config.secret(s["consumer_secret_env"])
         self._query = {"consumer_key": key, "consumer_secret": secret} \
             if s["auth"] == "query" else {}
-        headers = {} if self._query else {
+        self._oauth = Client(key, client_secret=secret, signature_method=SIGNATURE_HMAC_SHA256,
+                             signature_type=SIGNATURE_TYPE_QUERY) if s["auth"] == "oauth1" \
+            else None
+        headers = {} if self._query or self._oauth else {
             "Authorization": "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()}
         self.budget = self.rate_budget(s["requests_per_second"], 1.0)
         self.client = StoreClient(
@@ -106,8 +113,20 @@ class WooCommerceConnector(StoreConnector):
     async def _call(self, method: str, path: str, params: Mapping[str, Any] | None = None,
                     body: Any = None, background: bool = False,
                     accept: tuple[int, ...] = ()) -> Any:
-        return await self.client.call(method, path, {**(params or {}), **self._query}, body,
-                                      background=background, accept=accept)
+        query = {**{k: str(v) for k, v in (params or {}).items()}, **self._query}
+        if self._oauth is not None:
+            query = self._signed(method, path, query)
+        return await self.client.call(method, path, query, body, background=background,
+                                      accept=accept)
+
+    def _signed(self, method: str, path: str, query: Mapping[str, str]) -> dict[str, str]:
+        """One-legged OAuth 1.0a over plain HTTP, as WooCommerce takes it: HMAC-SHA256 over
+        the method, the URL and every query parameter, the oauth_* ones added to the query
+        (a JSON body is not signed)."""
+        assert self._oauth is not None
+        url = f"{self.client.base_url}{path}" + (f"?{urlencode(query)}" if query else "")
+        signed, _, _ = self._oauth.sign(url, method)
+        return dict(parse_qsl(urlsplit(signed).query, keep_blank_values=True))
 
     # webhooks
 

@@ -1,5 +1,6 @@
 """A WooCommerce site stand-in, faithful to the subset the connector uses (stores.md): the
-consumer key and secret as HTTP Basic or query parameters; wc/v3 orders with WooCommerce's
+consumer key and secret as HTTP Basic, query parameters, or a one-legged OAuth 1.0a signature
+(checked for real); wc/v3 orders with WooCommerce's
 statuses, line items, shipping address and meta_data, listed by modified_after /
 modified_before (GMT) with page/per_page and the X-WP-Total / X-WP-TotalPages headers;
 products found by SKU; order notes; the Shipment Tracking extension's shipment-trackings
@@ -23,6 +24,8 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from oauthlib.oauth1 import Client
+from oauthlib.oauth1.rfc5849 import signature
 
 from connectors.marketplace.sandbox import (
     SandboxBase,
@@ -125,7 +128,27 @@ def _error(status: int, code: str, message: str,
                   headers)
 
 
+def _oauth_valid(request: web.Request, state: WooState) -> bool:
+    """One-legged OAuth 1.0a in the query (WooCommerce over plain HTTP): the consumer key,
+    and an HMAC-SHA1 or -SHA256 signature over the method, the URL and the query."""
+    q = request.query
+    if q.get("oauth_consumer_key") != state.key:
+        return False
+    params = [(k, v) for k, v in q.items() if k != "oauth_signature"]
+    base = signature.signature_base_string(
+        request.method, signature.base_string_uri(str(request.url.with_query(None))),
+        signature.normalize_parameters(params))
+    client = Client(state.key, client_secret=state.secret)
+    sign = {"HMAC-SHA1": signature.sign_hmac_sha1_with_client,
+            "HMAC-SHA256": signature.sign_hmac_sha256_with_client}.get(
+        q.get("oauth_signature_method", ""))
+    return sign is not None and hmac.compare_digest(sign(base, client),
+                                                    q.get("oauth_signature", ""))
+
+
 def _authorized(request: web.Request, state: WooState) -> bool:
+    if "oauth_signature" in request.query:
+        return _oauth_valid(request, state)
     given = request.headers.get("Authorization", "")
     if given.startswith("Basic "):
         try:

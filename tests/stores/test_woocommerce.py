@@ -187,3 +187,33 @@ async def test_seller_lost_order_answer_found_by_its_meta(
     gw, fo_id, order = await seller(start_market, tmp_path, woocommerce, [("MUG", 1)])
     assert len(woocommerce.state.orders) == 1
     assert 502 in [r["status"] for r in woocommerce.state.requests]
+
+
+async def test_oauth1_one_legged_over_plain_http(
+        start_market: Any, tmp_path: Any, woocommerce: WooSandbox) -> None:
+    await woocommerce.control("/orders", {"lines": [{"sku": "MUG", "quantity": 1}]})
+    gw = await start_market(marketplace_doc(
+        tmp_path / "g.sqlite3", woocommerce_connector("shop", woocommerce.url, auth="oauth1"),
+        fake_connector("wh")))
+    result = await gw.poll_feed("shop", "orders")
+    assert result["orders"] == 1
+    [call] = [r for r in woocommerce.state.requests if r["path"].endswith("/orders")]
+    assert call["status"] == 200 and call["query"]["oauth_signature_method"] == "HMAC-SHA256"
+    assert "consumer_secret" not in call["query"]  # the secret signs; it is never sent
+    fo = await gw.only_fo()
+    await fake_ship(gw, "wh", fo["id"], "S1", [("MUG", 1)], ["1Z-O"])  # a signed POST too
+    from connectors.woocommerce.normalize import tracking_items
+
+    order_id = int(fo["order_number"])
+    await gw.wait_for(_check(lambda: tracking_items(woocommerce.state.orders[order_id])))
+
+
+async def test_oauth1_with_a_wrong_secret_is_refused(
+        start_market: Any, tmp_path: Any, woocommerce: WooSandbox) -> None:
+    gw = await start_market(marketplace_doc(
+        tmp_path / "g.sqlite3", woocommerce_connector(
+            "shop", woocommerce.url, auth="oauth1", consumer_secret_env="WOO_HOOK"),
+        fake_connector("wh")))
+    result = await gw.call("POST", "/api/v1/connectors/shop/poll?feed=orders", expect=None)
+    assert "401" in str(result) and "cannot list resources" in str(result)
+    assert [r["status"] for r in woocommerce.state.requests] == [401]
