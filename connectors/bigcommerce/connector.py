@@ -30,7 +30,6 @@ from connectors.marketplace.base import (
     credential_options,
     tracking_units,
 )
-from connectors.marketplace.client import StoreClient
 from gateway.config import Config, ConnectorConfig
 from gateway.connector import Option, WebhookRequest
 from gateway.domain.records import PartnerOrder, Shipment
@@ -81,12 +80,9 @@ class BigCommerceConnector(StoreConnector):
         s = self.settings
         self.budget = self.rate_budget(s["rate_limit_per_window"],
                                        s["rate_limit_window_seconds"])
-        self.client = StoreClient(
-            self.platform, self.name, session, config.base_url,
+        self.client = self.store_client(
             {"X-Auth-Token": app_config.secret(s["access_token_env"])}, self.budget,
-            timeout_seconds=s["request_timeout_seconds"],
-            max_rate_waits=s["max_rate_limit_waits"], retry_after=_reset_seconds,
-            observe=self._observe, message=_message, on_response=self.count_response)
+            retry_after=_reset_seconds, observe=self._observe, message=_message)
         secret = app_config.secret(s["client_secret_env"])
         self._webhook = Webhook(base64.b64encode(secret.encode()).decode())
 
@@ -186,10 +182,6 @@ class BigCommerceConnector(StoreConnector):
         a retry after a lost answer finds the order instead of making a second."""
         p = message.payload
         fo_id = p["fulfillment_order_id"]
-        if message.attempts:
-            existing = await self.find_placed(p)
-            if existing is not None:
-                return {"partner_order_id": str(existing["id"]), "repeated": True}
         ship_to = p.get("ship_to") or {}
         first, _, last = str(ship_to.get("name") or "Customer").partition(" ")
         address = {"first_name": first, "last_name": last or "-",

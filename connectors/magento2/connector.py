@@ -25,7 +25,6 @@ from aiohttp import web
 
 from connectors.magento2 import normalize
 from connectors.marketplace.base import StoreConnector, common_options
-from connectors.marketplace.client import StoreClient, retry_after_header
 from gateway.config import Config, ConnectorConfig
 from gateway.connector import Option
 from gateway.domain.records import PartnerOrder, Shipment
@@ -88,12 +87,9 @@ class Magento2Connector(StoreConnector):
         s = self.settings
         self.budget = self.rate_budget(s["requests_per_second"], 1.0)
         self.prefix = f"/rest/{s['store_code']}/V1"
-        self.client = StoreClient(
-            self.platform, self.name, session, config.base_url,
+        self.client = self.store_client(
             {"Authorization": f"Bearer {app_config.secret(s['access_token_env'])}"},
-            self.budget, timeout_seconds=s["request_timeout_seconds"],
-            max_rate_waits=s["max_rate_limit_waits"], retry_after=retry_after_header,
-            message=_message, on_response=self.count_response)
+            self.budget, message=_message)
 
     def status(self) -> dict[str, Any]:
         return self.budget.state()
@@ -148,10 +144,6 @@ class Magento2Connector(StoreConnector):
 
     async def push_order(self, message: OutboxMessage) -> dict[str, Any]:
         p = message.payload
-        if message.attempts:
-            existing = await self.find_placed(p)
-            if existing is not None:
-                return {"partner_order_id": self.order_id(existing), "repeated": True}
         created = await self._create_order(p)
         return {"partner_order_id": str(created["entity_id"]),
                 "increment_id": created.get("increment_id")}

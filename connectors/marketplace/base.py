@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from connectors.marketplace.client import RequestCount
+from connectors.marketplace.client import RequestCount, StoreClient, retry_after_header
 from gateway import logs
 from gateway.connector import Connector, Feed, Option, PollResult, RecordKind
 from gateway.domain.records import (
@@ -145,7 +145,23 @@ class StoreConnector(Connector):
             if operation == CANCEL_ORDER:
                 return {"skipped": "linked by reference: the shared order is cancelled where"
                                    " it was placed, not by the gateway"}
+        if operation == PUSH_ORDER and message.attempts:
+            existing = await self.find_placed(message.payload)
+            if existing is not None:  # placed before an answer was lost: not placed twice
+                return {"partner_order_id": self.order_id(existing), "repeated": True}
         return await super().perform(operation, message)
+
+    def store_client(self, headers: Mapping[str, str], budget: Any,
+                     **platform: Any) -> StoreClient:
+        """The platform's HTTP client: these headers, this budget, the common options'
+        time-out and 429 waits, responses counted; `platform`: its retry_after, observe and
+        message (StoreClient's keywords)."""
+        s = self.settings
+        return StoreClient(self.platform, self.name, self.session, self.config.base_url,
+                           headers, budget, timeout_seconds=s["request_timeout_seconds"],
+                           max_rate_waits=s["max_rate_limit_waits"],
+                           on_response=self.count_response,
+                           **{"retry_after": retry_after_header, **platform})
 
     # the seller's order the gateway placed, found again
 

@@ -27,7 +27,6 @@ import aiohttp
 from aiohttp import web
 
 from connectors.marketplace.base import StoreConnector, common_options, credential_options
-from connectors.marketplace.client import StoreClient, retry_after_header
 from connectors.shopify import normalize, queries
 from connectors.shopify.normalize import nodes
 from gateway import logs
@@ -89,12 +88,8 @@ class ShopifyConnector(StoreConnector):
         s = self.settings
         self.budget = self.rate_budget(s["requests_per_second"], 1.0)
         self.path = f"/admin/api/{s['api_version']}/graphql.json"
-        self.client = StoreClient(
-            self.platform, self.name, session, config.base_url,
-            {"X-Shopify-Access-Token": app_config.secret(s["access_token_env"])}, self.budget,
-            timeout_seconds=s["request_timeout_seconds"],
-            max_rate_waits=s["max_rate_limit_waits"], retry_after=retry_after_header,
-            on_response=self.count_response)
+        self.client = self.store_client(
+            {"X-Shopify-Access-Token": app_config.secret(s["access_token_env"])}, self.budget)
         self._secret = app_config.secret(s["client_secret_env"]).encode()
         self.throttle: dict[str, Any] = {}
 
@@ -191,10 +186,6 @@ class ShopifyConnector(StoreConnector):
     async def push_order(self, message: OutboxMessage) -> dict[str, Any]:
         p = message.payload
         fo_id = p["fulfillment_order_id"]
-        if message.attempts:
-            existing = await self.find_placed(p)
-            if existing is not None:
-                return {"partner_order_id": existing["id"], "repeated": True}
         ship_to = p.get("ship_to") or {}
         first, _, last = str(ship_to.get("name") or "").partition(" ")
         address = {"firstName": first or None, "lastName": last or None,

@@ -29,7 +29,6 @@ from aiohttp import web
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, SIGNATURE_TYPE_QUERY, Client
 
 from connectors.marketplace.base import StoreConnector, common_options
-from connectors.marketplace.client import StoreClient, retry_after_header
 from connectors.woocommerce import normalize
 from gateway.config import Config, ConnectorConfig
 from gateway.connector import Option, WebhookRequest
@@ -99,11 +98,7 @@ class WooCommerceConnector(StoreConnector):
         headers = {} if self._query or self._oauth else {
             "Authorization": "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()}
         self.budget = self.rate_budget(s["requests_per_second"], 1.0)
-        self.client = StoreClient(
-            self.platform, self.name, session, config.base_url, headers, self.budget,
-            timeout_seconds=s["request_timeout_seconds"],
-            max_rate_waits=s["max_rate_limit_waits"], retry_after=retry_after_header,
-            message=_message, on_response=self.count_response)
+        self.client = self.store_client(headers, self.budget, message=_message)
         self._webhook_secret = app_config.secret(s["webhook_secret_env"]).encode()
         self._products: dict[str, int] = {}  # SKU -> product id, as looked up
 
@@ -190,10 +185,6 @@ class WooCommerceConnector(StoreConnector):
     async def push_order(self, message: OutboxMessage) -> dict[str, Any]:
         p = message.payload
         fo_id = p["fulfillment_order_id"]
-        if message.attempts:
-            existing = await self.find_placed(p)
-            if existing is not None:
-                return {"partner_order_id": str(existing["id"]), "repeated": True}
         ship_to = p.get("ship_to") or {}
         first, _, last = str(ship_to.get("name") or "").partition(" ")
         shipping = {"first_name": first, "last_name": last, "company": ship_to.get("company")
