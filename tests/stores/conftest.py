@@ -4,6 +4,7 @@ and places them with a seller's store."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from connectors.shopify.sandbox import state_of as shopify_state
 from connectors.woocommerce.sandbox import WooState
 from connectors.woocommerce.sandbox import create_app as woocommerce_app
 from connectors.woocommerce.sandbox import state_of as woocommerce_state
+from tests import fake_partner
 from tests.conftest import FAKE_TOKEN, GatewayUnderTest, base_doc
 
 BC_TOKEN, BC_SECRET = "bc-token-for-tests", "bc-client-secret-for-tests"
@@ -33,6 +35,20 @@ MAGENTO_TOKEN = "magento-token-for-tests"
 STORE_ENV = {"MAGENTO_TOKEN": MAGENTO_TOKEN, "BC_TOKEN": BC_TOKEN, "BC_SECRET": BC_SECRET, "SHOP_TOKEN": SHOP_TOKEN,
              "SHOP_SECRET": SHOP_SECRET, "WOO_KEY": WOO_KEY, "WOO_SECRET": WOO_SECRET,
              "WOO_HOOK": WOO_HOOK}
+
+
+def soon(value: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
+    """A wait_for check of a plain condition (a sandbox's state, what a fake was sent)."""
+    async def check() -> Any:
+        await asyncio.sleep(0)
+        return value()
+    return check
+
+
+def sent(name: str, kind: str) -> list[dict[str, Any]]:
+    """What a (fake) partner was sent of one kind: its fulfilments, not the status updates."""
+    return [m.payload for m in fake_partner.partner(name).calls if m.kind == kind
+            and m.payload.get("type") != "status_changed"]
 
 
 class Sandbox:

@@ -14,6 +14,8 @@ from tests.stores.conftest import (
     fake_connector,
     fake_ship,
     marketplace_doc,
+    sent,
+    soon,
 )
 
 
@@ -29,12 +31,6 @@ async def placed(gw: MarketplaceGateway, bc: BigCommerceSandbox,
     order_id = await gw.wait_for(pushed)
     assert bc.order_of(fo["id"])["id"] == int(order_id)
     return fo["id"], int(order_id)
-
-
-def pushes(kind: str) -> list[dict[str, Any]]:
-    """What the (fake) buyer's store was sent: its fulfilments (not the status updates)."""
-    return [m.payload for m in fake_partner.partner("market").calls if m.kind == kind
-            and m.payload.get("type") != "status_changed"]
 
 
 def statuses() -> list[str]:
@@ -57,8 +53,8 @@ async def test_seller_partial_then_complete_shipped_once_and_polling_stops(
     # the listing, then the watched order's products (once) and its shipments
     assert result["requests"] == 3 and result["read"] == 1
     await gw.wait_status(fo_id, "partially_fulfilled")
-    await gw.wait_for(lambda: _async(len(pushes("push_fulfillment")) == 1))
-    first = pushes("push_fulfillment")[0]
+    await gw.wait_for(soon(lambda: len(sent("market", "push_fulfillment")) == 1))
+    first = sent("market", "push_fulfillment")[0]
     assert first["shipment"]["tracking_numbers"] == ["1Z-ONE"]
     assert first["lines"][0]["quantity"] == 2 and first["partner_order_id"] == "B1"
 
@@ -68,10 +64,10 @@ async def test_seller_partial_then_complete_shipped_once_and_polling_stops(
     result = await gw.poll_feed("seller", "fulfillments")
     assert result["requests"] == 2  # the products are kept from the first read
     await gw.wait_status(fo_id, "fulfilled")
-    await gw.wait_for(lambda: _async("fulfilled" in statuses()))
+    await gw.wait_for(soon(lambda: "fulfilled" in statuses()))
     assert bigcommerce.state.orders[order_id]["status_id"] == 2
     assert statuses() == ["partially_fulfilled", "fulfilled"]
-    assert [p["shipment"]["tracking_numbers"] for p in pushes("push_fulfillment")] == [
+    assert [p["shipment"]["tracking_numbers"] for p in sent("market", "push_fulfillment")] == [
         ["1Z-ONE"], ["1Z-TWO"]]
 
     # The FO is done: the 15-minute feed no longer asks about it at all.
@@ -94,7 +90,7 @@ async def test_seller_correction_after_shipped_reaches_the_buyer(
         "items": [{"sku": "MUG", "quantity": 1}], "tracking_number": "1Z-WRONG"})
     await gw.poll_feed("seller", "fulfillments")
     await gw.wait_status(fo_id, "fulfilled")
-    await gw.wait_for(lambda: _async(len(pushes("push_fulfillment")) >= 1))
+    await gw.wait_for(soon(lambda: len(sent("market", "push_fulfillment")) >= 1))
 
     # The seller corrects the tracking: deletes the shipment and ships again.
     await bigcommerce.control(f"/orders/{order_id}/shipments/{shipped['id']}/delete")
@@ -103,20 +99,16 @@ async def test_seller_correction_after_shipped_reaches_the_buyer(
     assert (await gw.poll_feed("seller", "fulfillments"))["requests"] == 0
     result = await gw.poll_feed("seller", "corrections")
     assert result["read"] == 1
-    await gw.wait_for(lambda: _async(len(pushes("cancel_fulfillment")) == 1))
-    await gw.wait_for(lambda: _async(any(
+    await gw.wait_for(soon(lambda: len(sent("market", "cancel_fulfillment")) == 1))
+    await gw.wait_for(soon(lambda: any(
         p.get("shipment", {}).get("tracking_numbers") == ["1Z-RIGHT"]
-        for p in pushes("push_fulfillment"))))
-    [cancel] = pushes("cancel_fulfillment")
+        for p in sent("market", "push_fulfillment"))))
+    [cancel] = sent("market", "cancel_fulfillment")
     assert cancel["partner_fulfillment_id"].startswith("F-")
     fo = await gw.fo(fo_id)
     assert fo["status"] == "fulfilled"
     assert sorted(s["status"] for s in fo["shipments"]) == ["shipped", "voided"]
 
-
-async def _async(value: Any) -> Any:
-    await asyncio.sleep(0)
-    return value
 
 
 async def buyer_order(gw: MarketplaceGateway, bc: BigCommerceSandbox,

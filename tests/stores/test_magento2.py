@@ -4,29 +4,17 @@ and cannot cancel a shipment: a correction replaces a shipment's tracks."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from tests import fake_partner
 from tests.stores.conftest import (
     MagentoSandbox,
     fake_connector,
     fake_ship,
     magento_connector,
     marketplace_doc,
+    sent,
+    soon,
 )
-
-
-def _check(value: Any) -> Any:
-    async def check() -> Any:
-        await asyncio.sleep(0)
-        return value()
-    return check
-
-
-def pushed_to(name: str, kind: str) -> list[dict[str, Any]]:
-    return [m.payload for m in fake_partner.partner(name).calls if m.kind == kind
-            and m.payload.get("type") != "status_changed"]
 
 
 async def test_seller_shipments_and_a_correction_by_new_tracks(
@@ -65,9 +53,9 @@ async def test_seller_shipments_and_a_correction_by_new_tracks(
     await magento.control(f"/shipments/{second['entity_id']}/retrack", {
         "tracks": [{"track_number": "1Z-TEE", "title": "UPS", "carrier_code": "ups"}]})
     assert (await gw.poll_feed("seller", "corrections"))["read"] == 1
-    await gw.wait_for(_check(lambda: pushed_to("market", "cancel_fulfillment")))
-    await gw.wait_for(_check(lambda: any(p["shipment"]["tracking_numbers"] == ["1Z-TEE"]
-                                         for p in pushed_to("market", "push_fulfillment"))))
+    await gw.wait_for(soon(lambda: sent("market", "cancel_fulfillment")))
+    await gw.wait_for(soon(lambda: any(p["shipment"]["tracking_numbers"] == ["1Z-TEE"]
+                                         for p in sent("market", "push_fulfillment"))))
     assert (await gw.fo(fo["id"]))["status"] == "fulfilled"
 
 
@@ -84,21 +72,21 @@ async def test_buyer_shipments_and_a_void_replacing_tracks(
 
     await fake_ship(gw, "wh", fo["id"], "S1", [("MUG", 2)], ["1Z-A", "1Z-B"])
     state = magento.state
-    await gw.wait_for(_check(lambda: state.shipments))
+    await gw.wait_for(soon(lambda: state.shipments))
     [shipment] = state.shipments.values()
     assert [t["track_number"] for t in shipment["tracks"]] == ["1Z-A", "1Z-B"]
     await fake_ship(gw, "wh", fo["id"], "S2", [("TEE", 1)], ["1Z-C"])
     await gw.wait_status(fo["id"], "fulfilled")
-    await gw.wait_for(_check(lambda: state.orders[order["entity_id"]]["status"] == "complete"))
+    await gw.wait_for(soon(lambda: state.orders[order["entity_id"]]["status"] == "complete"))
 
     # the second label voided and relabelled: Magento's shipment keeps its items, its
     # tracks are replaced (no second shipment of shipped items)
     await fake_ship(gw, "wh", fo["id"], "S2", [("TEE", 1)], ["1Z-C"], status="voided",
                     updated_at="2026-12-01T11:00:00Z")
     tee = next(s for s in state.shipments.values() if s["items"][0]["sku"] == "TEE")
-    await gw.wait_for(_check(lambda: not tee["tracks"]))
+    await gw.wait_for(soon(lambda: not tee["tracks"]))
     await fake_ship(gw, "wh", fo["id"], "S3", [("TEE", 1)], ["1Z-D"])
-    await gw.wait_for(_check(lambda: [t["track_number"] for t in tee["tracks"]] == ["1Z-D"]))
+    await gw.wait_for(soon(lambda: [t["track_number"] for t in tee["tracks"]] == ["1Z-D"]))
     assert len(state.shipments) == 2
 
 

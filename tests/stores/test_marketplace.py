@@ -15,14 +15,8 @@ from tests.stores.conftest import (
     bigcommerce_connector,
     marketplace_doc,
     shopify_connector,
+    soon,
 )
-
-
-def _check(value: Any) -> Any:
-    async def check() -> Any:
-        await asyncio.sleep(0)
-        return value()
-    return check
 
 
 async def test_shopify_buyer_bigcommerce_seller_end_to_end(
@@ -47,12 +41,12 @@ async def test_shopify_buyer_bigcommerce_seller_end_to_end(
         "items": [{"sku": "MUG", "quantity": 2}], "tracking_number": "1ZMUG"})
     await gw.wait_status(fo["id"], "partially_fulfilled")
     buyer = shopify.state.orders[number]
-    await gw.wait_for(_check(lambda: len(buyer["fulfillments"]) == 1))
+    await gw.wait_for(soon(lambda: len(buyer["fulfillments"]) == 1))
     assert display_status(buyer) == "PARTIALLY_FULFILLED"
     shipped = await bigcommerce.control(f"/orders/{seller_order}/ship", {
         "items": [{"sku": "TEE", "quantity": 1}], "tracking_number": "1ZTEE-TYPO"})
     await gw.wait_status(fo["id"], "fulfilled")
-    await gw.wait_for(_check(lambda: len(buyer["fulfillments"]) == 2))
+    await gw.wait_for(soon(lambda: len(buyer["fulfillments"]) == 2))
     assert [t["number"] for f in buyer["fulfillments"] for t in f["trackingInfo"]] == [
         "1ZMUG", "1ZTEE-TYPO"]
     assert display_status(buyer) == "FULFILLED"
@@ -75,7 +69,7 @@ async def test_shopify_buyer_bigcommerce_seller_end_to_end(
                   for t in f["trackingInfo"]}
         return states == {"1ZMUG": "SUCCESS", "1ZTEE-TYPO": "CANCELLED", "1ZTEE": "SUCCESS"}
 
-    await gw.wait_for(_check(corrected))
+    await gw.wait_for(soon(corrected))
     assert display_status(buyer) == "FULFILLED"
     fo = await gw.fo(fo["id"])
     assert fo["status"] == "fulfilled"

@@ -3,13 +3,11 @@ HTTP (the other side the scripted fake connector), on both storage backends."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 from typing import Any
 
-from tests import fake_partner
 from tests.stores.conftest import (
     SHOP_SECRET,
     MarketplaceGateway,
@@ -17,20 +15,10 @@ from tests.stores.conftest import (
     fake_connector,
     fake_ship,
     marketplace_doc,
+    sent,
     shopify_connector,
+    soon,
 )
-
-
-def _now(value: Any) -> Any:
-    async def check() -> Any:
-        await asyncio.sleep(0)
-        return value()
-    return check
-
-
-def calls(name: str, kind: str) -> list[dict[str, Any]]:
-    return [m.payload for m in fake_partner.partner(name).calls if m.kind == kind
-            and m.payload.get("type") != "status_changed"]
 
 
 async def buyer_gateway(start_market: Any, tmp_path: Any, shopify: ShopifySandbox
@@ -54,7 +42,7 @@ async def test_buyer_order_by_webhook_and_fulfilments_with_tracking(
     await fake_ship(gw, "wh", fo["id"], "S1", [("MUG", 2)], ["1Z-A", "1Z-B"])
     state = shopify.state
     number = int(order["id"].rsplit("/", 1)[1])
-    await gw.wait_for(_now(lambda: state.orders[number]["fulfillments"]))
+    await gw.wait_for(soon(lambda: state.orders[number]["fulfillments"]))
     [made] = state.orders[number]["fulfillments"]
     assert [t["number"] for t in made["trackingInfo"]] == ["1Z-A", "1Z-B"]
     assert made["fulfillmentLineItems"][0]["quantity"] == 2
@@ -62,7 +50,7 @@ async def test_buyer_order_by_webhook_and_fulfilments_with_tracking(
     await fake_ship(gw, "wh", fo["id"], "S2", [("TEE", 1)], ["1Z-C"],
                     url="https://track.example/1Z-C")
     await gw.wait_status(fo["id"], "fulfilled")
-    await gw.wait_for(_now(lambda: len(state.orders[number]["fulfillments"]) == 2))
+    await gw.wait_for(soon(lambda: len(state.orders[number]["fulfillments"]) == 2))
     assert state.orders[number]["fulfillments"][1]["trackingInfo"] == [
         {"company": "ups", "number": "1Z-C", "url": "https://track.example/1Z-C"}]
     from connectors.shopify.sandbox import display_status
@@ -71,7 +59,7 @@ async def test_buyer_order_by_webhook_and_fulfilments_with_tracking(
     # a void cancels the fulfilment in Shopify; the quantities are open again there
     await fake_ship(gw, "wh", fo["id"], "S2", [("TEE", 1)], ["1Z-C"], status="voided",
                     updated_at="2026-12-01T11:00:00Z")
-    await gw.wait_for(_now(lambda: state.orders[number]["fulfillments"][1]["status"]
+    await gw.wait_for(soon(lambda: state.orders[number]["fulfillments"][1]["status"]
                            == "CANCELLED"))
     assert display_status(state.orders[number]) == "PARTIALLY_FULFILLED"
 
@@ -159,8 +147,8 @@ async def test_seller_fulfilments_in_one_read_and_throttle_waited_out(
     assert result["read"] == 1
     assert result["requests"] == 2  # the listing throttled once, then again: one page
     await gw.wait_status(fo["id"], "partially_fulfilled")
-    await gw.wait_for(_now(lambda: calls("market", "push_fulfillment")))
-    [first] = calls("market", "push_fulfillment")
+    await gw.wait_for(soon(lambda: sent("market", "push_fulfillment")))
+    [first] = sent("market", "push_fulfillment")
     assert first["shipment"]["tracking_numbers"] == ["1Z-ONE"]
     assert first["shipment"]["tracking_url"] == "https://track.example/1Z-ONE"
 
@@ -176,9 +164,9 @@ async def test_seller_fulfilments_in_one_read_and_throttle_waited_out(
     await shopify.control(f"/orders/{number}/fulfill", {
         "items": [{"sku": "TEE", "quantity": 1}], "numbers": ["1Z-THREE"]})
     assert (await gw.poll_feed("seller", "corrections"))["read"] == 1
-    await gw.wait_for(_now(lambda: calls("market", "cancel_fulfillment")))
-    await gw.wait_for(_now(lambda: any(p["shipment"]["tracking_numbers"] == ["1Z-THREE"]
-                                       for p in calls("market", "push_fulfillment"))))
+    await gw.wait_for(soon(lambda: sent("market", "cancel_fulfillment")))
+    await gw.wait_for(soon(lambda: any(p["shipment"]["tracking_numbers"] == ["1Z-THREE"]
+                                       for p in sent("market", "push_fulfillment"))))
     assert (await gw.fo(fo["id"]))["status"] == "fulfilled"
 
 
@@ -195,4 +183,4 @@ async def test_seller_order_cancelled_when_the_fo_is(
     await gw.wait_for(lambda: _partner_order_id(gw, fo["id"]))
     await gw.call("POST", f"/api/v1/fulfillment-orders/{fo['id']}/cancel", {})
     order = shopify.order_of(fo["id"])
-    await gw.wait_for(_now(lambda: order["cancelledAt"]))
+    await gw.wait_for(soon(lambda: order["cancelledAt"]))

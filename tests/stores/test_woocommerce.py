@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 from typing import Any
 
-from tests import fake_partner
 from tests.stores.conftest import (
     WOO_HOOK,
     MarketplaceGateway,
@@ -17,20 +15,10 @@ from tests.stores.conftest import (
     fake_connector,
     fake_ship,
     marketplace_doc,
+    sent,
+    soon,
     woocommerce_connector,
 )
-
-
-def _check(value: Any) -> Any:
-    async def check() -> Any:
-        await asyncio.sleep(0)
-        return value()
-    return check
-
-
-def pushed_to(name: str, kind: str) -> list[dict[str, Any]]:
-    return [m.payload for m in fake_partner.partner(name).calls if m.kind == kind
-            and m.payload.get("type") != "status_changed"]
 
 
 async def seller(start_market: Any, tmp_path: Any, woo: WooSandbox,
@@ -63,8 +51,8 @@ async def test_seller_per_item_tracking_partial_then_complete_and_a_correction(
     result = await gw.poll_feed("seller", "fulfillments")
     assert (result["read"], result["requests"]) == (1, 1)  # the order listing carries it all
     await gw.wait_status(fo_id, "partially_fulfilled")
-    await gw.wait_for(_check(lambda: pushed_to("market", "push_fulfillment")))
-    [first] = pushed_to("market", "push_fulfillment")
+    await gw.wait_for(soon(lambda: sent("market", "push_fulfillment")))
+    [first] = sent("market", "push_fulfillment")
     assert first["shipment"]["tracking_numbers"] == ["1Z-MUG"]
     assert first["shipment"]["tracking_url"] == "https://track.example/ups/1Z-MUG"
 
@@ -81,9 +69,9 @@ async def test_seller_per_item_tracking_partial_then_complete_and_a_correction(
         "tracking_number": "1Z-TEE2", "tracking_provider": "UPS",
         "products_list": [{"item_id": items["TEE"], "qty": 1}]})
     assert (await gw.poll_feed("seller", "corrections"))["read"] == 1
-    await gw.wait_for(_check(lambda: pushed_to("market", "cancel_fulfillment")))
-    await gw.wait_for(_check(lambda: any(p["shipment"]["tracking_numbers"] == ["1Z-TEE2"]
-                                         for p in pushed_to("market", "push_fulfillment"))))
+    await gw.wait_for(soon(lambda: sent("market", "cancel_fulfillment")))
+    await gw.wait_for(soon(lambda: any(p["shipment"]["tracking_numbers"] == ["1Z-TEE2"]
+                                         for p in sent("market", "push_fulfillment"))))
     assert (await gw.fo(fo_id))["status"] == "fulfilled"
 
 
@@ -126,10 +114,10 @@ async def test_buyer_tracking_items_completed_and_withdrawn(
     state = woocommerce.state
     from connectors.woocommerce.normalize import tracking_items
 
-    await gw.wait_for(_check(lambda: len(tracking_items(state.orders[order["id"]])) == 2))
+    await gw.wait_for(soon(lambda: len(tracking_items(state.orders[order["id"]])) == 2))
     await fake_ship(gw, "wh", fo["id"], "S2", [("TEE", 1)], ["1Z-C"],
                     url="https://carrier.example/1Z-C")
-    await gw.wait_for(_check(lambda: state.orders[order["id"]]["status"] == "completed"))
+    await gw.wait_for(soon(lambda: state.orders[order["id"]]["status"] == "completed"))
     items = tracking_items(state.orders[order["id"]])
     assert [i["tracking_number"] for i in items] == ["1Z-A", "1Z-B", "1Z-C"]
     assert items[2]["custom_tracking_link"] == "https://carrier.example/1Z-C"
@@ -137,7 +125,7 @@ async def test_buyer_tracking_items_completed_and_withdrawn(
 
     await fake_ship(gw, "wh", fo["id"], "S1", [("MUG", 2)], ["1Z-A", "1Z-B"], status="voided",
                     updated_at="2026-12-01T11:00:00Z")
-    await gw.wait_for(_check(lambda: [i["tracking_number"] for i in tracking_items(
+    await gw.wait_for(soon(lambda: [i["tracking_number"] for i in tracking_items(
         state.orders[order["id"]])] == ["1Z-C"]))
 
 
@@ -146,7 +134,7 @@ async def test_buyer_order_notes_when_the_extension_is_absent(
     gw, order, fo = await buyer(start_market, tmp_path, woocommerce, tracking="order_notes")
     await fake_ship(gw, "wh", fo["id"], "S1", [("MUG", 2)], ["1Z-A"])
     notes = woocommerce.state.notes[order["id"]]
-    await gw.wait_for(_check(lambda: notes))
+    await gw.wait_for(soon(lambda: notes))
     assert notes[0]["customer_note"] is True
     assert "Shipped 2 x MUG with ups, tracking 1Z-A" in notes[0]["note"]
     assert woocommerce.state.calls("POST", "/wp-json/wc-shipment-tracking") == 0
@@ -205,7 +193,7 @@ async def test_oauth1_one_legged_over_plain_http(
     from connectors.woocommerce.normalize import tracking_items
 
     order_id = int(fo["order_number"])
-    await gw.wait_for(_check(lambda: tracking_items(woocommerce.state.orders[order_id])))
+    await gw.wait_for(soon(lambda: tracking_items(woocommerce.state.orders[order_id])))
 
 
 async def test_oauth1_with_a_wrong_secret_is_refused(
