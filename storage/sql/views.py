@@ -423,19 +423,24 @@ class SqlViews:
         if updated_since:
             where.append("updated_at >= ?")
             params.append(updated_since)
+        return await self._keyed_page("inbound_shipments", "updated_at", where, params, cursor,
+                                      limit, inbound_from_row)
+
+    async def _keyed_page(self, table: str, at: str, where: list[str], params: list[Any],
+                          cursor: str | None, limit: int, from_row: Callable[[Any], Any]
+                          ) -> Page:
+        """A page of a table keyed by (connector, external_id), oldest `at` first."""
         if cursor:
-            after_at, after_connector, after_id = decode_cursor(cursor, str, str, str)
-            where.append("(updated_at, connector, external_id) > (?, ?, ?)")
-            params += [after_at, after_connector, after_id]
-        sql = "SELECT * FROM inbound_shipments"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = await self._read(sql + " ORDER BY updated_at, connector, external_id LIMIT ?",
+            after = decode_cursor(cursor, str, str, str)
+            where = [*where, f"({at}, connector, external_id) > (?, ?, ?)"]
+            params = [*params, *after]
+        sql = f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = await self._read(sql + f" ORDER BY {at}, connector, external_id LIMIT ?",
                                 [*params, limit + 1])
         last = rows[limit - 1] if len(rows) > limit else None
-        nxt = encode_cursor(last["updated_at"], last["connector"], last["external_id"]) \
+        nxt = encode_cursor(last[at], last["connector"], last["external_id"]) \
             if last is not None else None
-        return Page([inbound_from_row(r) for r in rows[:limit]], nxt)
+        return Page([from_row(r) for r in rows[:limit]], nxt)
 
     async def list_partner_orders(self, connector: str | None, unclaimed: bool, held: bool,
                                   cursor: str | None, limit: int) -> Page:
@@ -448,16 +453,5 @@ class SqlViews:
             where.append("fo_id IS NULL AND hold_reason IS NULL")
         if held:
             where.append("hold_reason IS NOT NULL")
-        if cursor:
-            after_at, after_connector, after_id = decode_cursor(cursor, str, str, str)
-            where.append("(recorded_at, connector, external_id) > (?, ?, ?)")
-            params += [after_at, after_connector, after_id]
-        sql = "SELECT * FROM partner_orders"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = await self._read(sql + " ORDER BY recorded_at, connector, external_id LIMIT ?",
-                                [*params, limit + 1])
-        last = rows[limit - 1] if len(rows) > limit else None
-        nxt = encode_cursor(last["recorded_at"], last["connector"], last["external_id"]) \
-            if last is not None else None
-        return Page([partner_order_from_row(r) for r in rows[:limit]], nxt)
+        return await self._keyed_page("partner_orders", "recorded_at", where, params, cursor,
+                                      limit, partner_order_from_row)
