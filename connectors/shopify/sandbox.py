@@ -71,6 +71,11 @@ class Bucket:
         self.available -= cost
         return True
 
+    def drain(self, to: float) -> None:
+        """Leave `to` points, counting the refill from now (not from the last request)."""
+        self.available = to
+        self.at = time.monotonic()
+
     def status(self) -> dict[str, float]:
         return {"maximumAvailable": self.maximum, "currentlyAvailable": int(self.available),
                 "restoreRate": self.restore}

@@ -139,11 +139,13 @@ async def test_seller_fulfilments_in_one_read_and_throttle_waited_out(
     assert order["shippingAddress"]["city"] == "Boston"
     number = int(order["id"].rsplit("/", 1)[1])
 
-    shopify.state.bucket.available = 5  # less than a query costs: THROTTLED, then refilled
     await shopify.control(f"/orders/{number}/fulfill", {
         "items": [{"sku": "MUG", "quantity": 2}], "numbers": ["1Z-ONE"],
         "url": "https://track.example/1Z-ONE"})
+    shopify.state.bucket.restore = 10.0  # a query's cost takes a second to come back
+    shopify.state.bucket.drain(0)  # less than a query costs: THROTTLED, then refilled
     result = await gw.poll_feed("seller", "fulfillments")
+    shopify.state.bucket.restore = 50.0
     assert result["read"] == 1
     assert result["requests"] == 2  # the listing throttled once, then again: one page
     await gw.wait_status(fo["id"], "partially_fulfilled")
