@@ -1,22 +1,19 @@
 """The HTTP API for internal services: bearer tokens, one error shape, cursor pagination.
 
 Each route is declared once in ROUTES: its query and body (gateway/shapes.py models), what it
-answers, and its handler. The declaration checks the request before the handler runs (every
-problem at once) and is what the OpenAPI document is made from.
+answers, and its handler. The declaration (gateway/routes.py) checks the request before the
+handler runs (every problem at once) and is what the OpenAPI document is made from.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import re
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, StringConstraints, ValidationError
+from pydantic import StringConstraints
 
 from gateway import logs
 from gateway.connector import Connector, Feed
@@ -31,16 +28,22 @@ from gateway.domain.records import (
 )
 from gateway.errors import (
     BadRequest,
-    ClientGone,
-    GatewayError,
     NotFound,
     OperationUnsupported,
-    RequestTimeout,
-    Unauthorized,
 )
-from gateway.intake import read_limited
 from gateway.names import LIST, PUSH_INVENTORY, record_operation
 from gateway.openapi import PageOf, document
+from gateway.routes import (
+    CATCH_ALL,
+    Inputs,
+    Route,
+    gateway_of,
+    json_response,
+    no_route,
+    page_response,
+    plain,
+    refused,
+)
 from gateway.shapes import (
     ArchiveRequest,
     ChannelOrderRequest,
@@ -61,13 +64,11 @@ from gateway.shapes import (
     InventoryQueued,
     MatchRequest,
     Name,
-    NoQuery,
     Paging,
     PartnerOrderQuery,
     PartnerOrderView,
     PollQuery,
     PollResultView,
-    Problem,
     Queued,
     Readiness,
     RecordQuery,
@@ -77,14 +78,12 @@ from gateway.shapes import (
     ReplayRequest,
     ReplenishmentRequest,
     ShipmentQuery,
-    problems,
 )
 from storage import (
     INBOX,
     OUTBOX,
     DeadLetterFilter,
     FeedState,
-    InvalidCursor,
     NewFulfillmentOrder,
 )
 from storage.models import (
@@ -99,208 +98,8 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 log = logs.get("gateway.api")
-GATEWAY_KEY = web.AppKey("gateway", object)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# RFC 9110: a 401 names the scheme to use
-CHALLENGE = {"WWW-Authenticate": 'Bearer realm="fulfillment-gateway"'}
-# an escaped UTF-16 surrogate: pydantic's parser lets a lone one through, orjson does not
-_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]")
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """What a route declared, checked: its query and (when it takes one) its body."""
-
-    query: Any
-    body: Any = None
-
-
-RouteHandler = Callable[[web.Request, Inputs], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    handler: RouteHandler
-    operation_id: str
-    summary: str
-    responses: Mapping[int, tuple[Any, str]]  # status -> (what it answers, description)
-    query: type[BaseModel] | None = NoQuery  # None: the handler reads the request itself
-    body: type[BaseModel] | None = None
-    body_schema: Any = None  # documented body of a handler that reads its own (webhooks)
-    body_required: bool = True
-    path_params: Mapping[str, Any] = field(default_factory=dict)
-    secured: bool = True  # a bearer token (every /api/ route)
-    also: tuple[int, ...] = ()  # other error statuses it answers (409, 501, ...)
-    description: str = ""
-
-    def errors(self) -> set[int]:
-        found = {400, *self.also}
-        if self.secured:
-            found.add(401)
-        if self.path_params:
-            found.add(404)
-        if self.body is not None:
-            found |= {408, 413}
-        return found
-
-
-def json_response(payload: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
-
-
-def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None,
-                   found: list[Problem] | None = None) -> web.Response:
-    detail: dict[str, Any] = {"code": code, "message": message}
-    if found:
-        detail["problems"] = found
-    response = json_response({"error": detail}, status)
-    if headers:
-        response.headers.update(headers)
-    return response
-
-
-def _check_token(request: web.Request, tokens: tuple[str, ...]) -> None:
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented:
-        raise Unauthorized("send Authorization: Bearer <token>")
-    if not any(hmac.compare_digest(presented.encode(), t.encode()) for t in tokens):
-        raise Unauthorized("bearer token not recognised")
-
-
-def _refused(found: list[Problem]) -> BadRequest:
-    listed = "; ".join(f"{p['field']}: {p['message']}" for p in found[:5])
-    more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
-    return BadRequest(f"{len(found)} problem(s): {listed}{more}", list(found))  # type: ignore[arg-type]
-
-
-def _query(request: web.Request, model: type[BaseModel]) -> Any:
-    repeated = sorted({k for k in request.query if len(request.query.getall(k)) > 1})
-    found: list[Problem] = [{"field": k, "code": "repeated",
-                             "message": "given more than once"} for k in repeated]
-    try:
-        value = model.model_validate(dict(request.query))
-    except ValidationError as exc:
-        found += problems(exc)
-    if found:
-        raise _refused(found)
-    return value
-
-
-async def _body(request: web.Request) -> bytes:
-    server = _gateway(request).config.server
-    return await read_limited(request, server.max_body_bytes, server.body_timeout_seconds)
-
-
-async def _inputs(request: web.Request, route: Route) -> Inputs:
-    if route.query is None:
-        return Inputs(None)
-    query = _query(request, route.query)
-    if route.body is None:
-        return Inputs(query)
-    raw = await _body(request)
-    if not raw.strip():
-        if route.body_required:
-            raise _refused([{"field": "body", "code": "missing_field",
-                             "message": "a JSON object is required"}])
-        raw = b"{}"
-    if _SURROGATE.search(raw):
-        try:
-            orjson.loads(raw)  # a \uD800-\uDFFF escape must be half of a pair
-        except orjson.JSONDecodeError as exc:
-            raise _refused([{"field": "body", "code": "invalid_json", "message":
-                             f"not Unicode text ({exc}); JSON is exchanged as UTF-8"}]) from None
-    try:
-        return Inputs(query, route.body.model_validate_json(raw))
-    except ValidationError as exc:
-        raise _refused(problems(exc)) from None
-
-
-def guard(route: Route, tokens: Callable[[], tuple[str, ...]] | None) -> Handler:
-    """Wrap one route: its bearer tokens (when `tokens` is given), its declared inputs, and
-    the one place errors become `{"error": {code, message, problems?}}`.
-
-    A wrapper per route rather than an aiohttp middleware: a middleware runs on every
-    request, webhooks included, and costs there (measured by bench/intake.py).
-    """
-
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        try:
-            if tokens is not None:
-                _check_token(request, tokens())
-            return await route.handler(request, await _inputs(request, route))
-        except Unauthorized as exc:
-            return error_response(exc.status, exc.code, exc.message, CHALLENGE)
-        except BadRequest as exc:
-            response = error_response(exc.status, exc.code, exc.message,
-                                      found=exc.problems)  # type: ignore[arg-type]
-            if isinstance(exc, ClientGone):
-                response.force_close()
-            return response
-        except GatewayError as exc:
-            response = error_response(exc.status, exc.code, exc.message)
-            if isinstance(exc, RequestTimeout):
-                response.force_close()  # what is left of that body is not read
-            return response
-        except InvalidCursor as exc:
-            return error_response(400, BadRequest.code, str(exc), found=[
-                {"field": "cursor", "code": "invalid_value", "message": str(exc)}])
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            code = {404: "not_found", 405: "method_not_allowed",
-                    413: "payload_too_large"}.get(exc.status, "http_error")
-            return error_response(exc.status, code, exc.reason)
-        except Exception:  # noqa: BLE001 - logged with its traceback, never shown to the caller
-            log.exception("api.unhandled", path=request.path, method=request.method)
-            return error_response(500, "internal_error", "internal error; see the gateway's log")
-
-    return guarded
-
-
-def plain(handler: Handler) -> RouteHandler:
-    """A handler that needs nothing declared (the webhook intake checks its own)."""
-
-    async def call(request: web.Request, inputs: Inputs) -> web.StreamResponse:
-        return await handler(request)
-
-    return call
-
-
-async def no_route(request: web.Request) -> web.Response:
-    """Every path no route serves: 405 where another method would do, else 404."""
-    if request.path.startswith("/api/"):  # no token, no hints about what exists
-        _check_token(request, _gateway(request).tokens)
-    allowed: set[str] = set()
-    for resource in request.app.router.resources():
-        if resource.canonical == CATCH_ALL:
-            continue
-        match, methods = await resource.resolve(request)
-        if match is None:
-            allowed |= methods
-    if allowed:
-        methods = ", ".join(sorted(allowed))
-        return error_response(405, "method_not_allowed",
-                              f"{request.method} is not allowed here; use {methods}",
-                              {"Allow": methods})
-    return error_response(404, "not_found", f"no route for {request.path}")
-
-
-CATCH_ALL = "/{tail:.*}"
-
-
-def _gateway(request: web.Request) -> Gateway:
-    return request.app[GATEWAY_KEY]  # type: ignore[return-value]
-
-
-def _page(items: list[Any], next_cursor: str | None) -> web.Response:
-    return json_response({"items": items, "next_cursor": next_cursor})
-
-
 def _invalid(field_path: str, message: str) -> BadRequest:
-    return _refused([{"field": field_path, "code": "invalid_value", "message": message}])
+    return refused([{"field": field_path, "code": "invalid_value", "message": message}])
 
 
 # fulfillment orders
@@ -336,17 +135,17 @@ async def _create(gw: Gateway, new: NewFulfillmentOrder) -> web.Response:
 
 
 async def create_fulfillment_order(request: web.Request, inputs: Inputs) -> web.Response:
-    return await _create(_gateway(request), new_fulfillment_order(inputs.body))
+    return await _create(gateway_of(request), new_fulfillment_order(inputs.body))
 
 
 async def list_channels(request: web.Request, inputs: Inputs) -> web.Response:
-    return _page([c.describe() for c in _gateway(request).config.channels], None)
+    return page_response([c.describe() for c in gateway_of(request).config.channels], None)
 
 
 async def create_channel_order(request: web.Request, inputs: Inputs) -> web.Response:
     """Invoice first: an internal service posts an invoiced order; it becomes an FO of this
     channel (pushed as the channel says) and no invoice is requested for it."""
-    gw, name = _gateway(request), request.match_info["name"]
+    gw, name = gateway_of(request), request.match_info["name"]
     if gw.config.channel(name) is None:
         raise NotFound(f"channel {name} is not configured")
     body: ChannelOrderRequest = inputs.body
@@ -360,7 +159,7 @@ async def create_channel_order(request: web.Request, inputs: Inputs) -> web.Resp
 
 async def get_fulfillment_order(request: web.Request, inputs: Inputs) -> web.Response:
     fo_id = request.match_info["id"]
-    view = await _gateway(request).storage.fulfillment_order_view(fo_id)
+    view = await gateway_of(request).storage.fulfillment_order_view(fo_id)
     if view is None:
         raise NotFound(f"fulfillment order {fo_id} does not exist")
     return json_response(view)
@@ -368,13 +167,13 @@ async def get_fulfillment_order(request: web.Request, inputs: Inputs) -> web.Res
 
 async def list_fulfillment_orders(request: web.Request, inputs: Inputs) -> web.Response:
     q: FulfillmentOrderQuery = inputs.query
-    page = await _gateway(request).storage.list_fulfillment_orders(
+    page = await gateway_of(request).storage.list_fulfillment_orders(
         q.status, q.updated_since, q.cursor, q.limit)
-    return _page(page.items, page.next_cursor)
+    return page_response(page.items, page.next_cursor)
 
 
 async def cancel_fulfillment_order(request: web.Request, inputs: Inputs) -> web.Response:
-    gw, fo_id = _gateway(request), request.match_info["id"]
+    gw, fo_id = gateway_of(request), request.match_info["id"]
     await gw.commands.cancel_fulfillment_order(fo_id)
     return json_response(await gw.storage.fulfillment_order_view(fo_id))
 
@@ -383,7 +182,7 @@ async def cancel_fulfillment_order(request: web.Request, inputs: Inputs) -> web.
 
 async def get_shipment(request: web.Request, inputs: Inputs) -> web.Response:
     shipment_id = request.match_info["id"]
-    view = await _gateway(request).storage.shipment_view(shipment_id)
+    view = await gateway_of(request).storage.shipment_view(shipment_id)
     if view is None:
         raise NotFound(f"shipment {shipment_id} does not exist")
     return json_response(view)
@@ -391,26 +190,26 @@ async def get_shipment(request: web.Request, inputs: Inputs) -> web.Response:
 
 async def list_shipments(request: web.Request, inputs: Inputs) -> web.Response:
     q: ShipmentQuery = inputs.query
-    page = await _gateway(request).storage.list_shipments(q.fulfillment_order_id, q.cursor,
+    page = await gateway_of(request).storage.list_shipments(q.fulfillment_order_id, q.cursor,
                                                           q.limit)
-    return _page(page.items, page.next_cursor)
+    return page_response(page.items, page.next_cursor)
 
 
 async def list_unmatched(request: web.Request, inputs: Inputs) -> web.Response:
     q: Paging = inputs.query
-    page = await _gateway(request).storage.list_unmatched(q.cursor, q.limit)
-    return _page(page.items, page.next_cursor)
+    page = await gateway_of(request).storage.list_unmatched(q.cursor, q.limit)
+    return page_response(page.items, page.next_cursor)
 
 
 async def match_unmatched(request: web.Request, inputs: Inputs) -> web.Response:
-    gw, shipment_id = _gateway(request), request.match_info["id"]
+    gw, shipment_id = gateway_of(request), request.match_info["id"]
     await gw.commands.match_unmatched(shipment_id, list(inputs.body.fulfillment_order_ids))
     return json_response(await gw.storage.shipment_view(shipment_id))
 
 
 async def unmatch_shipment(request: web.Request, inputs: Inputs) -> web.Response:
     """Undo a manual match: the rules match the shipment again, or it waits unmatched."""
-    gw, shipment_id = _gateway(request), request.match_info["id"]
+    gw, shipment_id = gateway_of(request), request.match_info["id"]
     await gw.commands.unmatch(shipment_id)
     return json_response(await gw.storage.shipment_view(shipment_id))
 
@@ -439,7 +238,7 @@ def _leased(state: FeedState | None) -> bool:
 
 
 async def list_connectors(request: web.Request, inputs: Inputs) -> web.Response:
-    gw = _gateway(request)
+    gw = gateway_of(request)
     items = []
     for config in gw.config.connectors:
         connector = gw.connectors.get(config.name)
@@ -457,16 +256,16 @@ async def list_connectors(request: web.Request, inputs: Inputs) -> web.Response:
                                  for k in connector.record_kinds],
                 **connector.status()}
         items.append(item)
-    return _page(items, None)
+    return page_response(items, None)
 
 
 async def poll_connector(request: web.Request, inputs: Inputs) -> web.Response:
-    return json_response(await _gateway(request).poller.poll(
+    return json_response(await gateway_of(request).poller.poll(
         request.match_info["name"], inputs.query.feed))
 
 
 async def _feed_paused(request: web.Request, by: str | None) -> web.Response:
-    gw = _gateway(request)
+    gw = gateway_of(request)
     name, feed_name = request.match_info["name"], request.match_info["feed"]
     connector, feed = await gw.commands.pause_feed(name, feed_name, by)
     states = {s.feed: s for s in await gw.storage.feed_states(name)}
@@ -482,11 +281,11 @@ async def resume_feed(request: web.Request, inputs: Inputs) -> web.Response:
 
 
 async def list_destinations(request: web.Request, inputs: Inputs) -> web.Response:
-    return _page(await _gateway(request).commands.destinations(), None)
+    return page_response(await gateway_of(request).commands.destinations(), None)
 
 
 async def _destination_paused(request: web.Request, by: str | None) -> web.Response:
-    gw, destination = _gateway(request), request.match_info["destination"]
+    gw, destination = gateway_of(request), request.match_info["destination"]
     await gw.commands.pause_destination(destination, by)
     [view] = [d for d in await gw.commands.destinations() if d["destination"] == destination]
     return json_response(view)
@@ -509,19 +308,19 @@ def dead_letter_filter(where: DeadLetterWhere) -> DeadLetterFilter:
 
 async def list_dead_letters(request: web.Request, inputs: Inputs) -> web.Response:
     q: DeadLetterQuery = inputs.query
-    page = await _gateway(request).storage.list_dead_letters(q.cursor, q.limit,
+    page = await gateway_of(request).storage.list_dead_letters(q.cursor, q.limit,
                                                              dead_letter_filter(q))
-    return _page(page.items, page.next_cursor)
+    return page_response(page.items, page.next_cursor)
 
 
 async def replay_dead_letters(request: web.Request, inputs: Inputs) -> web.Response:
     """Every dead letter the filter matches, replayed in the background."""
-    job = _gateway(request).commands.replay_matching(dead_letter_filter(inputs.body))
+    job = gateway_of(request).commands.replay_matching(dead_letter_filter(inputs.body))
     return json_response(job.view(), 202)
 
 
 async def replay_job(request: web.Request, inputs: Inputs) -> web.Response:
-    job = _gateway(request).commands.replays.get(request.match_info["id"])
+    job = gateway_of(request).commands.replays.get(request.match_info["id"])
     if job is None:
         raise NotFound(f"no replay {request.match_info['id']} on this process (jobs live in"
                        " the process that runs them)")
@@ -529,14 +328,14 @@ async def replay_job(request: web.Request, inputs: Inputs) -> web.Response:
 
 
 async def replay_dead_letter(request: web.Request, inputs: Inputs) -> web.Response:
-    gw, raw = _gateway(request), request.match_info["id"]
+    gw, raw = gateway_of(request), request.match_info["id"]
     if not await gw.commands.replay_dead_letter(raw):
         raise NotFound(f"dead letter {raw} does not exist")
     return json_response(DeadLetterAction(id=raw, status="replaying"), 202)
 
 
 async def discard_dead_letter(request: web.Request, inputs: Inputs) -> web.Response:
-    gw, raw = _gateway(request), request.match_info["id"]
+    gw, raw = gateway_of(request), request.match_info["id"]
     reason = inputs.body.reason if inputs.body is not None else None
     if not await gw.commands.discard_dead_letter(raw, reason):
         raise NotFound(f"dead letter {raw} does not exist")
@@ -566,15 +365,15 @@ def _record_kind(gw: Gateway, request: web.Request) -> tuple[str, str]:
 
 
 async def list_partner_records(request: web.Request, inputs: Inputs) -> web.Response:
-    gw = _gateway(request)
+    gw = gateway_of(request)
     name, kind = _record_kind(gw, request)
     q: RecordQuery = inputs.query
     page = await gw.storage.list_partner_records(name, kind, q.updated_since, q.cursor, q.limit)
-    return _page([_record_view(r) for r in page.items], page.next_cursor)
+    return page_response([_record_view(r) for r in page.items], page.next_cursor)
 
 
 async def get_partner_record(request: web.Request, inputs: Inputs) -> web.Response:
-    gw = _gateway(request)
+    gw = gateway_of(request)
     name, kind = _record_kind(gw, request)
     record = await gw.storage.partner_record(name, kind, request.match_info["id"])
     if record is None:
@@ -584,7 +383,7 @@ async def get_partner_record(request: web.Request, inputs: Inputs) -> web.Respon
 
 async def _write_record(request: web.Request, write: str, external_id: str | None,
                         fields: dict[str, Any]) -> web.Response:
-    gw = _gateway(request)
+    gw = gateway_of(request)
     name, kind = _record_kind(gw, request)
     if write in ("create", "update") and not fields:
         raise _invalid("fields", "the partner's fields to write; at least one")
@@ -618,7 +417,7 @@ async def push_replenishments(request: web.Request, inputs: Inputs) -> web.Respo
     what each partner knows, queued; 202 once queued."""
     body: ReplenishmentRequest = inputs.body
     levels = [level.model_dump() for level in body.levels]
-    lines, queued = await _gateway(request).commands.push_inventory(body.connector, levels)
+    lines, queued = await gateway_of(request).commands.push_inventory(body.connector, levels)
     return json_response(InventoryQueued(
         received=len(levels), lines=len(lines),
         messages=[Queued(id=f"outbox-{message_id}", status="pending", operation=PUSH_INVENTORY)
@@ -627,15 +426,15 @@ async def push_replenishments(request: web.Request, inputs: Inputs) -> web.Respo
 
 async def list_inbound_shipments(request: web.Request, inputs: Inputs) -> web.Response:
     q: InboundShipmentQuery = inputs.query
-    page = await _gateway(request).storage.list_inbound_shipments(
+    page = await gateway_of(request).storage.list_inbound_shipments(
         q.connector, [q.status] if q.status else [], q.updated_since, q.cursor, q.limit)
-    return _page(page.items, page.next_cursor)
+    return page_response(page.items, page.next_cursor)
 
 
 async def get_inbound_shipment(request: web.Request, inputs: Inputs) -> web.Response:
     q: InboundShipmentOneQuery = inputs.query
     shipment_id = request.match_info["id"]
-    view = await _gateway(request).storage.inbound_shipment(shipment_id, q.connector)
+    view = await gateway_of(request).storage.inbound_shipment(shipment_id, q.connector)
     if view is None:
         raise NotFound(f"inbound shipment {shipment_id} does not exist")
     return json_response(view)
@@ -645,9 +444,9 @@ async def list_partner_orders(request: web.Request, inputs: Inputs) -> web.Respo
     """Orders placed at partners, with the FO each became; `unclaimed=true`: those no
     channel takes (kept, not dropped); `held=true`: those the connector could not map."""
     q: PartnerOrderQuery = inputs.query
-    page = await _gateway(request).storage.list_partner_orders(
+    page = await gateway_of(request).storage.list_partner_orders(
         q.connector, q.unclaimed, q.held, q.cursor, q.limit)
-    return _page([PartnerOrderView(
+    return page_response([PartnerOrderView(
         connector=o.order.source, id=o.order.external_id, order_number=o.order.order_number,
         status=o.order.status,  # type: ignore[typeddict-item]
         lines=[{"sku": ln.sku, "quantity": ln.quantity, "partner_line_id": ln.partner_line_id}
@@ -663,11 +462,11 @@ async def list_partner_orders(request: web.Request, inputs: Inputs) -> web.Respo
 async def receive_webhook(request: web.Request, inputs: Inputs) -> web.Response:
     """Verified by the connector (its own token, signature and body checks), not a bearer
     token; stored durably before the 2xx."""
-    return await _gateway(request).receive_webhook(request)
+    return await gateway_of(request).receive_webhook(request)
 
 
 async def openapi(request: web.Request, inputs: Inputs) -> web.Response:
-    gw = _gateway(request)
+    gw = gateway_of(request)
     parameters = {p.name: p for c in gw.connectors.values() for p in c.webhook_parameters}
     return json_response(document(ROUTES, parameters))
 
@@ -677,7 +476,7 @@ async def healthz(request: web.Request, inputs: Inputs) -> web.Response:
 
 
 async def readyz(request: web.Request, inputs: Inputs) -> web.Response:
-    gw = _gateway(request)
+    gw = gateway_of(request)
     problem = await gw.storage.probe()  # a write, so a full disk or read-only file shows
     storage_ok = problem is None
     checks = {
@@ -695,7 +494,7 @@ async def readyz(request: web.Request, inputs: Inputs) -> web.Response:
 
 
 async def metrics(request: web.Request, inputs: Inputs) -> web.Response:
-    gw = _gateway(request)
+    gw = gateway_of(request)
     stats = await gw.storage.inbox_stats()
     gw.metrics.inbox_depth.set(stats["depth"])
     gw.metrics.inbox_oldest_age.set(stats["oldest_age_seconds"])

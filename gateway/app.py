@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway import api, logs
+from gateway import api, logs, routes
 from gateway.backoff import RetryPolicy
 from gateway.commands import Commands
 from gateway.config import Config
@@ -216,13 +216,13 @@ class Gateway:
 
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.server.max_body_bytes)
-        app[api.GATEWAY_KEY] = self
+        app[routes.GATEWAY_KEY] = self
         tokens = lambda: self.tokens  # noqa: E731 - read at each request
         for route in api.ROUTES:
-            app.router.add_route(route.method, route.path, api.guard(
+            app.router.add_route(route.method, route.path, routes.guard(
                 route, tokens if route.secured else None))
         add_console(app, self)
-        app.router.add_route("*", api.CATCH_ALL, api.guard(api.NO_ROUTE, None))
+        app.router.add_route("*", routes.CATCH_ALL, routes.guard(api.NO_ROUTE, None))
         app.cleanup_ctx.append(self._lifecycle)
         return app
 

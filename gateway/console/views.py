@@ -15,10 +15,11 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from gateway import logs
-from gateway.api import GATEWAY_KEY, dead_letter_filter
+from gateway.api import dead_letter_filter
 from gateway.console.session import COOKIE, LOGIN_COOKIE, Session, Sessions
 from gateway.domain.records import parse_iso
 from gateway.errors import GatewayError
+from gateway.routes import GATEWAY_KEY
 from gateway.shapes import DeadLetterWhere, problems
 from storage import DeadLetterFilter
 
