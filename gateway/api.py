@@ -59,8 +59,6 @@ from gateway.shapes import (
     FulfillmentOrderRequest,
     Health,
     Id,
-    InboundShipmentOneQuery,
-    InboundShipmentQuery,
     InventoryQueued,
     MatchRequest,
     Name,
@@ -79,6 +77,7 @@ from gateway.shapes import (
     ReplenishmentRequest,
     ShipmentQuery,
 )
+from gateway.stock_api import STOCK_ROUTES
 from storage import (
     INBOX,
     OUTBOX,
@@ -90,7 +89,6 @@ from storage.models import (
     DeadLetter,
     FulfillmentOrderSummary,
     FulfillmentOrderView,
-    InboundShipmentView,
     ShipmentView,
 )
 
@@ -424,22 +422,6 @@ async def push_replenishments(request: web.Request, inputs: Inputs) -> web.Respo
                   for _, message_id in queued]), 202)
 
 
-async def list_inbound_shipments(request: web.Request, inputs: Inputs) -> web.Response:
-    q: InboundShipmentQuery = inputs.query
-    page = await gateway_of(request).storage.list_inbound_shipments(
-        q.connector, [q.status] if q.status else [], q.updated_since, q.cursor, q.limit)
-    return page_response(page.items, page.next_cursor)
-
-
-async def get_inbound_shipment(request: web.Request, inputs: Inputs) -> web.Response:
-    q: InboundShipmentOneQuery = inputs.query
-    shipment_id = request.match_info["id"]
-    view = await gateway_of(request).storage.inbound_shipment(shipment_id, q.connector)
-    if view is None:
-        raise NotFound(f"inbound shipment {shipment_id} does not exist")
-    return json_response(view)
-
-
 async def list_partner_orders(request: web.Request, inputs: Inputs) -> web.Response:
     """Orders placed at partners, with the FO each became; `unclaimed=true`: those no
     channel takes (kept, not dropped); `held=true`: those the connector could not map."""
@@ -618,14 +600,7 @@ ROUTES: list[Route] = [
           " warehouse, date and SKU wins), checked, then queued",
           {202: (InventoryQueued, "Queued, one message per connector")},
           body=ReplenishmentRequest, also=(404, 501)),
-    Route("GET", "/api/v1/inbound-shipments", list_inbound_shipments, "listInboundShipments",
-          "Stock sent to fulfilment networks (FBA inbound shipments): status with its history,"
-          " per SKU shipped and received; oldest change first",
-          {200: (PageOf(InboundShipmentView), "A page")}, query=InboundShipmentQuery),
-    Route("GET", "/api/v1/inbound-shipments/{id}", get_inbound_shipment, "getInboundShipment",
-          "One inbound shipment, by the partner's id", {200: (InboundShipmentView,
-                                                               "The shipment")},
-          query=InboundShipmentOneQuery, path_params=ID),
+    *STOCK_ROUTES,
     Route("GET", "/api/v1/partner-orders", list_partner_orders, "listPartnerOrders",
           "Orders placed at partners and the FO each became; unclaimed=true lists those no"
           " channel takes, held=true those the connector could not map", {200: (PageOf(PartnerOrderView), "A page")},

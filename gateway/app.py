@@ -38,6 +38,7 @@ from gateway.outbound import Outbound
 from gateway.outbox import OutboxDispatcher
 from gateway.ratelimit import RateBudget
 from gateway.scheduler import Poller, build_scheduler
+from gateway.stock import Stock
 from gateway.subscribers import Subscribers
 from gateway.worker import InboxWorker
 from storage import INBOX, OutboxMessage
@@ -74,6 +75,7 @@ class Gateway:
                                            config.outbox.batch_size, owner=self.owner)
         self.commands = Commands(config, self.storage, self.outbound, self.connectors,
                                  wake_dispatcher=self.dispatcher.wake)
+        self.stock = Stock(self.commands, self.outbound)
         self.worker = InboxWorker(self.storage, self.connectors, policy, self.metrics,
                                   config.worker.concurrency, config.worker.batch_size,
                                   intake_busy=self.committer.busy, commands=self.commands,

@@ -78,14 +78,14 @@ class Commands:
         self.wake_worker = wake_worker
         self.replays: dict[str, ReplayJob] = {}  # this process's, newest last
 
-    async def _run(self, change: Callable[[Transaction, str], Awaitable[tuple[T, int]]]) -> T:
+    async def run(self, change: Callable[[Transaction, str], Awaitable[tuple[T, int]]]) -> T:
         at = now_iso()
         result, enqueued = await self.storage.run(lambda tx: change(tx, at))
         if enqueued:
             self.wake_dispatcher()
         return result
 
-    async def _settle(self, tx: Transaction, outcome: Outcome, at: str) -> int:
+    async def settle(self, tx: Transaction, outcome: Outcome, at: str) -> int:
         """What follows any change: link states from the FOs' new statuses, then the
         outbound messages for all it changed."""
         watch_until = utc_iso(parse_iso(at) + timedelta(days=self.config.links.watch_days))
@@ -106,7 +106,7 @@ class Commands:
 
     # fulfillment orders
 
-    async def _created(self, tx: Transaction, fo_id: str, at: str, outcome: Outcome,
+    async def created(self, tx: Transaction, fo_id: str, at: str, outcome: Outcome,
                        origin: tuple[str, str] | None = None) -> int:
         record = await tx.fulfillment_order_record(fo_id)
         assert record is not None
@@ -124,10 +124,10 @@ class Commands:
             if not created:
                 return False, 0
             self._report(outcome)
-            return True, await self._created(tx, new.fo.id, new.created_at, outcome) \
-                + await self._settle(tx, outcome, new.created_at)
+            return True, await self.created(tx, new.fo.id, new.created_at, outcome) \
+                + await self.settle(tx, outcome, new.created_at)
 
-        created = await self._run(change)
+        created = await self.run(change)
         if created:
             log.info("fulfillment_order.created", fo_id=new.fo.id, channel=new.fo.channel)
         return created
@@ -145,9 +145,9 @@ class Commands:
             if by != "api" and any(c.fo_id == fo_id and c.new == "cancelled"
                                    for c in outcome.status_changes):
                 await tx.add_timeline(fo_id, "cancel_requested", at, {"by": by})  # a person
-            return outcome, sent + await self._settle(tx, outcome, at)
+            return outcome, sent + await self.settle(tx, outcome, at)
 
-        self._report(await self._run(change))
+        self._report(await self.run(change))
 
     # shipments
 
@@ -167,16 +167,16 @@ class Commands:
                              by: str = "api") -> None:
         async def change(tx: Transaction, at: str) -> tuple[Outcome, int]:
             outcome = await ledger.match_manually(tx, shipment_id, fo_ids, at, by)
-            return outcome, await self._settle(tx, outcome, at)
+            return outcome, await self.settle(tx, outcome, at)
 
-        self._report(await self._run(change))
+        self._report(await self.run(change))
 
     async def unmatch(self, shipment_id: str, by: str = "api") -> None:
         async def change(tx: Transaction, at: str) -> tuple[Outcome, int]:
             outcome = await ledger.unmatch(tx, shipment_id, at, by)
-            return outcome, await self._settle(tx, outcome, at)
+            return outcome, await self.settle(tx, outcome, at)
 
-        self._report(await self._run(change))
+        self._report(await self.run(change))
 
     # what the inbox brings
 
@@ -199,12 +199,12 @@ class Commands:
                         await self._partner_record(tx, record, at)
                     elif isinstance(record, InboundShipment):
                         sent += await inbound.record(tx, record, at, self.outbound)
-                sent += await self._settle(tx, outcome, at)
+                sent += await self.settle(tx, outcome, at)
                 outcomes.append(outcome)
             await tx.mark_inbox_processed([event_id for event_id, _ in batch], at)
             return outcomes, sent
 
-        return await self._run(change)
+        return await self.run(change)
 
     async def _partner_order(self, tx: Transaction, order: PartnerOrder, at: str,
                              outcome: Outcome) -> int:
@@ -248,7 +248,7 @@ class Commands:
                 return 0
             log.info("fulfillment_order.created", fo_id=new.fo.id, channel=channel.name,
                      connector=order.source, partner_order_id=order.external_id)
-            sent = await self._created(tx, new.fo.id, at, outcome,
+            sent = await self.created(tx, new.fo.id, at, outcome,
                                        origin=(order.source, order.external_id))
             connector = self.connectors.get(order.source)
             if connector is not None and ACKNOWLEDGE_ORDER in connector.declared_operations() \
@@ -318,7 +318,7 @@ class Commands:
             assert message_id is not None
             return message_id, sent
 
-        return await self._run(change)
+        return await self.run(change)
 
     # inventory
 
@@ -374,7 +374,7 @@ class Commands:
                 queued.append((name, message_id))
             return queued, sent
 
-        return lines, await self._run(change)
+        return lines, await self.run(change)
 
     # pauses
 

@@ -225,6 +225,11 @@ class Connector:
         self._links = links
         self._records = records
 
+    def inventory_location(self) -> str:
+        """Where stock this partner holds sits in the gateway's inventory ledger: the
+        connector's `location` option, where it declares one, else its name."""
+        return str(self.settings.get("location") or self.name)
+
     def rate_budget(self, per_window: int, window_seconds: float,
                     part: str | None = None) -> RateBudget:
         """This partner's request budget, shared with every process that calls it (the

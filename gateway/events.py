@@ -14,14 +14,19 @@ from gateway.names import (
     FO_SOURCE_CHANGED,
     FO_STATUS_CHANGED,
     INBOUND_SHIPMENT_SYNCED,
+    INVENTORY_DISCREPANCY,
     INVOICE_REQUESTED,
     ORDER_PUSH_FAILED,
     ORDER_PUSHED,
     PARTNER_ORDER_HELD,
     PARTNER_ORDER_UNCLAIMED,
+    PURCHASE_ORDER_CLOSED,
+    PURCHASE_ORDER_RECEIVED,
     SHIPMENT_RECORDED,
     SHIPMENT_REJECTED,
     SHIPMENT_UNMATCHED,
+    TRANSFER_ORDER_CREATED,
+    TRANSFER_ORDER_SHIPPED,
 )
 
 
@@ -105,6 +110,51 @@ class InboundSyncedData(TypedDict):
     items: list[InboundItemData]
 
 
+class TransferLineData(TypedDict):
+    sku: str
+    quantity: int  # on the sales order and the purchase order
+    received: int  # on the purchase order so far
+
+
+class TransferOrderData(TypedDict):
+    transfer_order_id: str
+    connector: str
+    inbound_shipment_id: str
+    fulfillment_order_id: str  # the sales order
+    purchase_order_id: str
+    source_location: str
+    destination_location: str
+    status: str
+    purchase_order_status: str
+    lines: list[TransferLineData]
+
+
+class TransferShippedData(TransferOrderData):
+    carrier: str | None
+    tracking_numbers: list[str]
+    shipped_at: str
+
+
+class PurchaseOrderReceivedData(TransferOrderData):
+    units: list[ShippedLine]  # received by this receipt, per SKU
+
+
+class PurchaseOrderClosedData(TransferOrderData):
+    shortfall: list[ShippedLine]  # units shipped and never received, per SKU
+
+
+class DiscrepancyData(TypedDict):
+    kind: str  # decrease, over_receipt, unplanned_sku, shortfall
+    connector: str
+    inbound_shipment_id: str
+    transfer_order_id: str | None  # None: the shipment is not reconciled yet
+    sku: str
+    quantity: int  # the units in question
+    planned: int  # shipped, per the plan
+    received_before: int
+    received_after: int
+
+
 class OrderPushedData(TypedDict):
     fulfillment_order_id: str
     connector: str
@@ -174,4 +224,19 @@ EVENT_DATA: dict[str, tuple[str, type]] = {
     INBOUND_SHIPMENT_SYNCED: ("An inbound shipment (stock sent to a fulfilment network) was"
                               " read with a change: its status, or its items' shipped or"
                               " received units", InboundSyncedData),
+    TRANSFER_ORDER_CREATED: ("An inbound shipment was reconciled into a transfer order: a"
+                             " sales order (an FO) and a purchase order with its lines",
+                             TransferOrderData),
+    TRANSFER_ORDER_SHIPPED: ("A transfer order's goods left its source: the sales order"
+                             " shipped, the units moved from on hand to in transit",
+                             TransferShippedData),
+    PURCHASE_ORDER_RECEIVED: ("Units of a transfer order were received at the destination"
+                              " (moved from in transit to on hand there)",
+                              PurchaseOrderReceivedData),
+    PURCHASE_ORDER_CLOSED: ("The destination closed the inbound shipment: the purchase order"
+                            " is complete, with any shortfall", PurchaseOrderClosedData),
+    INVENTORY_DISCREPANCY: ("What a fulfilment network reported and the gateway did not apply"
+                            " (a received count that went down, units above those shipped, a"
+                            " SKU not planned) or a shortfall at closing: for a person",
+                            DiscrepancyData),
 }

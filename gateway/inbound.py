@@ -1,13 +1,14 @@
 """Inbound shipments (stock sent to a fulfilment network), applied in the inbox event's
 transaction: a read's header and items merged into what the gateway keeps, a status seen for
 the first time added to the history, an older read never over a newer one, and an
-`inbound_shipment.synced` event when anything changed. (Receipts into the inventory ledger
-and transfer orders build on this: not yet.)"""
+`inbound_shipment.synced` event when anything changed; then what the read means for stock
+(receipts, discrepancies, the purchase order closed: gateway/stock.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from gateway import stock
 from gateway.domain.records import InboundShipment
 from gateway.events import InboundItemData, InboundSyncedData
 from gateway.names import INBOUND_SHIPMENT_SYNCED
@@ -42,10 +43,12 @@ async def record(tx: Transaction, shipment: InboundShipment, at: str,
         return 0  # an older read, or nothing read
     # A read that changed nothing still records when it was made (a closed shipment's items
     # are read until then), but not as a change: updated_at is when something changed.
-    await tx.save_inbound_shipment(replace(new, updated_at=at if changed else kept.updated_at))
+    saved = replace(new, updated_at=at if changed else kept.updated_at)
+    await tx.save_inbound_shipment(saved)
+    sent = await stock.items_read(tx, stored, saved, at, outbound)
     if not changed:
-        return 0
-    return await outbound.event(tx, INBOUND_SHIPMENT_SYNCED, InboundSyncedData(
+        return sent
+    return sent + await outbound.event(tx, INBOUND_SHIPMENT_SYNCED, InboundSyncedData(
         connector=new.connector, inbound_shipment_id=new.id, name=new.name,
         destination=new.destination, status=new.status,
         previous_status=stored.status if stored else None,

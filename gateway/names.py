@@ -63,10 +63,17 @@ PARTNER_ORDER_UNCLAIMED = "partner_order.unclaimed"
 PARTNER_ORDER_HELD = "partner_order.held"
 SHIPMENT_REJECTED = "shipment.rejected"
 INBOUND_SHIPMENT_SYNCED = "inbound_shipment.synced"
+TRANSFER_ORDER_CREATED = "transfer_order.created"
+TRANSFER_ORDER_SHIPPED = "transfer_order.shipped"
+PURCHASE_ORDER_RECEIVED = "purchase_order.received"
+PURCHASE_ORDER_CLOSED = "purchase_order.closed"
+INVENTORY_DISCREPANCY = "inventory.discrepancy"
 EVENT_TYPES = (FO_CREATED, FO_STATUS_CHANGED, FO_CANCELLED, FO_SOURCE_CHANGED,
                SHIPMENT_RECORDED, SHIPMENT_UNMATCHED, ORDER_PUSHED, ORDER_PUSH_FAILED,
                INVOICE_REQUESTED, PARTNER_ORDER_UNCLAIMED, PARTNER_ORDER_HELD,
-               SHIPMENT_REJECTED, INBOUND_SHIPMENT_SYNCED)
+               SHIPMENT_REJECTED, INBOUND_SHIPMENT_SYNCED, TRANSFER_ORDER_CREATED,
+               TRANSFER_ORDER_SHIPPED, PURCHASE_ORDER_RECEIVED, PURCHASE_ORDER_CLOSED,
+               INVENTORY_DISCREPANCY)
 
 InvoiceTiming = Literal["on_order_created", "on_shipment_created"]
 INVOICE_TIMINGS: tuple[str, ...] = get_args(InvoiceTiming)

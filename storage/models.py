@@ -149,3 +149,89 @@ class InboundShipmentView:
     updated_at: str
     header_seen_at: str | None = None
     items_seen_at: str | None = None
+
+
+# stock: transfer orders, receipts from a fulfilment network, the inventory ledger
+
+ReceiptKind = Literal["receipt", "decrease", "over_receipt", "unplanned_sku", "shortfall"]
+# held: a receipt on a shipment not yet reconciled; applied: in the ledger; reported: a
+# discrepancy, recorded and reported, never applied
+ReceiptState = Literal["held", "applied", "reported"]
+TransferStatus = Literal["reconciled", "shipped", "received", "closed"]
+PurchaseOrderStatus = Literal["open", "partially_received", "received", "closed"]
+
+
+@dataclass(frozen=True)
+class TransferLine:
+    sku: str
+    quantity: int  # on the sales order and on the purchase order
+    received: int = 0  # received on the purchase order so far
+
+
+@dataclass(frozen=True)
+class TransferOrder:
+    """An inbound shipment reconciled: a sales order (the FO `fulfillment_order_id`) for the
+    units leaving `source_location`, a purchase order for them arriving at
+    `destination_location`."""
+
+    id: str
+    connector: str
+    inbound_shipment_id: str
+    fulfillment_order_id: str
+    purchase_order_id: str
+    source_location: str
+    destination_location: str
+    status: TransferStatus
+    purchase_order_status: PurchaseOrderStatus
+    lines: Sequence[TransferLine]
+    created_at: str
+    updated_at: str
+    carrier: str | None = None
+    tracking_numbers: Sequence[str] = ()
+    shipped_at: str | None = None
+    closed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundReceipt:
+    """What one read of an inbound shipment's items changed for one SKU: units received
+    (a receipt), or a discrepancy (a decrease, units above those shipped, a SKU not planned,
+    units short at closing) that is reported and never applied."""
+
+    id: str
+    connector: str
+    inbound_shipment_id: str
+    sku: str
+    kind: ReceiptKind
+    quantity: int
+    received_before: int
+    received_after: int
+    state: ReceiptState
+    observed_at: str
+    recorded_at: str
+    transfer_order_id: str | None = None
+    applied_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One change in the inventory ledger at one location and SKU: units on hand and in
+    transit (to that location) added, or taken when negative."""
+
+    location: str
+    sku: str
+    on_hand: int
+    in_transit: int
+    reason: str  # transfer_shipped, transfer_received
+    reference: str  # the transfer order, or the receipt
+    at: str
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    location: str
+    sku: str
+    on_hand: int
+    in_transit: int
+    updated_at: str

@@ -7,8 +7,9 @@ from its cursor (less `overlap_minutes`) to no later than `end_lag_minutes` befo
 page; the `receiving` feed reads the items of every shipment still open (SHIPPED, IN_TRANSIT,
 DELIVERED, CHECKED_IN, RECEIVING) until it is CLOSED, CANCELLED or DELETED. Each read becomes
 an InboundShipment (the gateway keeps the header, every status seen, and per seller SKU the
-shipped, received and case quantities: `GET /api/v1/inbound-shipments`); the transfer orders
-and the inventory ledger that receipts move are the next step (issue 16), not built yet.
+shipped, received and case quantities: `GET /api/v1/inbound-shipments`). The gateway turns
+received increases into receipts on the shipment's transfer order and into the inventory
+ledger at this connector's `location` (gateway/stock.py).
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class AmazonSpConnector(Connector):
                help="a date range ends no later than this long before now"),
         Option("lookback_days", float, 30.0, minimum=0.0,
                help="the first shipments poll looks this far back"),
+        Option("location", str, "", help="the inventory ledger's location for stock at this"
+               " network (default: the connector's name)"),
         Option("sync_shipments", bool, True, help="the shipments feed"),
         Option("auto_receive", bool, True, help="the receiving feed"),
     )
@@ -159,14 +162,17 @@ class AmazonSpConnector(Connector):
             return PollResult(events, before, {"shipments": len(events),
                                                "window": [after, before]})
         # open ones, and one closed since its items were last read (its last receipts)
-        open_ids = [s.id async for s in self.stored_inbound_shipments((*OPEN, "CLOSED"))
-                    if s.status in OPEN or not s.items_seen_at or not s.status_history
-                    or s.items_seen_at < s.status_history[-1].at]
+        to_read = [(s.id, s.status) async for s in self.stored_inbound_shipments(
+                   (*OPEN, "CLOSED")) if s.status in OPEN or not s.items_seen_at
+                   or not s.status_history or s.items_seen_at < s.status_history[-1].at]
         events = []
-        for shipment_id in open_ids:
+        for shipment_id, status in to_read:
             items = await self.client.items(marketplace, shipment_id)
-            events.append(self._event("items", {"shipment_id": shipment_id, "items": items}))
-        return PollResult(events, cursor or "", {"open": len(open_ids)})
+            # the status it was read in makes the read after closing a delivery of its own,
+            # even with the items unchanged (the gateway closes the purchase order on it)
+            events.append(self._event("items", {"shipment_id": shipment_id, "status": status,
+                                                "items": items}))
+        return PollResult(events, cursor or "", {"open": len(to_read)})
 
     def _event(self, kind: str, body: Mapping[str, Any]) -> NewInboxEvent:
         raw = orjson.dumps({"kind": kind, **body}, option=orjson.OPT_SORT_KEYS)

@@ -42,6 +42,7 @@ from storage import (
     Transaction,
 )
 from storage.migrations import numbered_migrations, refuse_newer
+from storage.models import InboundShipmentView
 from storage.postgres.adapter import PgConnection, dollar_params
 from storage.sql.queues import SqlQueues
 from storage.sql.tx import SqlTransaction, from_json, to_json
@@ -86,6 +87,14 @@ class PgTransaction(SqlTransaction):
         await self.db.execute("SELECT pg_advisory_xact_lock(hashtext(?))",
                               (f"shipment:{source}:{external_id}",))
         return await super().get_shipment(source, external_id)
+
+    async def get_inbound_shipment(self, connector: str,
+                                   external_id: str) -> InboundShipmentView | None:
+        # Its receipts are worked out from what is stored: one process at a time, the
+        # second seeing the first's commit.
+        await self.db.execute("SELECT pg_advisory_xact_lock(hashtext(?))",
+                              (f"inbound:{connector}:{external_id}",))
+        return await super().get_inbound_shipment(connector, external_id)
 
 
 class PostgresStorage(SqlQueues, SqlViews):

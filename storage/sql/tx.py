@@ -4,9 +4,7 @@ BEGIN IMMEDIATE, on PostgreSQL inside a transaction on one pooled connection."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any, Protocol
-
-import orjson
+from typing import Any
 
 from gateway.domain.reconcile import Match
 from gateway.domain.records import (
@@ -23,37 +21,9 @@ from gateway.domain.records import (
 )
 from storage import NewFulfillmentOrder, NewOutboxMessage, StoredPartnerOrder
 from storage.models import InboundItemView, InboundShipmentView, StatusSeen
+from storage.sql.common import Row, SqlConnection, from_json, placeholders, to_json
+from storage.sql.stock import StockTransaction
 
-Row = Mapping[str, Any]
-
-
-class Cursor(Protocol):
-    @property
-    def rowcount(self) -> int: ...
-
-
-class SqlConnection(Protocol):
-    """What the shared SQL needs of a backend's connection: `?` placeholders, rows that
-    read by column name, the row count of a write."""
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
-
-    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> Iterable[Row]: ...
-
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any: ...
-
-
-def to_json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def from_json(text: str | bytes | None) -> Any:
-    return None if text is None else orjson.loads(text)
-
-def placeholders(values: Sequence[Any]) -> str:
-    """For `IN (...)`: one `?` per value; `NULL` (matching nothing) for none, since
-    PostgreSQL has no empty `IN ()`."""
-    return ",".join("?" * len(values)) or "NULL"
 
 def _shipment_from_row(row: Row) -> Shipment:
     return Shipment(
@@ -101,7 +71,7 @@ def link_from_row(row: Row) -> PartnerLink:
                        last_result=from_json(row["last_result"]), updated_at=row["updated_at"])
 
 
-class SqlTransaction:
+class SqlTransaction(StockTransaction):
     """The `storage.Transaction` protocol over one connection inside a transaction. Where the
     backends' SQL must differ, a backend subclasses it and changes the class attribute."""
 

@@ -7,14 +7,11 @@ committed state; the backend says how (`_snapshot`).
 
 from __future__ import annotations
 
-import base64
 import contextvars
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
-
-import orjson
 
 from gateway.domain.records import OrderRef, PartnerRecord
 from storage import DeadLetterFilter, InvalidCursor, Page
@@ -29,7 +26,9 @@ from storage.models import (
     ShipmentView,
     TimelineEntry,
 )
+from storage.sql.common import decode_cursor, encode_cursor
 from storage.sql.queues import dead_letter_number
+from storage.sql.stock import StockViews
 from storage.sql.tx import (
     Row,
     SqlConnection,
@@ -43,22 +42,6 @@ from storage.sql.tx import (
 T = TypeVar("T")
 
 
-def encode_cursor(*key: Any) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, *kinds: type) -> list[Any]:
-    """A cursor this API handed out for this list: its parts of the given kinds (text, or a
-    64-bit whole number), else InvalidCursor (one list's cursor given to another included)."""
-    try:
-        key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
-        raise InvalidCursor("cursor: not a cursor this API returned") from None
-    if not isinstance(key, list) or len(key) != len(kinds) or not all(
-            type(part) is kind and (kind is not int or -2**63 <= part < 2**63)
-            for part, kind in zip(key, kinds, strict=True)):
-        raise InvalidCursor("cursor: not a cursor this list returned")
-    return key
 
 
 snapshot_connection: contextvars.ContextVar[SqlConnection | None] = contextvars.ContextVar(
@@ -85,7 +68,7 @@ def snapshot(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]
     return read_in_snapshot
 
 
-class SqlViews:
+class SqlViews(StockViews):
     """Mixed into a backend's storage class, which provides `_snapshot` (a read transaction
     on a connection of its own, yielding that connection) and `_read`."""
 

@@ -1,6 +1,6 @@
 """Amazon SP-API FBA inbound: the connection, paging and throttling, and the inbound shipments
-kept, against its sandbox over loopback HTTP, on both storage backends. (Transfer orders and
-the inventory ledger receipts move are not built yet.)"""
+kept, against its sandbox over loopback HTTP, on both storage backends. (What receipts do:
+test_stock.py.)"""
 
 from __future__ import annotations
 
@@ -9,51 +9,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
-from connectors.amazon_sp.sandbox import create_app, state_of
+from connectors.amazon_sp.sandbox import state_of
 from gateway.domain.records import parse_iso
-from tests.conftest import GatewayUnderTest, base_doc
-
-CLIENT, SECRET, REFRESH = "amzn1.application-oa2-client.test", "lwa-secret", "Atzr|refresh"
-ENV = {"AMZ_ID": CLIENT, "AMZ_SECRET": SECRET, "AMZ_REFRESH": REFRESH}
-
-
-@pytest.fixture
-def amazon_app() -> Any:
-    def make(**options: Any) -> Any:
-        return create_app(CLIENT, SECRET, REFRESH, **options)
-    return make
-
-
-async def start(start_fake: Any, aiohttp_server: Any, tmp_path: Any, app: Any,
-                **options: Any) -> tuple[GatewayUnderTest, Any, str]:
-    server = await aiohttp_server(app)
-    url = str(server.make_url("")).rstrip("/")
-    doc = {**base_doc(tmp_path / "g.sqlite3"), "connectors": [{
-        "name": "amazon", "type": "amazon_sp", "base_url": url,
-        "token_url": f"{url}/auth/o2/token", "client_id_env": "AMZ_ID",
-        "client_secret_env": "AMZ_SECRET", "refresh_token_env": "AMZ_REFRESH",
-        "request_timeout_seconds": 5, "end_lag_minutes": 0, **options}]}
-    gw = await start_fake(doc, env=ENV)
-    return gw, state_of(app), url
-
-
-def add(state: Any, body: dict[str, Any], ago_seconds: float = 5.0) -> None:
-    """A shipment, last updated a few seconds ago (a date range's end is to the second)."""
-    state.add(body)
-    state.updated[body["ShipmentId"]] = (datetime.now(UTC)
-                                         - timedelta(seconds=ago_seconds)).isoformat()
-
-
-async def poll(gw: GatewayUnderTest, feed: str) -> dict[str, Any]:
-    return (await gw.call("POST", f"/api/v1/connectors/amazon/poll?feed={feed}"))["feeds"][feed]
-
-
-async def records(gw: GatewayUnderTest, query: str = "") -> dict[str, Any]:
-    """The inbound shipments the gateway keeps, by id, each with its items by SKU."""
-    page = await gw.call("GET", f"/api/v1/inbound-shipments{query}")
-    return {r["id"]: {**r, "items": {i["sku"]: i for i in r["items"]}} for r in page["items"]}
+from tests.amazon.conftest import ENV, add, poll, records, start
+from tests.conftest import base_doc
 
 
 async def test_token_refreshed_before_expiry_and_on_a_403(
