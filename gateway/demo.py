@@ -99,6 +99,16 @@ class DemoSubscriber:
 
 
 def _summary(data: dict) -> str:
+    if "inbound_shipment_id" in data:  # stock: inbound shipments and transfer orders
+        if "units" in data:
+            units = ", ".join(f"{u['quantity']} x {u['sku']}" for u in data["units"])
+            return f"{data['purchase_order_id']}: received {units}"
+        if "kind" in data:
+            return f"{data['inbound_shipment_id']}: {data['kind']} of {data['quantity']}" \
+                   f" x {data['sku']}"
+        if "transfer_order_id" in data:
+            return f"{data['transfer_order_id']}: {data['status']}"
+        return f"{data['inbound_shipment_id']}: {data['status']}"
     if "new_status" in data:
         return f"{data['fulfillment_order_id']}: {data['old_status']} -> {data['new_status']}"
     if "partner_order_id" in data:

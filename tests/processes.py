@@ -116,7 +116,7 @@ async def run_demo(tmp_path: Path, *args: str, within: float = 90) -> tuple[str,
     gateway_port = free_port()
     text = (ROOT / "config.toml").read_text().replace("port = 8080", f"port = {gateway_port}")
     ports = {gateway_port}
-    for sandbox_port in ("8081", "8082", "8083", "8084"):
+    for sandbox_port in ("8081", "8082", "8083", "8084", "8087"):
         port = free_port()
         while port in ports:  # a port just released may be handed out again
             port = free_port()
@@ -127,7 +127,7 @@ async def run_demo(tmp_path: Path, *args: str, within: float = 90) -> tuple[str,
                                    f'path = "{tmp_path / "gateway.sqlite3"}"'))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SHIPSTATION_", "GATEWAY_", "NUORDER_", "SHOPIFY_",
-                                  "BIGCOMMERCE_"))}
+                                  "BIGCOMMERCE_", "AMAZON_"))}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway.cli", "--config", str(config), "demo", *args, cwd=ROOT,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)

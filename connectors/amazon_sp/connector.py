@@ -52,6 +52,7 @@ Control routes (no auth):
                                         [{{"SellerSKU", "QuantityShipped"}}]}} (WORKING)
   POST /_sandbox/shipments/ID/status    {{"status"}}: advance it (SHIPPED, ..., CLOSED)
   POST /_sandbox/shipments/ID/receive   {{"SKU": units}}: Amazon scans more in
+                                        (each takes "ago_minutes": changed that long ago)
   POST /_sandbox/tokens/expire          every token issued so far stops working
   POST /_sandbox/throttle               {{"operation", "rate", "burst"}}
   POST /_sandbox/faults; GET /_sandbox/state, /_sandbox/requests
@@ -205,6 +206,12 @@ class AmazonSpConnector(Connector):
                                 observed_at=at, items=tuple(items.values()))]
 
     # sandboxes
+
+    @classmethod
+    async def demo(cls, ctx: Any) -> None:
+        from connectors.amazon_sp.demo import run
+
+        await run(ctx)
 
     @classmethod
     def sandbox(cls, config: ConnectorConfig, app_config: Config) -> web.Application:

@@ -75,8 +75,10 @@ class AmazonState(SandboxBase):
     buckets: dict[str, Bucket] = field(default_factory=lambda: {
         SHIPMENTS: Bucket(2, 30), ITEMS_BY_SHIPMENT: Bucket(2, 30), ITEMS: Bucket(2, 30)})
 
-    def touch(self, shipment_id: str) -> None:
-        self.updated[shipment_id] = utc_iso(datetime.now(UTC))
+    def touch(self, shipment_id: str, ago_minutes: float = 0.0) -> None:
+        """Changed now, or `ago_minutes` before (a change a date range ending a couple of
+        minutes before now already takes)."""
+        self.updated[shipment_id] = utc_iso(datetime.now(UTC) - timedelta(minutes=ago_minutes))
 
     def add(self, body: dict[str, Any]) -> dict[str, Any]:
         shipment_id = str(body.get("ShipmentId") or f"FBA15{secrets.token_hex(4).upper()}")
@@ -93,7 +95,7 @@ class AmazonState(SandboxBase):
             "FulfillmentNetworkSKU": f"X00{secrets.token_hex(4).upper()}",
             "QuantityShipped": int(i["QuantityShipped"]), "QuantityReceived": 0,
             "QuantityInCase": int(i.get("QuantityInCase", 0))} for i in body.get("items") or []]
-        self.touch(shipment_id)
+        self.touch(shipment_id, float(body.get("ago_minutes") or 0))
         return self.shipments[shipment_id]
 
     def token_for(self, kind: str, data: Any) -> str:
@@ -264,25 +266,29 @@ def _shipment(request: web.Request) -> tuple[AmazonState, str]:
 
 async def control_status(request: web.Request) -> web.Response:
     state, shipment_id = _shipment(request)
-    status = (await json_body(request))["status"]
+    body = await json_body(request)
+    status = body["status"]
     if status not in STATUSES:
         raise web.HTTPBadRequest(text=f"status: one of {', '.join(STATUSES)}")
     state.shipments[shipment_id]["ShipmentStatus"] = status
-    state.touch(shipment_id)
+    state.touch(shipment_id, float(body.get("ago_minutes") or 0))
     return answer(state.shipments[shipment_id])
 
 
 async def control_receive(request: web.Request) -> web.Response:
-    """Amazon scans more units in: {SKU: units} (an unplanned SKU becomes an item)."""
+    """Amazon scans more units in: {SKU: units} (an unplanned SKU becomes an item; negative
+    units: Amazon's count corrected down); "ago_minutes": when."""
     state, shipment_id = _shipment(request)
-    for sku, units in (await json_body(request)).items():
+    body = dict(await json_body(request))
+    ago = float(body.pop("ago_minutes", 0) or 0)
+    for sku, units in body.items():
         item = next((i for i in state.items[shipment_id] if i["SellerSKU"] == sku), None)
         if item is None:
             item = {"ShipmentId": shipment_id, "SellerSKU": sku, "FulfillmentNetworkSKU": "",
                     "QuantityShipped": 0, "QuantityReceived": 0, "QuantityInCase": 0}
             state.items[shipment_id].append(item)
         item["QuantityReceived"] += int(units)
-    state.touch(shipment_id)
+    state.touch(shipment_id, ago)
     return answer(state.items[shipment_id])
 
 

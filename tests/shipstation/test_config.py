@@ -27,7 +27,9 @@ def test_shipped_config_parses_with_its_variables() -> None:
            "NUORDER_CONSUMER_KEY": "nk-95", "NUORDER_CONSUMER_SECRET": "ns-96",
            "NUORDER_TOKEN": "nt-97", "NUORDER_TOKEN_SECRET": "nts-98",
            "SHOPIFY_ACCESS_TOKEN": "st-99", "SHOPIFY_CLIENT_SECRET": "ss-100",
-           "BIGCOMMERCE_ACCESS_TOKEN": "bt-101", "BIGCOMMERCE_CLIENT_SECRET": "bs-102"}
+           "BIGCOMMERCE_ACCESS_TOKEN": "bt-101", "BIGCOMMERCE_CLIENT_SECRET": "bs-102",
+           "AMAZON_CLIENT_ID": "ai-103", "AMAZON_CLIENT_SECRET": "as-104",
+           "AMAZON_REFRESH_TOKEN": "ar-105"}
     cfg = config_mod.load(ROOT / "config.toml", env)
     assert cfg.channel_for_source("shopify-buyer").oms.connector == "bigcommerce-seller"
     nuorder = next(c for c in cfg.connectors if c.type == "nuorder")
@@ -38,6 +40,8 @@ def test_shipped_config_parses_with_its_variables() -> None:
     assert cfg.connectors[0].settings["page_size"] == 500  # a declared default
     assert cfg.retry.schedule_seconds[0] == 5
     assert cfg.secret("SHIPSTATION_API_SECRET") == "sec-93"
+    amazon = next(c for c in cfg.connectors if c.type == "amazon_sp")
+    assert amazon.settings["location"] == "amazon-us"
     assert not any(v in repr(cfg) for v in env.values())
 
 
