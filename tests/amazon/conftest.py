@@ -22,18 +22,23 @@ def amazon_app() -> Any:
     return make
 
 
-async def start(start_fake: Any, aiohttp_server: Any, tmp_path: Any, app: Any,
-                subscribers: list[dict[str, Any]] | None = None,
-                **options: Any) -> tuple[GatewayUnderTest, Any, str]:
-    server = await aiohttp_server(app)
-    url = str(server.make_url("")).rstrip("/")
-    doc = {**base_doc(tmp_path / "g.sqlite3"), "connectors": [{
+def amazon_doc(tmp_path: Any, url: str, subscribers: list[dict[str, Any]] | None = None,
+               **options: Any) -> dict[str, Any]:
+    """A gateway with one amazon_sp connector on the sandbox at `url`."""
+    return {**base_doc(tmp_path / "g.sqlite3"), "connectors": [{
         "name": "amazon", "type": "amazon_sp", "base_url": url,
         "token_url": f"{url}/auth/o2/token", "client_id_env": "AMZ_ID",
         "client_secret_env": "AMZ_SECRET", "refresh_token_env": "AMZ_REFRESH",
         "request_timeout_seconds": 5, "end_lag_minutes": 0, **options}],
         "subscribers": subscribers or []}
-    gw = await start_fake(doc, env=ENV)
+
+
+async def start(start_fake: Any, aiohttp_server: Any, tmp_path: Any, app: Any,
+                subscribers: list[dict[str, Any]] | None = None,
+                **options: Any) -> tuple[GatewayUnderTest, Any, str]:
+    server = await aiohttp_server(app)
+    url = str(server.make_url("")).rstrip("/")
+    gw = await start_fake(amazon_doc(tmp_path, url, subscribers, **options), env=ENV)
     return gw, state_of(app), url
 
 

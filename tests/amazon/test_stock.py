@@ -5,9 +5,14 @@ loopback HTTP, on both storage backends."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from tests.amazon.conftest import add, changed, start, sync
+import pytest
+from aiohttp import web
+
+from tests.amazon.conftest import ENV as AMAZON_ENV
+from tests.amazon.conftest import add, amazon_doc, changed, start, sync
 from tests.conftest import GatewayUnderTest, wait_events
 
 STOCK_EVENTS = ["transfer_order.created", "transfer_order.shipped", "purchase_order.received",
@@ -222,3 +227,35 @@ async def test_reconcile_refused_clearly(
     assert bad["error"]["problems"][0]["field"] == "source_location"
     await gw.call("GET", "/api/v1/transfer-orders/to_none", expect=404)
     await gw.call("POST", "/api/v1/transfer-orders/to_none/ship", expect=404)
+
+
+async def test_two_replicas_reading_one_shipment_at_once_count_each_unit_once(
+        start_fake: Any, aiohttp_server: Any, tmp_path: Any, amazon_app: Any) -> None:
+    if start_fake.backend == "sqlite":
+        pytest.skip("one process per SQLite file: no second replica to race")
+    app = amazon_app()
+
+    @web.middleware
+    async def scan_one_more(request: web.Request, handler: Any) -> Any:
+        """Amazon scans one more unit in before each read: no two reads are alike."""
+        if request.path.endswith("/items") and "FBA15R" in request.path:
+            state.items["FBA15R"][0]["QuantityReceived"] += 1
+        return await handler(request)
+
+    app.middlewares.insert(0, scan_one_more)
+    one, state, url = await start(start_fake, aiohttp_server, tmp_path, app)
+    two = await start_fake(amazon_doc(tmp_path, url), env=AMAZON_ENV)  # the same database
+    add(state, shipment("FBA15R", MUG=50))
+    await sync(one, "shipments")
+    await sync(one, "receiving")  # 1 received
+    await reconciled(one, "FBA15R")
+    for _ in range(6):
+        await asyncio.gather(sync(one, "receiving"), sync(two, "receiving"))
+    await one.wait_idle()
+    await two.wait_idle()
+    final = state.items["FBA15R"][0]["QuantityReceived"]
+    kept = await one.call("GET", "/api/v1/inbound-shipments/FBA15R")
+    counted = sum(r["quantity"] for r in kept["receipts"] if r["kind"] == "receipt")
+    assert counted == kept["items"][0]["received"] <= final  # an older read never counts
+    assert final - counted <= 1  # at most the last read, older than another, left out
+    assert await levels(one, "amazon") == {"MUG": (counted, -counted)}
