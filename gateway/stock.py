@@ -169,6 +169,10 @@ class Stock:
                 raise Conflict(f"transfer order {order_id} was shipped at {order.shipped_at}"
                                f" with carrier {order.carrier!r} and tracking"
                                f" {list(order.tracking_numbers)}")
+            [fo] = await tx.get_fulfillment_orders([order.fulfillment_order_id])
+            if fo.cancelled:
+                raise Conflict(f"transfer order {order_id}: its sales order"
+                               f" {fo.id} is cancelled")
             outcome = Outcome()
             await record_shipments(tx, [Shipment(
                 source=TRANSFER_SOURCE, external_id=order.id,

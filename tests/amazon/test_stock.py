@@ -225,6 +225,13 @@ async def test_reconcile_refused_clearly(
     assert "no items" in no_items["error"]["message"]
     bad = await gw.call("POST", "/api/v1/inbound-shipments/FBA15W/reconcile", {}, expect=400)
     assert bad["error"]["problems"][0]["field"] == "source_location"
+    add(state, shipment("FBA15X", MUG=1))
+    await sync(gw)
+    order = await reconciled(gw, "FBA15X")
+    await gw.call("POST", f"/api/v1/fulfillment-orders/"
+                  f"{order['sales_order']['fulfillment_order_id']}/cancel")
+    refused = await gw.call("POST", f"/api/v1/transfer-orders/{order['id']}/ship", expect=409)
+    assert "cancelled" in refused["error"]["message"]
     await gw.call("GET", "/api/v1/transfer-orders/to_none", expect=404)
     await gw.call("POST", "/api/v1/transfer-orders/to_none/ship", expect=404)
 
