@@ -41,6 +41,16 @@ async def reconciled(gw: GatewayUnderTest, shipment_id: str, expect: int = 201,
                          {"source_location": source}, expect=expect)
 
 
+async def shipped(gw: GatewayUnderTest, state: Any, shipment_id: str,
+                  **units: int) -> dict[str, Any]:
+    """A shipment Amazon has, synced, reconciled and marked shipped: its transfer order."""
+    add(state, shipment(shipment_id, **units))
+    await sync(gw)
+    order = await reconciled(gw, shipment_id)
+    await gw.call("POST", f"/api/v1/transfer-orders/{order['id']}/ship")
+    return order
+
+
 def shipment(shipment_id: str, **units: int) -> dict[str, Any]:
     return {"ShipmentId": shipment_id, "ShipmentName": f"Restock {shipment_id}",
             "ShipmentStatus": "SHIPPED",
@@ -155,10 +165,7 @@ async def test_decrease_over_receipt_and_unplanned_sku_reported_not_applied(
         receiver: Any) -> None:
     app = amazon_app()
     gw, state, _ = await start(start_fake, aiohttp_server, tmp_path, app, ops(receiver))
-    add(state, shipment("FBA15D", MUG=10, TEE=5))
-    await sync(gw)
-    order = await reconciled(gw, "FBA15D")
-    await gw.call("POST", f"/api/v1/transfer-orders/{order['id']}/ship")
+    order = await shipped(gw, state, "FBA15D", MUG=10, TEE=5)
     mug, tee = state.items["FBA15D"]
     mug["QuantityReceived"], tee["QuantityReceived"] = 6, 7  # TEE: 2 above those shipped
     state.items["FBA15D"].append({"ShipmentId": "FBA15D", "SellerSKU": "CAP",
@@ -188,10 +195,7 @@ async def test_closed_with_a_shortfall_reported(
         receiver: Any) -> None:
     app = amazon_app()
     gw, state, _ = await start(start_fake, aiohttp_server, tmp_path, app, ops(receiver))
-    add(state, shipment("FBA15S", MUG=10, TEE=4))
-    await sync(gw)
-    order = await reconciled(gw, "FBA15S")
-    await gw.call("POST", f"/api/v1/transfer-orders/{order['id']}/ship")
+    order = await shipped(gw, state, "FBA15S", MUG=10, TEE=4)
     state.items["FBA15S"][0]["QuantityReceived"] = 8
     state.items["FBA15S"][1]["QuantityReceived"] = 4
     state.shipments["FBA15S"]["ShipmentStatus"] = "CLOSED"
