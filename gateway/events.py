@@ -105,7 +105,8 @@ class InboundSyncedData(TypedDict):
     inbound_shipment_id: str
     name: str | None
     destination: str | None
-    status: str | None
+    status: str | None  # the partner's
+    stage: str | None  # the gateway's: planned, open, closed, cancelled
     previous_status: str | None
     items: list[InboundItemData]
 

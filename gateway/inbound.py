@@ -29,16 +29,20 @@ async def record(tx: Transaction, shipment: InboundShipment, at: str,
         history = list(kept.status_history)
         if shipment.status is not None and (not history or history[-1].status != shipment.status):
             history.append(StatusSeen(shipment.status, shipment.observed_at))
+        stage = shipment.stage or kept.stage
         new = replace(new, name=shipment.name or kept.name,
                       destination=shipment.destination or kept.destination,
                       status=shipment.status or kept.status, status_history=history,
-                      header_seen_at=shipment.observed_at)
+                      header_seen_at=shipment.observed_at, stage=stage,
+                      closed_seen_at=(kept.closed_seen_at or shipment.observed_at)
+                      if stage == "closed" else None)
     if shipment.items is not None and (kept.items_seen_at is None
                                        or shipment.observed_at >= kept.items_seen_at):
         new = replace(new, items=[InboundItemView(i.sku, i.shipped, i.received, i.case_quantity)
                                   for i in shipment.items], items_seen_at=shipment.observed_at)
-    changed = stored is None or (new.status, new.name, new.destination, list(new.items)) != (
-        stored.status, stored.name, stored.destination, list(stored.items))
+    changed = stored is None or (new.status, new.stage, new.name, new.destination,
+                                 list(new.items)) != (stored.status, stored.stage, stored.name,
+                                                      stored.destination, list(stored.items))
     if new == kept and stored is not None:
         return 0  # an older read, or nothing read
     # A read that changed nothing still records when it was made (a closed shipment's items
@@ -50,7 +54,7 @@ async def record(tx: Transaction, shipment: InboundShipment, at: str,
         return sent
     return sent + await outbound.event(tx, INBOUND_SHIPMENT_SYNCED, InboundSyncedData(
         connector=new.connector, inbound_shipment_id=new.id, name=new.name,
-        destination=new.destination, status=new.status,
+        destination=new.destination, status=new.status, stage=new.stage,
         previous_status=stored.status if stored else None,
         items=[InboundItemData(sku=i.sku, shipped=i.shipped, received=i.received,
                                case_quantity=i.case_quantity) for i in new.items]), at)

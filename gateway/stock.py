@@ -61,8 +61,6 @@ from storage.models import (
 if TYPE_CHECKING:
     from gateway.commands import Commands
 
-CLOSED = "CLOSED"  # the network's word for a shipment it has finished receiving
-REFUSED = ("CANCELLED", "DELETED")  # nothing to reconcile
 TRANSFER_SOURCE = "transfer"  # the source of the shipment that marks a sales order shipped
 
 
@@ -95,7 +93,7 @@ class Stock:
                                    f" already, from {existing.source_location}"
                                    f" ({existing.id})")
                 return (existing, False), 0
-            if shipment.status in REFUSED:
+            if shipment.stage == "cancelled":
                 raise Conflict(f"inbound shipment {inbound_shipment_id} is {shipment.status}:"
                                " nothing to reconcile")
             lines = [TransferLine(i.sku, i.shipped) for i in shipment.items if i.shipped > 0]
@@ -205,10 +203,9 @@ class Stock:
 
 def closing(shipment: InboundShipmentView) -> bool:
     """Closed by the network, and its items read since: the last receipts are in."""
-    closed_at = next((s.at for s in reversed(shipment.status_history)
-                      if s.status == CLOSED), None)
-    return shipment.status == CLOSED and closed_at is not None \
-        and shipment.items_seen_at is not None and shipment.items_seen_at >= closed_at
+    return shipment.stage == "closed" and shipment.closed_seen_at is not None \
+        and shipment.items_seen_at is not None \
+        and shipment.items_seen_at >= shipment.closed_seen_at
 
 
 async def items_read(tx: Transaction, before: InboundShipmentView | None,

@@ -149,6 +149,8 @@ class InboundShipmentView:
     updated_at: str
     header_seen_at: str | None = None
     items_seen_at: str | None = None
+    stage: str | None = None  # planned, open, closed, cancelled: the gateway's word
+    closed_seen_at: str | None = None  # when a read first showed it closed
 
 
 # stock: transfer orders, receipts from a fulfilment network, the inventory ledger

@@ -34,6 +34,9 @@ from storage import InboxEvent, NewInboxEvent
 
 OPEN = ("SHIPPED", "IN_TRANSIT", "DELIVERED", "CHECKED_IN", "RECEIVING")
 DONE = ("CLOSED", "CANCELLED", "DELETED")
+# Amazon's ShipmentStatus in the gateway's terms (WORKING, READY_TO_SHIP, ERROR: planned)
+STAGES = {**dict.fromkeys(OPEN, "open"), "CLOSED": "closed", "CANCELLED": "cancelled",
+          "DELETED": "cancelled"}
 SANDBOX_CLIENT = ("amzn1.application-oa2-client.sandbox", "sandbox-lwa-secret",
                   "Atzr|sandbox-refresh-token")
 SANDBOX_ABOUT = f"""\
@@ -188,10 +191,12 @@ class AmazonSpConnector(Connector):
         at = event.received_at
         if body["kind"] == "shipment":
             s = body["shipment"]
+            status = str(s.get("ShipmentStatus") or "") or None
             return [InboundShipment(
                 source=self.name, external_id=str(s["ShipmentId"]), observed_at=at,
-                status=str(s.get("ShipmentStatus") or "") or None, name=s.get("ShipmentName"),
-                destination=s.get("DestinationFulfillmentCenterId"))]
+                status=status, name=s.get("ShipmentName"),
+                destination=s.get("DestinationFulfillmentCenterId"),
+                stage=STAGES.get(status, "planned") if status else None)]
         items: dict[str, InboundItem] = {}
         for i in body["items"]:
             sku = str(i.get("SellerSKU") or "")

@@ -22,12 +22,17 @@ LinkRole = Literal["origin", "fulfiller"]
 # A link is open while its FO is; complete when the FO is fulfilled or cancelled; watching
 # (for late corrections) until its watch time has passed.
 LinkState = Literal["open", "complete", "watching"]
+# Where an inbound shipment is, in the gateway's terms (the partner's own status beside it):
+# planned (not sent yet), open (on its way or being received), closed (receiving finished),
+# cancelled (will not arrive)
+InboundStage = Literal["planned", "open", "closed", "cancelled"]
 SHIPMENT_STATUSES: tuple[str, ...] = get_args(ShipmentStatus)
 REF_KINDS: tuple[str, ...] = get_args(RefKind)
 FO_STATUSES: tuple[str, ...] = get_args(FoStatus)
 PARTNER_ORDER_STATUSES: tuple[str, ...] = get_args(PartnerOrderStatus)
 LINK_ROLES: tuple[str, ...] = get_args(LinkRole)
 LINK_STATES: tuple[str, ...] = get_args(LinkState)
+INBOUND_STAGES: tuple[str, ...] = get_args(InboundStage)
 
 
 def utc_iso(moment: datetime) -> str:
@@ -207,8 +212,9 @@ class InboundItem:
 @dataclass(frozen=True)
 class InboundShipment:
     """Stock sent to a fulfilment network (an FBA inbound shipment), as one read of it saw
-    it. A read may carry the header (`status`, name, destination) or the items or both:
-    what it leaves None stays as the gateway has it."""
+    it. A read may carry the header (`status`, the partner's word, and `stage`, the
+    gateway's; name, destination) or the items or both: what it leaves None stays as the
+    gateway has it."""
 
     source: str
     external_id: str
@@ -217,6 +223,11 @@ class InboundShipment:
     name: str | None = None
     destination: str | None = None
     items: tuple[InboundItem, ...] | None = None
+    stage: InboundStage | None = None
+
+    def __post_init__(self) -> None:
+        if self.stage is not None and self.stage not in INBOUND_STAGES:
+            raise ValueError(f"inbound stage {self.stage!r} is not one of {INBOUND_STAGES}")
 
 
 def order_changes(before: PartnerOrder, after: PartnerOrder) -> dict[str, dict[str, Any]]:

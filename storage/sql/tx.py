@@ -61,7 +61,8 @@ def inbound_from_row(row: Row) -> InboundShipmentView:
         status_history=[StatusSeen(**h) for h in from_json(row["status_history"])],
         items=[InboundItemView(**i) for i in from_json(row["items"])],
         created_at=row["created_at"], updated_at=row["updated_at"],
-        header_seen_at=row["header_seen_at"], items_seen_at=row["items_seen_at"])
+        header_seen_at=row["header_seen_at"], items_seen_at=row["items_seen_at"],
+        stage=row["stage"], closed_seen_at=row["closed_seen_at"])
 
 
 def link_from_row(row: Row) -> PartnerLink:
@@ -384,17 +385,19 @@ class SqlTransaction(StockTransaction):
     async def save_inbound_shipment(self, shipment: InboundShipmentView) -> None:
         await self.db.execute(
             "INSERT INTO inbound_shipments (connector, external_id, name, destination, status,"
-            " status_history, items, header_seen_at, items_seen_at, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+            " status_history, items, header_seen_at, items_seen_at, created_at, updated_at,"
+            " stage, closed_seen_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (connector, external_id) DO UPDATE SET name = excluded.name,"
             " destination = excluded.destination, status = excluded.status,"
             " status_history = excluded.status_history, items = excluded.items,"
             " header_seen_at = excluded.header_seen_at, items_seen_at = excluded.items_seen_at,"
-            " updated_at = excluded.updated_at",
+            " updated_at = excluded.updated_at, stage = excluded.stage,"
+            " closed_seen_at = excluded.closed_seen_at",
             (shipment.connector, shipment.id, shipment.name, shipment.destination,
              shipment.status, to_json([vars(h) for h in shipment.status_history]),
              to_json([vars(i) for i in shipment.items]), shipment.header_seen_at,
-             shipment.items_seen_at, shipment.created_at, shipment.updated_at))
+             shipment.items_seen_at, shipment.created_at, shipment.updated_at, shipment.stage,
+             shipment.closed_seen_at))
 
     async def links_of(self, fo_ids: Iterable[str]) -> list[PartnerLink]:
         ids = list(set(fo_ids))

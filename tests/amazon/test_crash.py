@@ -67,13 +67,15 @@ class Api:
                 assert resp.status == 409 and time.monotonic() < deadline, await resp.text()
             await asyncio.sleep(0.5)
 
-    async def applied(self) -> None:
-        """Until the inbox is worked off (both shipments' reads applied)."""
+    async def items_read(self) -> None:
+        """Until both shipments are kept with their items (the receiving feed reads the
+        shipments the gateway keeps: once the shipments feed's reads are applied)."""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             page = await self.call("GET", "/api/v1/inbound-shipments")
             if all(s["items"] for s in page["items"]) and len(page["items"]) == 2:
                 return
+            await self.poll("receiving")
             await asyncio.sleep(0.1)
         raise AssertionError(page)
 
@@ -113,8 +115,7 @@ async def test_a_crash_after_amazons_answer_before_the_commit_receives_once(
         async with aiohttp.ClientSession() as session:
             api = Api(session, port)
             await api.poll("shipments")
-            await api.poll("receiving")
-            await api.applied()
+            await api.items_read()
             orders = [await api.call("POST", f"/api/v1/inbound-shipments/{s}/reconcile",
                                      {"source_location": "WH"}, expect=201)
                       for s in ("FBA15K1", "FBA15K2")]

@@ -1,5 +1,10 @@
 -- Transfer orders (an inbound shipment reconciled into a sales order and a purchase order),
 -- the receipts and discrepancies read from a fulfilment network, and the inventory ledger.
+-- the gateway's own word for where a shipment is (planned, open, closed, cancelled) beside
+-- the partner's status, and when a read first showed it closed
+ALTER TABLE inbound_shipments ADD COLUMN stage TEXT;
+ALTER TABLE inbound_shipments ADD COLUMN closed_seen_at TEXT;
+
 CREATE TABLE transfer_orders (
     id                     TEXT PRIMARY KEY,
     connector              TEXT NOT NULL,
