@@ -53,6 +53,7 @@ def add_console(app: web.Application, gateway: Gateway) -> None:
              views.destination_pause),
             ("POST", "/console/fo/{id}/cancel", views.cancel_fo),
             ("GET", "/console/unmatched", views.unmatched),
+            ("GET", "/console/stock", views.stock),
             ("POST", "/console/shipments/{id}/match", views.match),
             ("POST", "/console/shipments/{id}/unmatch", views.unmatch),
             ("GET", "/console/dead-letters", views.dead_letters),

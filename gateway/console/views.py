@@ -250,6 +250,24 @@ async def unmatched(request: web.Request) -> web.StreamResponse:
         "shipments": page.items, "next_cursor": page.next_cursor})
 
 
+async def stock(request: web.Request) -> web.StreamResponse:
+    """What stock from fulfilment networks needs of a person: discrepancies reported (never
+    applied) and receipts held on shipments not yet reconciled, each with its sales order."""
+    gw = _gateway(request)
+    state = "held" if request.query.get("state") == "held" else "reported"
+    page = await gw.storage.list_inbound_receipts(None, [state],
+                                                  request.query.get("cursor") or None,
+                                                  LIST_LIMIT)
+    orders = {}
+    for receipt in page.items:
+        if receipt.transfer_order_id and receipt.transfer_order_id not in orders:
+            orders[receipt.transfer_order_id] = await gw.storage.transfer_order(
+                receipt.transfer_order_id)
+    return render("stock.html", request, {
+        "receipts": page.items, "orders": orders, "state": state,
+        "next_cursor": page.next_cursor})
+
+
 FILTER_FIELDS = ("name", "kind", "error", "since", "source")
 
 

@@ -270,3 +270,34 @@ async def test_two_replicas_reading_one_shipment_at_once_count_each_unit_once(
     assert counted == kept["items"][0]["received"] <= final  # an older read never counts
     assert final - counted <= 1  # at most the last read, older than another, left out
     assert await levels(one, "amazon") == {"MUG": (counted, -counted)}
+
+
+async def test_the_console_lists_discrepancies_and_held_receipts(
+        start_fake: Any, aiohttp_server: Any, tmp_path: Any, amazon_app: Any) -> None:
+    import aiohttp
+
+    from connectors.amazon_sp.sandbox import state_of
+    from tests.console.conftest import CONSOLE_ENV, Operator
+
+    app = amazon_app()
+    server = await aiohttp_server(app)
+    doc = amazon_doc(tmp_path, str(server.make_url("")).rstrip("/"))
+    doc["console"] = {"tokens_env": "CONSOLE_TOKENS"}
+    gw = await start_fake(doc, env={**AMAZON_ENV, **CONSOLE_ENV})
+    state = state_of(app)
+    order = await shipped(gw, state, "FBA15V", MUG=5)
+    add(state, shipment("FBA15U", TEE=3))
+    await sync(gw)
+    state.items["FBA15V"][0]["QuantityReceived"] = 7  # 2 above those shipped
+    state.items["FBA15U"][0]["QuantityReceived"] = 1  # not reconciled: held
+    await sync(gw, "receiving")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        op = Operator(gw, session)
+        await op.login()
+        page = await op.get("/console/stock")
+        rows = page[page.index('id="receipts"'):]
+        assert "over receipt" in rows and "0 → 7" in rows
+        assert order["sales_order"]["fulfillment_order_id"] in rows and "FBA15U" not in rows
+        held = await op.get("/console/stock?state=held")
+        rows = held[held.index('id="receipts"'):]
+        assert "FBA15U" in rows and "not reconciled" in rows and "FBA15V" not in rows
