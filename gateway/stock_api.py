@@ -59,6 +59,12 @@ class ReceiptQuery(Paging):
                                                          " discrepancy, never applied")
 
 
+class TransferOrderQuery(Paging):
+    connector: Name | None = None
+    status: TransferStatus | None = Field(None, description="reconciled (not shipped yet),"
+                                                            " shipped, received, closed")
+
+
 class LedgerQuery(Paging):
     location: Location | None = None
     sku: Sku | None = None
@@ -183,6 +189,14 @@ async def get_transfer_order(request: web.Request, inputs: Inputs) -> web.Respon
     return json_response(await _transfer_view(request, order))
 
 
+async def list_transfer_orders(request: web.Request, inputs: Inputs) -> web.Response:
+    q: TransferOrderQuery = inputs.query
+    page = await gateway_of(request).storage.list_transfer_orders(
+        q.connector, [q.status] if q.status else [], q.cursor, q.limit)
+    return page_response([await _transfer_view(request, order) for order in page.items],
+                         page.next_cursor)
+
+
 async def ship_transfer_order(request: web.Request, inputs: Inputs) -> web.Response:
     body: ShipRequest = inputs.body or ShipRequest()
     order = await gateway_of(request).stock.ship(request.match_info["id"], body.carrier,
@@ -236,6 +250,10 @@ STOCK_ROUTES: list[Route] = [
           {201: (TransferOrderView, "Created"),
            200: (TransferOrderView, "Reconciled before: the same transfer order")},
           body=ReconcileRequest, path_params=ID, also=(409,)),
+    Route("GET", "/api/v1/transfer-orders", list_transfer_orders, "listTransferOrders",
+          "Transfer orders, oldest change first; status=reconciled lists those not marked"
+          " shipped yet", {200: (PageOf(TransferOrderView), "A page")},
+          query=TransferOrderQuery),
     Route("GET", "/api/v1/transfer-orders/{id}", get_transfer_order, "getTransferOrder",
           "A transfer order: its sales order's and purchase order's progress, and receipts",
           {200: (TransferOrderView, "The transfer order")}, path_params=ID),

@@ -144,6 +144,25 @@ class StockViews:
                                 " AND inbound_shipment_id = ?", (connector, inbound_shipment_id))
         return transfer_from_row(rows[0]) if rows else None
 
+    async def list_transfer_orders(self, connector: str | None, statuses: Sequence[str],
+                                   cursor: str | None, limit: int) -> Page:
+        """Oldest change first."""
+        where, params = ["1 = 1"], []
+        if connector:
+            where.append("connector = ?")
+            params.append(connector)
+        if statuses:
+            where.append(f"status IN ({placeholders(statuses)})")
+            params += list(statuses)
+        if cursor:
+            where.append("(updated_at, id) > (?, ?)")
+            params += decode_cursor(cursor, str, str)
+        rows = await self._read(
+            f"SELECT * FROM transfer_orders WHERE {' AND '.join(where)}"
+            " ORDER BY updated_at, id LIMIT ?", [*params, limit + 1])
+        return Page([transfer_from_row(r) for r in rows[:limit]],
+                    _next(rows, limit, "updated_at", "id"))
+
     async def inbound_receipts(self, connector: str, inbound_shipment_id: str
                                ) -> list[InboundReceipt]:
         rows = await self._read(

@@ -82,8 +82,13 @@ async def test_reconciled_shipped_and_received_in_parts_once_each(
     assert {ln["sku"]: ln["requested"] for ln in fo["lines"]} == {"MUG": 100, "TEE": 100}
     assert len((await gw.call("GET", "/api/v1/fulfillment-orders"))["items"]) == 1
 
+    waiting = await gw.call("GET", "/api/v1/transfer-orders?status=reconciled")
+    assert [o["id"] for o in waiting["items"]] == [order["id"]]  # not marked shipped yet
     shipped = await gw.call("POST", f"/api/v1/transfer-orders/{order['id']}/ship",
                             {"carrier": "UPS", "tracking_numbers": ["1Z-FBA"]})
+    assert (await gw.call("GET", "/api/v1/transfer-orders?status=reconciled"))["items"] == []
+    assert [o["status"] for o in (await gw.call(
+        "GET", "/api/v1/transfer-orders?connector=amazon"))["items"]] == ["shipped"]
     assert shipped["status"] == "shipped"
     assert shipped["shipped"]["tracking_numbers"] == ["1Z-FBA"]
     assert (await gw.fo(fo_id))["status"] == "fulfilled"  # through the shipment command
