@@ -218,10 +218,10 @@ async def items_read(tx: Transaction, before: InboundShipmentView | None,
         found = await receipts(tx, before, after, order, at)
         if found:
             await tx.save_receipts(found)
+            planned = _planned(after, order)
             for r in found:
                 if r.state == "reported":
-                    sent += await report(tx, r, order, _planned(after, order).get(r.sku, 0),
-                                         at, outbound)
+                    sent += await report(tx, r, order, planned.get(r.sku, 0), at, outbound)
             if order is not None:
                 order, more = await apply_receipts(
                     tx, order, [r for r in found if r.state == "held"], at, outbound)
