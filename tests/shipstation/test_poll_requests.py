@@ -167,9 +167,10 @@ async def test_a_push_during_a_long_poll_goes_out_at_once(start_gateway, sandbox
     assert gw.gateway.connectors["shipstation"].budget.longest_wait < 0.3
     assert result["feeds"]["shipments"]["shipments_created"] == 24
     polled = [r["at"] for r in sandbox.state.requests if r["path"] != "/orders/createorder"]
-    # Counted where they arrive, in windows a tenth shorter: a request held up on the way (a
-    # busy machine) must not land in the next window's count and look like a sixth.
-    seen = window * 0.9
+    # Counted where they arrive, in windows a quarter shorter: a request held up on the way
+    # (a busy machine: CI saw one 0.1 s late) must not land in the next window's count and
+    # look like a fifth. A poll over its share would still show: 8 fit in such a window.
+    seen = window * 0.75
     busiest = max(sum(1 for s in polled if t <= s < t + seen) for t in polled)
     assert busiest <= budget // 2, f"{busiest} poll requests in one window; share {budget // 2}"
 
