@@ -4,7 +4,7 @@ location and SKU). Mixed into the transaction (writes) and into the views (reads
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from storage import Page
@@ -147,21 +147,9 @@ class StockViews:
     async def list_transfer_orders(self, connector: str | None, statuses: Sequence[str],
                                    cursor: str | None, limit: int) -> Page:
         """Oldest change first."""
-        where, params = ["1 = 1"], []
-        if connector:
-            where.append("connector = ?")
-            params.append(connector)
-        if statuses:
-            where.append(f"status IN ({placeholders(statuses)})")
-            params += list(statuses)
-        if cursor:
-            where.append("(updated_at, id) > (?, ?)")
-            params += decode_cursor(cursor, str, str)
-        rows = await self._read(
-            f"SELECT * FROM transfer_orders WHERE {' AND '.join(where)}"
-            " ORDER BY updated_at, id LIMIT ?", [*params, limit + 1])
-        return Page([transfer_from_row(r) for r in rows[:limit]],
-                    _next(rows, limit, "updated_at", "id"))
+        return await self._keyset_page(
+            "transfer_orders", (("updated_at", str), ("id", str)),
+            {"connector": connector, "status": statuses}, cursor, limit, transfer_from_row)
 
     async def inbound_receipts(self, connector: str, inbound_shipment_id: str
                                ) -> list[InboundReceipt]:
@@ -173,57 +161,45 @@ class StockViews:
     async def list_inbound_receipts(self, connector: str | None, states: Sequence[str],
                                     cursor: str | None, limit: int) -> Page:
         """Oldest first."""
-        where, params = ["1 = 1"], []
-        if connector:
-            where.append("connector = ?")
-            params.append(connector)
-        if states:
-            where.append(f"state IN ({placeholders(states)})")
-            params += list(states)
-        if cursor:
-            where.append("(recorded_at, id) > (?, ?)")
-            params += decode_cursor(cursor, str, str)
-        rows = await self._read(
-            f"SELECT * FROM inbound_receipts WHERE {' AND '.join(where)}"
-            " ORDER BY recorded_at, id LIMIT ?", [*params, limit + 1])
-        return Page([receipt_from_row(r) for r in rows[:limit]],
-                    _next(rows, limit, "recorded_at", "id"))
+        return await self._keyset_page(
+            "inbound_receipts", (("recorded_at", str), ("id", str)),
+            {"connector": connector, "state": states}, cursor, limit, receipt_from_row)
 
     async def inventory_levels(self, location: str | None, sku: str | None,
                                cursor: str | None, limit: int) -> Page:
         """By location, then SKU."""
-        where, params = _at(location, sku)
-        if cursor:
-            where.append("(location, sku) > (?, ?)")
-            params += decode_cursor(cursor, str, str)
-        rows = await self._read(
-            f"SELECT * FROM inventory_levels WHERE {' AND '.join(where)}"
-            " ORDER BY location, sku LIMIT ?", [*params, limit + 1])
-        return Page([level_from_row(r) for r in rows[:limit]],
-                    _next(rows, limit, "location", "sku"))
+        return await self._keyset_page(
+            "inventory_levels", (("location", str), ("sku", str)),
+            {"location": location, "sku": sku}, cursor, limit, level_from_row)
 
     async def inventory_movements(self, location: str | None, sku: str | None,
                                   cursor: str | None, limit: int) -> Page:
         """Oldest first."""
-        where, params = _at(location, sku)
+        return await self._keyset_page(
+            "inventory_movements", (("id", int),), {"location": location, "sku": sku},
+            cursor, limit, movement_from_row)
+
+    async def _keyset_page(self, table: str, key: Sequence[tuple[str, type]],
+                           filters: Mapping[str, str | Sequence[str] | None],
+                           cursor: str | None, limit: int,
+                           from_row: Callable[[Row], Any]) -> Page:
+        """A page of `table` in the order of its `key` columns (each with its kind, for the
+        cursor), after `cursor`; a filter is a column's value, or the values it may take
+        (none given: not filtered)."""
+        where, params = ["1 = 1"], []
+        for column, value in filters.items():
+            if isinstance(value, str):
+                where.append(f"{column} = ?")
+                params.append(value)
+            elif value:
+                where.append(f"{column} IN ({placeholders(value)})")
+                params += list(value)
+        columns = ", ".join(column for column, _ in key)
         if cursor:
-            where.append("id > ?")
-            params += decode_cursor(cursor, int)
-        rows = await self._read(
-            f"SELECT * FROM inventory_movements WHERE {' AND '.join(where)}"
-            " ORDER BY id LIMIT ?", [*params, limit + 1])
-        return Page([movement_from_row(r) for r in rows[:limit]], _next(rows, limit, "id"))
-
-
-def _at(location: str | None, sku: str | None) -> tuple[list[str], list[Any]]:
-    where, params = ["1 = 1"], []
-    for column, value in (("location", location), ("sku", sku)):
-        if value:
-            where.append(f"{column} = ?")
-            params.append(value)
-    return where, params
-
-
-def _next(rows: Sequence[Row], limit: int, *columns: str) -> str | None:
-    """The cursor after a page (its last row's key), when more rows follow."""
-    return encode_cursor(*(rows[limit - 1][c] for c in columns)) if len(rows) > limit else None
+            where.append(f"({columns}) > ({', '.join('?' for _ in key)})")
+            params += decode_cursor(cursor, *(kind for _, kind in key))
+        rows = await self._read(f"SELECT * FROM {table} WHERE {' AND '.join(where)}"
+                                f" ORDER BY {columns} LIMIT ?", [*params, limit + 1])
+        more = len(rows) > limit
+        return Page([from_row(r) for r in rows[:limit]],
+                    encode_cursor(*(rows[limit - 1][c] for c, _ in key)) if more else None)

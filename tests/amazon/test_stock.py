@@ -137,6 +137,21 @@ async def test_reconciled_shipped_and_received_in_parts_once_each(
     timeline = [t["kind"] for t in (await gw.fo(fo_id))["timeline"]]
     assert "transfer_order_shipped" in timeline and "purchase_order_closed" in timeline
 
+    for path in ("/api/v1/inventory", "/api/v1/inventory/movements", "/api/v1/inbound-receipts",
+                 "/api/v1/transfer-orders"):  # every list pages one by one to the same rows
+        whole = (await gw.call("GET", f"{path}?limit=200"))["items"]
+        paged, cursor = [], None
+        while True:
+            page = await gw.call("GET", f"{path}?limit=1" + (f"&cursor={cursor}" if cursor
+                                                              else ""))
+            paged += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert paged == whole and whole, path
+        bad = await gw.call("GET", f"{path}?cursor=bm90LWEtY3Vyc29y", expect=400)
+        assert "cursor" in bad["error"]["message"]
+
 
 async def test_receipts_on_an_unreconciled_shipment_held_then_applied(
         start_fake: Any, aiohttp_server: Any, tmp_path: Any, amazon_app: Any) -> None:
