@@ -236,7 +236,7 @@ STOCK_ROUTES: list[Route] = [
           " added or taken, why, and what caused it", {200: (PageOf(Movement), "A page")},
           query=LedgerQuery),
     Route("GET", "/api/v1/inbound-shipments", list_inbound_shipments, "listInboundShipments",
-          "Stock sent to fulfilment networks (FBA inbound shipments): status with its history,"
+          "Stock sent to fulfilment networks (inbound shipments): status with its history,"
           " per SKU shipped and received; oldest change first",
           {200: (PageOf(InboundShipmentView), "A page")}, query=InboundShipmentQuery),
     Route("GET", "/api/v1/inbound-shipments/{id}", get_inbound_shipment, "getInboundShipment",

@@ -211,7 +211,7 @@ class InboundItem:
 
 @dataclass(frozen=True)
 class InboundShipment:
-    """Stock sent to a fulfilment network (an FBA inbound shipment), as one read of it saw
+    """Stock sent to a fulfilment network (an inbound shipment), as one read of it saw
     it. A read may carry the header (`status`, the partner's word, and `stage`, the
     gateway's; name, destination) or the items or both: what it leaves None stays as the
     gateway has it."""
