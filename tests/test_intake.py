@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -210,3 +211,31 @@ def test_load_that_lasts_is_one_burst_even_when_it_hovers_at_the_threshold(monke
     clock[0] += intake.BURST_QUIET_SECONDS * 2  # a quiet spell; then a new burst is one
     committer._count(intake.BURST_EVENTS)
     assert committer.busy()
+
+
+async def test_the_worker_claims_nothing_until_a_burst_ends_and_never_longer_than_one(
+        monkeypatch) -> None:
+    """While intake is busy the worker's claim loop waits (a batch claimed every pause cost
+    a fifth of a burst's CPU), and gives up waiting after BURST_MAX_SECONDS' worth of pauses
+    even if it is told the burst goes on."""
+    from gateway import worker
+    from gateway.backoff import RetryPolicy
+    from gateway.metrics import Metrics
+
+    monkeypatch.setattr(worker, "BURST_PAUSE_SECONDS", 0.001)
+    answers = [True, True, True, False]
+    asked = []
+
+    def busy() -> bool:
+        asked.append(1)
+        return answers[len(asked) - 1] if len(asked) <= len(answers) else True
+
+    no_storage = SimpleNamespace(next_inbox_due=None)  # the pause reads none of it
+    inbox = worker.InboxWorker(no_storage, {}, RetryPolicy(1, (1.0,), 0.0),  # type: ignore[arg-type]
+                               Metrics(), intake_busy=busy)
+    await inbox._yield_to_intake()
+    assert len(asked) == 4  # paused through the three busy answers, went on at the fourth
+    asked.clear()
+    answers = []
+    await asyncio.wait_for(inbox._yield_to_intake(), 5)
+    assert len(asked) == worker.BURST_PAUSES  # bounded: a burst never holds it for good
