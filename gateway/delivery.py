@@ -21,6 +21,9 @@ from yarl import URL
 
 KEPT_BODY_BYTES = 1024
 MAX_IDLE_PER_ORIGIN = 64
+# How often answers overdue are looked for, as a share of the time-out (and at most a second
+# apart): a request times out after between 1 and 1.1 times the time-out.
+SWEEPS_PER_TIMEOUT = 10
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,9 @@ class _Connection(asyncio.Protocol):
         self.transport.write(request)
         return await self._waiter
 
+    def time_out(self, seconds: float) -> None:
+        self._fail(TimeoutError(f"no answer within {seconds:g} s"))
+
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
@@ -141,6 +147,10 @@ class DeliveryClient:
         self.user_agent = user_agent
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
+        # Exchanges in progress and when each is due. One sweeper times them out: a timer per
+        # request (asyncio.timeout) cost ~6 % of a delivery's CPU in bench/outbox.py.
+        self._deadlines: dict[_Connection, float] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -170,35 +180,55 @@ class DeliveryClient:
         replaced once, before any answer arrived (the receiver de-duplicates by webhook-id)."""
         origin = (url.scheme, url.host or "", url.port or 0)
         request = self._request(url, headers, body)
-        async with asyncio.timeout(self.timeout_seconds):
-            for attempt in range(2):
-                idle = self._idle.get(origin) if attempt == 0 else None
-                while idle and idle[-1].closed:
-                    idle.pop()
-                connection = idle.pop() if idle else None
-                reused = connection is not None
-                if connection is None:
+        loop = asyncio.get_running_loop()
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = loop.create_task(self._sweep(), name="delivery-timeouts")
+        deadline = loop.time() + self.timeout_seconds
+        for attempt in range(2):
+            idle = self._idle.get(origin) if attempt == 0 else None
+            while idle and idle[-1].closed:
+                idle.pop()
+            connection = idle.pop() if idle else None
+            reused = connection is not None
+            if connection is None:
+                async with asyncio.timeout_at(deadline):  # rare: connections are kept
                     connection = await self._connect(url)
-                try:
-                    answer = await connection.exchange(request)
-                except ConnectionError:
-                    connection.close()
-                    if reused and not connection.received_any:
-                        continue
-                    raise
-                except BaseException:
-                    connection.close()  # a time-out or cancellation mid-answer: unusable
-                    raise
-                pool = self._idle.setdefault(origin, [])
-                if connection.keep_alive and not connection.closed \
-                        and len(pool) < MAX_IDLE_PER_ORIGIN:
-                    pool.append(connection)
-                else:
-                    connection.close()
-                return answer
+            self._deadlines[connection] = deadline
+            try:
+                answer = await connection.exchange(request)
+            except ConnectionError:
+                connection.close()
+                if reused and not connection.received_any:
+                    continue
+                raise
+            except BaseException:
+                connection.close()  # a time-out or cancellation mid-answer: unusable
+                raise
+            finally:
+                self._deadlines.pop(connection, None)
+            pool = self._idle.setdefault(origin, [])
+            if connection.keep_alive and not connection.closed \
+                    and len(pool) < MAX_IDLE_PER_ORIGIN:
+                pool.append(connection)
+            else:
+                connection.close()
+            return answer
         raise ConnectionError("unreachable")  # pragma: no cover - the loop returns or raises
 
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        every = min(1.0, self.timeout_seconds / SWEEPS_PER_TIMEOUT)
+        while True:
+            await asyncio.sleep(every)
+            now = loop.time()
+            for connection in [c for c, due in self._deadlines.items() if due <= now]:
+                self._deadlines.pop(connection, None)
+                connection.time_out(self.timeout_seconds)
+
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for pool in self._idle.values():
             for connection in pool:
                 connection.close()

@@ -43,6 +43,17 @@ def subscriber_destination(name: str) -> str:
     return f"{SUBSCRIBER}:{name}"
 
 
+def event_message_key(event_id: str, subscriber: str) -> str:
+    """An event's message to one subscriber: once per event and subscriber."""
+    return f"{event_id}:{subscriber}"
+
+
+def event_id_of(message_key: str) -> str:
+    """The event a message delivers, read from its key (event ids hold no colon): the
+    dispatcher signs with it and so needs not parse the payload."""
+    return message_key.partition(":")[0]
+
+
 def split_destination(destination: str) -> tuple[str, str]:
     """("connector", "name") or ("subscriber", "name")."""
     kind, _, name = destination.partition(":")

@@ -59,6 +59,7 @@ from gateway.names import (
     SHIPMENT_REJECTED,
     SHIPMENT_UNMATCHED,
     connector_destination,
+    event_message_key,
     split_destination,
     subscriber_destination,
 )
@@ -156,7 +157,7 @@ class Outbound:
             else new_id("evt")
         payload = {"id": event_id, "type": event_type, "timestamp": at, "data": dict(data)}
         return await tx.enqueue_outbox([NewOutboxMessage(
-            key=f"{event_id}:{s.name}", destination=subscriber_destination(s.name), kind=EVENT,
+            key=event_message_key(event_id, s.name), destination=subscriber_destination(s.name), kind=EVENT,
             payload=payload, not_before=at, fo_id=fo_id, sequence_key=fo_id)
             for s in wanted], at)
 

@@ -7,32 +7,45 @@ can drop repeats), webhook-timestamp (this attempt) and webhook-signature, made 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import base64
+import hmac
+import time
 from typing import Any
 
-import orjson
 from standardwebhooks import Webhook
 from yarl import URL
 
 from gateway.config import Config, SubscriberConfig
 from gateway.delivery import DeliveryClient
 from gateway.errors import ConfigError, PartnerUnavailable, Undeliverable, for_status
+from gateway.names import event_id_of
 from storage import OutboxMessage
 
 MAX_SECRETS = 2  # the one in use and the one replacing it
 
 
+class _Signer(Webhook):
+    """The library's signer (its secret parsing, its scheme), signing the body as bytes in
+    one `hmac.digest` call: `Webhook.sign` decodes the body, encodes it again and builds an
+    `hmac.HMAC` object, 40 % of its 6 us. tests/test_subscribers.py verifies what this signs
+    with the library's own `verify`."""
+
+    def sign_body(self, msg_id: str, timestamp: int, body: bytes) -> str:
+        signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
+        return "v1," + base64.b64encode(hmac.digest(self._whsecret, signed, "sha256")).decode()
+
+
 class Subscribers:
     def __init__(self, config: Config, user_agent: str) -> None:
         self.client = DeliveryClient(config.outbox.request_timeout_seconds, user_agent)
-        self._endpoints: dict[str, tuple[SubscriberConfig, URL, list[Webhook]]] = {}
+        self._endpoints: dict[str, tuple[SubscriberConfig, URL, list[_Signer]]] = {}
         self._shown: dict[str, str] = {}
         for sub in config.subscribers:
             # Several secrets, space- or comma-separated, while one is rotated: every
             # delivery carries a signature by each, so the subscriber may verify with either.
             raw = config.secret(sub.secret_env).replace(",", " ").split()
             try:
-                signers = [Webhook(secret) for secret in raw]
+                signers = [_Signer(secret) for secret in raw]
             except Exception:  # noqa: BLE001 - the library raises several kinds
                 raise ConfigError(f"{sub.key}.secret_env: {sub.secret_env} holds something"
                                   " that is not a Standard Webhooks secret (whsec_ + base64;"
@@ -50,12 +63,10 @@ class Subscribers:
             raise Undeliverable(f"subscriber {name} is no longer configured")
         _, url, signers = endpoint
         where = self._shown[name]
-        body = message.payload_json or orjson.dumps(message.payload)
-        event_id, text = str(message.payload["id"]), body.decode()
-        now = datetime.now(UTC)
+        body, event_id, now = message.payload_json, event_id_of(message.key), int(time.time())
         headers = {"Content-Type": "application/json", "webhook-id": event_id,
-                   "webhook-timestamp": str(int(now.timestamp())),
-                   "webhook-signature": " ".join(signer.sign(event_id, now, text)
+                   "webhook-timestamp": str(now),
+                   "webhook-signature": " ".join(signer.sign_body(event_id, now, body)
                                                  for signer in signers)}
         try:
             answer = await self.client.post(url, headers, body)

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol, TypeVar
+
+import orjson
 
 from gateway.domain.reconcile import Match
 from gateway.domain.records import (
@@ -169,11 +172,14 @@ class OutboxMessage:
     key: str
     destination: str
     kind: str
-    payload: Mapping[str, Any]
+    payload_json: bytes  # as stored: an event is sent as it is, without parsing it
     fo_id: str | None
     attempts: int
     created_at: str
-    payload_json: bytes = b""  # the payload as stored, to send without encoding it again
+
+    @cached_property
+    def payload(self) -> Mapping[str, Any]:
+        return orjson.loads(self.payload_json)
 
 
 class Transaction(Protocol):

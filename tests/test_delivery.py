@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import threading
+import time
 
 import pytest
 from aiohttp import web
@@ -190,3 +191,45 @@ async def test_pythons_http_server_and_aiohttp_are_answered_every_time(aiohttp_s
         client.close()
         threaded.shutdown()
         threaded.server_close()
+
+
+class AnswersAfter(asyncio.Protocol):
+    """Answers each request after `delay` seconds (never, when None)."""
+
+    delay: float | None = None
+    connections = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        AnswersAfter.connections += 1
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if AnswersAfter.delay is not None:
+            asyncio.get_running_loop().call_later(
+                AnswersAfter.delay, lambda: self.transport.is_closing()
+                or self.transport.write(ANSWER))  # type: ignore[attr-defined]
+
+
+async def test_an_answer_that_does_not_come_times_out_and_its_connection_is_dropped() -> None:
+    """The time-out holds without a timer per request: one sweeper fails what is overdue,
+    within a tenth of the time-out. A connection that timed out is never reused (its late
+    answer would be taken for the next request's)."""
+    AnswersAfter.connections, AnswersAfter.delay = 0, None
+    server = await asyncio.get_running_loop().create_server(AnswersAfter, "127.0.0.1", 0)
+    url = URL(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/events")
+    client = DeliveryClient(timeout_seconds=0.5, user_agent="test")
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="no answer within 0.5 s"):
+            await client.post(url, {"webhook-id": "evt_1"}, b"{}")
+        took = time.monotonic() - started
+        assert 0.5 <= took < 0.5 * 1.1 + 0.2, took
+        # Answers within the time-out are taken as before; the timed-out connection is not.
+        AnswersAfter.delay = 0.2
+        for _ in range(3):
+            assert (await client.post(url, {"webhook-id": "evt_2"}, b"{}")).status == 204
+        assert AnswersAfter.connections == 2
+    finally:
+        client.close()
+        server.close()
+        await server.wait_closed()

@@ -382,6 +382,5 @@ def _inbox_event(r: Any) -> InboxEvent:
 
 def _outbox_message(r: Any) -> OutboxMessage:
     return OutboxMessage(id=r["id"], key=r["key"], destination=r["destination"],
-                         kind=r["kind"], payload=from_json(r["payload"]), fo_id=r["fo_id"],
-                         attempts=r["attempts"], created_at=r["created_at"],
-                         payload_json=r["payload"].encode())
+                         kind=r["kind"], payload_json=r["payload"].encode(), fo_id=r["fo_id"],
+                         attempts=r["attempts"], created_at=r["created_at"])

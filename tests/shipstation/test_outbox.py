@@ -6,9 +6,12 @@ outbound behaviour, on the fake type, is in tests/test_outbound.py and test_cont
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from gateway.errors import OperationUnsupported
 from storage import OutboxMessage
@@ -132,7 +135,7 @@ async def test_a_resent_push_is_absorbed_by_the_order_key(gw: ShipStationGateway
              "lines": [{"line_id": "1", "sku": SKU, "quantity": 1}], "ship_to": {},
              "partner_fields": {}}
     message = OutboxMessage(id=1, key="push_order:fo_same", destination="connector:shipstation",
-                            kind="push_order", payload=order, fo_id="fo_same", attempts=0,
+                            kind="push_order", payload_json=orjson.dumps(order), fo_id="fo_same", attempts=0,
                             created_at=order["created_at"])
     first = await connector.perform("push_order", message)
     again = await connector.perform("push_order", message)
@@ -143,10 +146,13 @@ async def test_a_resent_push_is_absorbed_by_the_order_key(gw: ShipStationGateway
     third = await connector.perform("push_order", message)
     assert third["partner_order_id"] == first["partner_order_id"] and third["already"]
     # The same for a cancel repeated after it landed.
-    order["fulfillment_order_id"], order["order_number"] = "fo_other", "R2"
-    await connector.perform("push_order", message)
-    await connector.perform("cancel_order", message)
-    assert (await connector.perform("cancel_order", message))["order_status"] == "cancelled"
+    other = dataclasses.replace(message, key="push_order:fo_other", fo_id="fo_other",
+                                payload_json=orjson.dumps(
+                                    order | {"fulfillment_order_id": "fo_other",
+                                             "order_number": "R2"}))
+    await connector.perform("push_order", other)
+    await connector.perform("cancel_order", other)
+    assert (await connector.perform("cancel_order", other))["order_status"] == "cancelled"
     unsupported = await gw.call("GET", "/api/v1/connectors")
     assert "push_inventory" not in unsupported["items"][0]["operations"]
     try:
