@@ -132,15 +132,17 @@ async def record_shipments(tx: Transaction, shipments: Iterable[Shipment], at: s
         if not supersedes(incoming, old):
             outcome.ignored.append(incoming.external_id)
             continue
-        shipment_id = old.id if old and old.id else new_id("shp")
+        # A new id has nothing stored under it: nothing to replace, no earlier match.
+        new = old is None or not old.id
+        shipment_id = new_id("shp") if new else old.id
         shipment = Shipment(**{**incoming.__dict__, "id": shipment_id})
-        await tx.save_shipment(shipment, at)
-        previous = (await tx.matches_of_shipments([shipment_id]))[shipment_id]
-        if await tx.get_match_rule(shipment_id) == "manual":
+        await tx.save_shipment(shipment, at, new=new)
+        previous = [] if new else (await tx.matches_of_shipments([shipment_id]))[shipment_id]
+        if not new and await tx.get_match_rule(shipment_id) == "manual":
             match = Match(tuple(previous), rule="manual")
         else:
             match = await _match(tx, shipment)
-        await tx.set_match(shipment_id, match, at)
+        await tx.set_match(shipment_id, match, at, new=new)
         outcome.recorded.append(shipment_id)
         outcome.matches[shipment_id] = match
         if not match.matched and shipment.status != "voided":

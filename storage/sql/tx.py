@@ -177,7 +177,7 @@ class SqlTransaction(StockTransaction):
             f"SELECT * FROM shipment_records WHERE id IN ({placeholders(ids)})", ids)
         return [_shipment_from_row(r) for r in rows]
 
-    async def save_shipment(self, shipment: Shipment, at: str) -> str:
+    async def save_shipment(self, shipment: Shipment, at: str, new: bool = False) -> str:
         if shipment.id is None:
             raise ValueError("save_shipment needs the shipment's gateway id")
         await self.db.execute(
@@ -194,27 +194,35 @@ class SqlTransaction(StockTransaction):
              shipment.status, shipment.carrier, shipment.service,
              to_json(list(shipment.tracking_numbers)), shipment.tracking_url, shipment.shipped_at,
              shipment.partner_updated_at, at, at))
-        await self.db.execute("DELETE FROM shipment_lines WHERE shipment_id = ?", (shipment.id,))
+        if not new:
+            await self.db.execute("DELETE FROM shipment_lines WHERE shipment_id = ?",
+                                  (shipment.id,))
         await self.db.executemany(
             "INSERT INTO shipment_lines (shipment_id, position, sku, quantity, partner_line_id)"
             " VALUES (?,?,?,?,?)",
             [(shipment.id, i, ln.sku, ln.quantity, ln.partner_line_id)
              for i, ln in enumerate(shipment.lines)])
-        await self.db.execute("DELETE FROM shipment_refs WHERE shipment_id = ?", (shipment.id,))
+        if not new:
+            await self.db.execute("DELETE FROM shipment_refs WHERE shipment_id = ?",
+                                  (shipment.id,))
         await self.db.executemany(
             "INSERT INTO shipment_refs (shipment_id, kind, value) VALUES (?,?,?)"
             " ON CONFLICT DO NOTHING",
             [(shipment.id, r.kind, r.value) for r in shipment.order_refs])
-        await self.db.execute("DELETE FROM shipment_tracking WHERE shipment_id = ?",
-                              (shipment.id,))
+        if not new:
+            await self.db.execute("DELETE FROM shipment_tracking WHERE shipment_id = ?",
+                                  (shipment.id,))
         await self.db.executemany(
             "INSERT INTO shipment_tracking (tracking_number, shipment_id) VALUES (?,?)"
             " ON CONFLICT DO NOTHING",
             [(t, shipment.id) for t in dict.fromkeys(shipment.tracking_numbers) if t])
         return shipment.id
 
-    async def set_match(self, shipment_id: str, match: Match, at: str) -> None:
-        await self.db.execute("DELETE FROM shipment_matches WHERE shipment_id = ?", (shipment_id,))
+    async def set_match(self, shipment_id: str, match: Match, at: str,
+                        new: bool = False) -> None:
+        if not new:
+            await self.db.execute("DELETE FROM shipment_matches WHERE shipment_id = ?",
+                                  (shipment_id,))
         await self.db.executemany(
             "INSERT INTO shipment_matches (shipment_id, fo_id) VALUES (?,?)",
             [(shipment_id, fo_id) for fo_id in match.fo_ids])
