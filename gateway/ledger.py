@@ -96,8 +96,7 @@ async def refresh(tx: Transaction, fo_ids: Iterable[str], shipment_ids: Iterable
     outcome.shipment_fos |= {sid: list(fo_ids) for sid, fo_ids in matches.items()}
     allocations, overshipped = allocate(
         fulfillment_orders, [(s, matches.get(s.id or "", [])) for s in shipments])
-    before = await tx.allocation_pairs(fos, sids)
-    await tx.replace_allocations(fos, sids, allocations, overshipped)
+    before = await tx.replace_allocations(fos, sids, allocations, overshipped)
     for a in allocations:
         if (a.shipment_id, a.fo_id) not in before:
             outcome.newly_allocated.setdefault((a.shipment_id, a.fo_id), []).append(

@@ -148,13 +148,17 @@ class SqlTransaction(StockTransaction):
 
     async def fulfillment_orders_by_ref(
             self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+        wanted = sorted(set(keys))
         found: dict[tuple[str, str], list[str]] = {}
-        for kind, value in set(keys):
-            rows = await self._all(
-                "SELECT fo_id FROM fulfillment_order_refs WHERE kind = ? AND value = ?"
-                " ORDER BY fo_id", (kind, value))
-            if rows:
-                found[(kind, value)] = [r["fo_id"] for r in rows]
+        if not wanted:
+            return found
+        # One statement for every key (each term a lookup on the primary key's index).
+        rows = await self._all(
+            "SELECT kind, value, fo_id FROM fulfillment_order_refs WHERE "
+            + " OR ".join(["(kind = ? AND value = ?)"] * len(wanted)) + " ORDER BY fo_id",
+            [part for key in wanted for part in key])
+        for r in rows:
+            found.setdefault((r["kind"], r["value"]), []).append(r["fo_id"])
         return found
 
     async def cancel_fulfillment_order(self, fo_id: str, at: str) -> None:
@@ -274,14 +278,16 @@ class SqlTransaction(StockTransaction):
 
     async def replace_allocations(self, fo_ids: Iterable[str], shipment_ids: Iterable[str],
                                   allocations: Sequence[Allocation],
-                                  overshipped: Mapping[str, Mapping[str, int]]) -> None:
+                                  overshipped: Mapping[str, Mapping[str, int]]
+                                  ) -> set[tuple[str, str]]:
+        """Returns (shipment id, FO id) of every allocation these FOs and shipments had."""
         fos, sids = list(set(fo_ids)), list(set(shipment_ids))
-        if fos:
-            await self.db.execute(
-                f"DELETE FROM allocations WHERE fo_id IN ({placeholders(fos)})", fos)
+        where = [f"fo_id IN ({placeholders(fos)})"] if fos else []
+        where += [f"shipment_id IN ({placeholders(sids)})"] if sids else []
+        before = {(r["shipment_id"], r["fo_id"]) for r in await self._all(
+            f"DELETE FROM allocations WHERE {' OR '.join(where)} RETURNING shipment_id, fo_id",
+            [*fos, *sids])} if where else set()
         if sids:
-            await self.db.execute(
-                f"DELETE FROM allocations WHERE shipment_id IN ({placeholders(sids)})", sids)
             await self.db.executemany(
                 "UPDATE shipments SET overshipped = ? WHERE id = ?",
                 [(to_json(dict(overshipped.get(s, {}))), s) for s in sids])
@@ -289,6 +295,7 @@ class SqlTransaction(StockTransaction):
             "INSERT INTO allocations (shipment_id, fo_id, line_id, sku, quantity)"
             " VALUES (?,?,?,?,?)",
             [(a.shipment_id, a.fo_id, a.line_id, a.sku, a.quantity) for a in allocations])
+        return before
 
     async def set_fulfillment_order_status(self, fo_id: str, old: str, new: str, at: str,
                                            detail: Mapping[str, Any]) -> None:
@@ -313,18 +320,6 @@ class SqlTransaction(StockTransaction):
         await self.db.execute(
             "UPDATE inbox_events SET status = 'processed', processed_at = ?, last_error = NULL"
             f" WHERE status = 'pending' AND id IN ({placeholders(ids)})", (at, *ids))
-
-    async def allocation_pairs(self, fo_ids: Iterable[str],
-                               shipment_ids: Iterable[str]) -> set[tuple[str, str]]:
-        """(shipment id, FO id) of every allocation touching these FOs or shipments."""
-        fos, sids = list(set(fo_ids)), list(set(shipment_ids))
-        if not fos and not sids:
-            return set()
-        rows = await self._all(
-            "SELECT DISTINCT shipment_id, fo_id FROM allocations"
-            f" WHERE fo_id IN ({placeholders(fos)}) OR shipment_id IN ({placeholders(sids)})",
-            [*fos, *sids])
-        return {(r["shipment_id"], r["fo_id"]) for r in rows}
 
     async def fulfillment_order_record(self, fo_id: str) -> dict[str, Any] | None:
         rows = await self._all("SELECT * FROM fulfillment_orders WHERE id = ?", (fo_id,))
