@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection
+from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
 from gateway import logs
+from gateway.domain.records import parse_iso
 from gateway.loops import cancel_all, sleep_until
 
 log = logs.get("gateway.claims")
@@ -84,7 +86,16 @@ class ClaimLoop(Generic[T]):
                 self.in_hand[item.id] = item
                 await self._take(item)
             if not items:
-                await sleep_until(await self._next_due(), self._wake)
+                await sleep_until(self._wait_for(await self._next_due()), self._wake)
+
+    def _wait_for(self, due: str | None) -> str | None:
+        """What to sleep until when nothing could be claimed. An item due already while work
+        is in hand is most likely one of ours (or waits behind one in its sequence): its
+        finishing wakes this loop, so that is not polled for (it was: a claim every 10 ms
+        while anything was in flight, 15 % of the gateway's CPU in a slow pipeline)."""
+        if due is not None and self.in_hand and parse_iso(due) <= datetime.now(UTC):
+            return None  # until woken (new work, or something finished), at most idle wait
+        return due
 
     async def _keep_leases(self) -> None:
         while True:
