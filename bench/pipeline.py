@@ -258,8 +258,8 @@ async def main() -> None:
                         help="rates to try after the main run, comma-separated ('' for none)")
     parser.add_argument("--ceiling-seconds", type=float, default=6.0)
     parser.add_argument("--sample-every", type=int, default=100)
-    parser.add_argument("--worker-concurrency", type=int, default=4,
-                        help="[worker] concurrency of the gateway (its default: 4)")
+    parser.add_argument("--worker-concurrency", type=int, default=16,
+                        help="[worker] concurrency of the gateway (its default: 16)")
     args = parser.parse_args()
     pin(LOAD_CORE)
     work = Path(tempfile.mkdtemp(prefix="gateway-pipeline-"))

@@ -100,7 +100,9 @@ class RetryConfig(Section):
 
 
 class WorkerConfig(Section):
-    concurrency: Count = 4
+    # Inbox events normalized at once: each may wait on a partner's answer (its rate budget
+    # paces the calls), so this hides the partner's latency, not the gateway's CPU.
+    concurrency: Count = 16
     batch_size: Count = 64
     # Processed inbox events older than this are deleted (daily); their delivery keys go
     # with them, so a duplicate older than this is stored again and, being idempotent,
