@@ -198,24 +198,19 @@ class SqlTransaction(StockTransaction):
              shipment.status, shipment.carrier, shipment.service,
              to_json(list(shipment.tracking_numbers)), shipment.tracking_url, shipment.shipped_at,
              shipment.partner_updated_at, at, at))
-        if not new:
-            await self.db.execute("DELETE FROM shipment_lines WHERE shipment_id = ?",
-                                  (shipment.id,))
+        if not new:  # what an earlier version stored goes; a new id has none
+            for table in ("shipment_lines", "shipment_refs", "shipment_tracking"):
+                await self.db.execute(f"DELETE FROM {table} WHERE shipment_id = ?",
+                                      (shipment.id,))
         await self.db.executemany(
             "INSERT INTO shipment_lines (shipment_id, position, sku, quantity, partner_line_id)"
             " VALUES (?,?,?,?,?)",
             [(shipment.id, i, ln.sku, ln.quantity, ln.partner_line_id)
              for i, ln in enumerate(shipment.lines)])
-        if not new:
-            await self.db.execute("DELETE FROM shipment_refs WHERE shipment_id = ?",
-                                  (shipment.id,))
         await self.db.executemany(
             "INSERT INTO shipment_refs (shipment_id, kind, value) VALUES (?,?,?)"
             " ON CONFLICT DO NOTHING",
             [(shipment.id, r.kind, r.value) for r in shipment.order_refs])
-        if not new:
-            await self.db.execute("DELETE FROM shipment_tracking WHERE shipment_id = ?",
-                                  (shipment.id,))
         await self.db.executemany(
             "INSERT INTO shipment_tracking (tracking_number, shipment_id) VALUES (?,?)"
             " ON CONFLICT DO NOTHING",
