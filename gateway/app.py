@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import os
 import secrets
@@ -249,12 +250,32 @@ async def serve(config: Config, *, first_poll_delay_seconds: float | None = None
     try:
         await runner.setup()
         await web.SockSite(runner, sock).start()
+        settle_garbage_collector()
         log.info("gateway.listening", host=config.server.host, port=sock.getsockname()[1])
         await until_stopped()
         log.info("gateway.stopping")
     finally:
         await runner.cleanup()
         sock.close()
+
+
+# Objects allocated between two young collections (Python's default: 700). Nearly everything a
+# request allocates dies by reference counting within the request; the cyclic collector only
+# finds what survived, so collecting less often costs no memory that matters.
+YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
+def settle_garbage_collector() -> None:
+    """Move what start-up made (modules, configuration, routes: ~75,000 objects) out of the
+    cyclic collector's reach, and let it run less often. Measured in bench/pipeline.py at
+    1,000 webhooks/s: with the defaults the collector took 7.5 % of the serving core, and each
+    full collection (one every 2-3 s) walked every start-up object, a 60-80 ms pause for every
+    request in flight; after this, a few young collections a second (1-2 ms together) and
+    no full collection in a 20 s run."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, older, oldest)
 
 
 def bind(host: str, port: int | None, port_key: str, host_key: str | None = None

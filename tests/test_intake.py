@@ -194,9 +194,9 @@ async def test_repeat_after_its_event_was_purged_is_stored_again(gw: GatewayUnde
 
 
 def test_load_that_lasts_is_one_burst_even_when_it_hovers_at_the_threshold(monkeypatch) -> None:
-    """The worker yields to intake during a burst, at most BURST_MAX_SECONDS. 1,000 webhooks/s
-    is right at the threshold: windows that fall just short used to start a new burst each
-    time, and the worker kept pausing for as long as the load lasted."""
+    """The worker yields to intake during a burst, at most BURST_MAX_SECONDS. Load right at
+    the threshold: windows that fall just short used to start a new burst each time, and the
+    worker kept pausing for as long as the load lasted."""
     from gateway import intake
 
     clock = [1000.0]
@@ -210,6 +210,26 @@ def test_load_that_lasts_is_one_burst_even_when_it_hovers_at_the_threshold(monke
     assert seen[0] and not any(seen[int(intake.BURST_MAX_SECONDS * 10) + 1:])
     clock[0] += intake.BURST_QUIET_SECONDS * 2  # a quiet spell; then a new burst is one
     committer._count(intake.BURST_EVENTS)
+    assert committer.busy()
+
+
+def test_a_steady_thousand_a_second_is_no_burst(monkeypatch) -> None:
+    """1,000 webhooks/s is what the whole pipeline is meant to keep up with: the worker must
+    not stop processing for it (it used to, for the first 3 s: 3,000 events behind)."""
+    from gateway import intake
+
+    clock = [1000.0]
+    monkeypatch.setattr(intake.time, "monotonic", lambda: clock[0])
+    committer = intake.GroupCommitter(storage=None)  # type: ignore[arg-type]
+    seen = []
+    for _ in range(500):  # 5 s, ten webhooks every 10 ms
+        committer._count(10)
+        seen.append(committer.busy())
+        clock[0] += 0.01
+    assert not any(seen)
+    for _ in range(10):  # then 5,000/s
+        committer._count(50)
+        clock[0] += 0.01
     assert committer.busy()
 
 
