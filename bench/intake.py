@@ -2,13 +2,14 @@
 
     python bench/intake.py [--requests N] [--connections C] [--seconds S] [--rounds R]
                            [--warmup-rounds W] [--status-samples K]
-                           [--backend sqlite|postgresql] [--replicas N]
+                           [--backend sqlite|postgresql] [--db-core load|server] [--replicas N]
 
 With `--backend postgresql` the gateway runs on a throwaway PostgreSQL server (fsync and
-synchronous_commit on, pinned to the servers' core), `--replicas N` of them behind the load
-(its connections split among them); it prints besides the database server's CPU time per
-webhook and the raw insert ceiling of that server (batched inserts, each batch committed), and
-from them how far replicas could scale before the database saturates.
+synchronous_commit on, pinned to the load's core, or with `--db-core server` to the servers'),
+`--replicas N` of them behind the load (its connections split among them); it prints besides
+the database server's CPU time per webhook and the raw insert ceiling of that server (batched
+inserts, each batch committed), and from them how far replicas could scale before the
+database saturates.
 
 Servers are pinned to core 0, the load generator to core 1. A first full round (by default)
 warms every server up and is not counted: the gateway's first burst also grows its WAL file
@@ -325,10 +326,11 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup-rounds", type=int, default=1)
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--db-core", choices=("server", "load"), default="server",
-                        help="PostgreSQL's core: the servers' (the gateway's), or the load's"
-                             " (as a database on its own host would leave the gateway's core"
-                             " to it)")
+    parser.add_argument("--db-core", choices=("server", "load"), default="load",
+                        help="PostgreSQL's core: the load's (the default: a database on its"
+                             " own host leaves the gateway's core to it, as the no-op's is"
+                             " left to it), or the servers' (the gateway and its database"
+                             " measured together on one core)")
     parser.add_argument("--replicas", type=int, default=1,
                         help="gateway processes on the one database (postgresql only)")
     args = parser.parse_args()
