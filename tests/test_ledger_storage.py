@@ -241,6 +241,41 @@ async def test_checkpoints_run_beside_the_writer(tmp_path: Path) -> None:
     assert not wal.exists() or wal.stat().st_size == 0  # close() truncates the WAL
 
 
+async def test_an_fo_view_is_one_committed_state_when_a_commit_lands_inside_it(
+        tmp_path: Path) -> None:
+    """The view's statements run in one read transaction (in one trip to the connection's
+    thread): a commit between two of them shows in neither, and in the next view whole."""
+    storage = await open_sqlite(tmp_path)
+    try:
+        async with storage.transaction() as tx:
+            await tx.create_fulfillment_order(new_fo("fo_1", 1, number="1001"))
+        other = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None,
+                                check_same_thread=False)  # used in the views thread
+        landed = []
+
+        def between(statement: str) -> None:  # as the view's refs statement starts
+            if "FROM fulfillment_order_refs" in statement and not landed:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("UPDATE fulfillment_orders SET status = 'cancelled'")
+                other.execute("INSERT INTO fulfillment_order_refs (fo_id, kind, value)"
+                              " VALUES ('fo_1', 'order_key', 'late')")
+                other.execute("COMMIT")
+                landed.append(statement)
+
+        views = storage.views  # its sqlite3 connection is used only in its own thread
+        await views._execute(lambda: views._conn.set_trace_callback(between))
+        view = await storage.fulfillment_order_view("fo_1")
+        assert landed
+        assert view.status == "unfulfilled"
+        assert [r.value for r in view.external_refs] == ["1001"]
+        view = await storage.fulfillment_order_view("fo_1")
+        assert view.status == "cancelled"
+        assert sorted(r.value for r in view.external_refs) == ["1001", "late"]
+        other.close()
+    finally:
+        await storage.close()
+
+
 async def test_late_outcomes_never_overwrite_newer_ones(open_storage, tmp_path: Path) -> None:
     from storage import NewInboxEvent
 

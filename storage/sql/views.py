@@ -58,22 +58,27 @@ def snapshot(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]
     async def read_in_snapshot(self: SqlViews, *args: Any, **kwargs: Any) -> T:
         if snapshot_connection.get() is not None:  # already inside one
             return await method(self, *args, **kwargs)
-        async with self._snapshot() as db:
-            token = snapshot_connection.set(db)
-            try:
-                return await method(self, *args, **kwargs)
-            finally:
-                snapshot_connection.reset(token)
+        return await self._in_snapshot(lambda: method(self, *args, **kwargs))
 
     return read_in_snapshot
 
 
 class SqlViews(StockViews):
-    """Mixed into a backend's storage class, which provides `_snapshot` (a read transaction
-    on a connection of its own, yielding that connection) and `_read`."""
+    """Mixed into a backend's storage class, which provides `_read` and either `_snapshot`
+    (a read transaction on a connection of its own, yielding that connection) or its own
+    `_in_snapshot`."""
 
     def _snapshot(self) -> AbstractAsyncContextManager[SqlConnection]:
         raise NotImplementedError
+
+    async def _in_snapshot(self, read: Callable[[], Awaitable[T]]) -> T:
+        """Run `read` in one read transaction, its `_read`s on that transaction's connection."""
+        async with self._snapshot() as db:
+            token = snapshot_connection.set(db)
+            try:
+                return await read()
+            finally:
+                snapshot_connection.reset(token)
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         raise NotImplementedError
