@@ -13,7 +13,7 @@ depth and pending outbox) at the end of the sending and its growth over the run,
 run's ratio against the offered rate. Then it raises the rate in short steps to find the
 ceiling: the highest rate at which the backlog does not grow and events keep up.
 
-    python3 dev.py bench pipeline [--rate 1000] [--seconds 30] [--ceiling 1500,2000,3000,4000]
+    python3 dev.py bench pipeline [--rate 1000] [--seconds 30] [--ceiling 500,750,1000,1500,2000]
 """
 
 from __future__ import annotations
@@ -254,8 +254,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--ceiling", default="1500,2000,3000,4000",
-                        help="rates to try after the main run, comma-separated ('' for none)")
+    parser.add_argument("--ceiling", default="500,750,1000,1500,2000",
+                        help="rates to try after the main run, rising, comma-separated ('' for"
+                             " none); from below the main rate, so a gateway that misses it still"
+                             " shows the rate it does keep up with")
     parser.add_argument("--ceiling-seconds", type=float, default=6.0)
     parser.add_argument("--sample-every", type=int, default=100)
     parser.add_argument("--worker-concurrency", type=int, default=16,
