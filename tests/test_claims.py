@@ -25,7 +25,10 @@ async def test_work_in_hand_is_not_polled_for_and_its_end_claims_again() -> None
         found, pending[:] = pending[:limit], pending[limit:]
         return found
 
+    asked_due: list[int] = []
+
     async def next_due() -> str | None:
+        asked_due.append(1)
         return now_iso()  # the held item: storage sees it pending, and due
 
     async def take(item: Item) -> None:
@@ -43,9 +46,11 @@ async def test_work_in_hand_is_not_polled_for_and_its_end_claims_again() -> None
     try:
         await asyncio.sleep(0.5)
         assert taken == [Item(1)]
-        # One claim took it, one found nothing more; then it waits (it polled every 10 ms,
-        # a claim query each, for as long as anything was in flight).
-        assert len(claims) == 2, claims
+        # One claim took it (fewer than it asked for: nothing more was claimable); then it
+        # waits (it polled every 10 ms, a claim query each, for as long as anything was in
+        # flight; later it claimed once more, finding nothing, before it waited).
+        assert len(claims) == 1, claims
+        assert not asked_due  # with work in hand, its end wakes the loop: storage not asked
         pending.append(Item(2))
         await loop.finished([1])  # recorded: released, and the loop claims again at once
         await asyncio.sleep(0.05)
