@@ -84,17 +84,17 @@ class ClaimLoop(Generic[T]):
                 self.in_hand[item.id] = item
                 await self._take(item)
             if len(items) < room:
-                await sleep_until(await self._sleep_until(), self._wake)
+                await sleep_until(await self._claim_again_at(), self._wake)
 
-    async def _sleep_until(self) -> str | None:
-        """When to claim again after a claim that found fewer than it asked for: nothing
-        else was claimable, and what becomes so wakes this loop (new work, or something
-        finished). Claiming again at once found nothing nearly every time (at 500 webhooks/s
-        a third of the claim queries, each a trip to the database). With work in hand, the
-        next item due is that work itself (pending, and due) or one waiting behind it in its
-        sequence: its finishing wakes the loop, so it is not polled for (it was: a claim every
-        10 ms while anything was in flight, 15 % of the gateway's CPU in a slow pipeline), and
-        storage is not asked. With nothing in hand, the next retry or delayed message is."""
+    async def _claim_again_at(self) -> str | None:
+        """After a claim that found fewer than it asked for, nothing else was claimable, and
+        what becomes so wakes this loop (new work, or something finished): claiming again at
+        once found nothing nearly every time (at 500 webhooks/s a third of the claim queries,
+        each a trip to the database). With work in hand, the next item due is that work
+        itself, or one waiting behind it in its sequence: its end wakes the loop, so neither
+        storage is asked nor the item polled for (it was: a claim every 10 ms while anything
+        was in flight, 15 % of the gateway's CPU in a slow pipeline). With nothing in hand,
+        the next retry or delayed message is asked for."""
         if self.in_hand:
             return None  # until woken, at most the idle wait
         return await self._next_due()
